@@ -1,0 +1,170 @@
+// node-addon-api binding for the C shim. Validation and policy live in TypeScript (src/kvm/);
+// this file only converts arguments, calls the shim and returns its value or -errno.
+#include <napi.h>
+
+#include <cstddef>
+#include <linux/kvm.h>
+
+#include "kvm_shim.h"
+
+namespace {
+
+uint64_t ToU64(const Napi::Value &v) {
+  bool lossless = true;
+  return v.As<Napi::BigInt>().Uint64Value(&lossless);
+}
+
+void *ToPtr(const Napi::Value &v) { return reinterpret_cast<void *>(static_cast<uintptr_t>(ToU64(v))); }
+
+// A mapping's address as a BigInt, or -errno as a (negative) BigInt.
+Napi::Value MappingResult(Napi::Env env, void *p, int err) {
+  if (p == nullptr) return Napi::BigInt::New(env, static_cast<int64_t>(-err));
+  return Napi::BigInt::New(env, static_cast<uint64_t>(reinterpret_cast<uintptr_t>(p)));
+}
+
+Napi::Value Open(const Napi::CallbackInfo &info) {
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  return Napi::Number::New(info.Env(), shim_open(path.c_str()));
+}
+
+Napi::Value Close(const Napi::CallbackInfo &info) {
+  return Napi::Number::New(info.Env(), shim_close(info[0].As<Napi::Number>().Int32Value()));
+}
+
+// ioctl(fd, request, arg?) for ioctls that take an integer argument or none.
+Napi::Value IoctlInt(const Napi::CallbackInfo &info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  unsigned long request = static_cast<unsigned long>(info[1].As<Napi::Number>().Int64Value());
+  unsigned long arg = info.Length() > 2 ? static_cast<unsigned long>(info[2].As<Napi::Number>().Int64Value()) : 0;
+  return Napi::Number::New(info.Env(), static_cast<double>(shim_ioctl_int(fd, request, arg)));
+}
+
+// ioctl(fd, request, bytes) for ioctls that read or fill a struct: the struct is the caller's
+// Uint8Array, laid out by src/kvm/structs.ts. No copy is made.
+Napi::Value IoctlBuffer(const Napi::CallbackInfo &info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  unsigned long request = static_cast<unsigned long>(info[1].As<Napi::Number>().Int64Value());
+  Napi::Uint8Array bytes = info[2].As<Napi::Uint8Array>();
+  return Napi::Number::New(info.Env(), static_cast<double>(shim_ioctl_ptr(fd, request, bytes.Data())));
+}
+
+Napi::Value SetUserMemoryRegion(const Napi::CallbackInfo &info) {
+  int r = shim_set_user_memory_region(
+      info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Uint32Value(),
+      info[2].As<Napi::Number>().Uint32Value(), static_cast<uint64_t>(info[3].As<Napi::Number>().Int64Value()),
+      static_cast<uint64_t>(info[4].As<Napi::Number>().Int64Value()), ToU64(info[5]));
+  return Napi::Number::New(info.Env(), r);
+}
+
+// The hot path: one call per VM exit. Kept free of allocation.
+Napi::Value Run(const Napi::CallbackInfo &info) {
+  return Napi::Number::New(info.Env(), shim_run(info[0].As<Napi::Number>().Int32Value()));
+}
+
+Napi::Value MmapAnonymous(const Napi::CallbackInfo &info) {
+  int err = 0;
+  void *p = shim_mmap_anonymous(static_cast<size_t>(info[0].As<Napi::Number>().Int64Value()), &err);
+  return MappingResult(info.Env(), p, err);
+}
+
+Napi::Value MmapFd(const Napi::CallbackInfo &info) {
+  int err = 0;
+  void *p = shim_mmap_fd(info[0].As<Napi::Number>().Int32Value(),
+                         static_cast<size_t>(info[1].As<Napi::Number>().Int64Value()), &err);
+  return MappingResult(info.Env(), p, err);
+}
+
+Napi::Value Munmap(const Napi::CallbackInfo &info) {
+  return Napi::Number::New(info.Env(),
+                           shim_munmap(ToPtr(info[0]), static_cast<size_t>(info[1].As<Napi::Number>().Int64Value())));
+}
+
+// An ArrayBuffer over memory the caller mapped: no copy, no finalizer. The mapping's owner
+// (Vm/Vcpu in src/vm/) unmaps it explicitly, after every thread has stopped using the view.
+Napi::Value ExternalBuffer(const Napi::CallbackInfo &info) {
+  return Napi::ArrayBuffer::New(info.Env(), ToPtr(info[0]),
+                                static_cast<size_t>(info[1].As<Napi::Number>().Int64Value()));
+}
+
+Napi::Value ThreadSelf(const Napi::CallbackInfo &info) {
+  return Napi::BigInt::New(info.Env(), shim_thread_self());
+}
+
+Napi::Value Kick(const Napi::CallbackInfo &info) {
+  return Napi::Number::New(info.Env(), shim_kick(ToPtr(info[0]), ToU64(info[1])));
+}
+
+#define EXPORT_CONSTANT(obj, name) obj.Set(#name, Napi::Number::New(env, static_cast<double>(name)))
+#define EXPORT_OFFSET(obj, type, field, key) \
+  obj.Set(key, Napi::Number::New(env, static_cast<double>(offsetof(type, field))))
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  static int handler_installed = shim_install_kick_handler();
+  (void)handler_installed;
+
+  exports.Set("open", Napi::Function::New(env, Open));
+  exports.Set("close", Napi::Function::New(env, Close));
+  exports.Set("ioctl", Napi::Function::New(env, IoctlInt));
+  exports.Set("ioctlBuffer", Napi::Function::New(env, IoctlBuffer));
+  exports.Set("setUserMemoryRegion", Napi::Function::New(env, SetUserMemoryRegion));
+  exports.Set("run", Napi::Function::New(env, Run));
+  exports.Set("mmapAnonymous", Napi::Function::New(env, MmapAnonymous));
+  exports.Set("mmapFd", Napi::Function::New(env, MmapFd));
+  exports.Set("munmap", Napi::Function::New(env, Munmap));
+  exports.Set("externalBuffer", Napi::Function::New(env, ExternalBuffer));
+  exports.Set("threadSelf", Napi::Function::New(env, ThreadSelf));
+  exports.Set("kick", Napi::Function::New(env, Kick));
+
+  // The ioctl request numbers, from the kernel headers this addon was built against.
+  Napi::Object ioctls = Napi::Object::New(env);
+  EXPORT_CONSTANT(ioctls, KVM_GET_API_VERSION);
+  EXPORT_CONSTANT(ioctls, KVM_CHECK_EXTENSION);
+  EXPORT_CONSTANT(ioctls, KVM_CREATE_VM);
+  EXPORT_CONSTANT(ioctls, KVM_GET_VCPU_MMAP_SIZE);
+  EXPORT_CONSTANT(ioctls, KVM_SET_TSS_ADDR);
+  EXPORT_CONSTANT(ioctls, KVM_SET_IDENTITY_MAP_ADDR);
+  EXPORT_CONSTANT(ioctls, KVM_CREATE_VCPU);
+  EXPORT_CONSTANT(ioctls, KVM_GET_REGS);
+  EXPORT_CONSTANT(ioctls, KVM_SET_REGS);
+  EXPORT_CONSTANT(ioctls, KVM_GET_SREGS);
+  EXPORT_CONSTANT(ioctls, KVM_SET_SREGS);
+  exports.Set("ioctls", ioctls);
+
+  // Struct sizes and kvm_run offsets, so tests can hold src/kvm/ to the kernel's ABI.
+  Napi::Object layout = Napi::Object::New(env);
+  layout.Set("sizeofKvmRegs", Napi::Number::New(env, sizeof(struct kvm_regs)));
+  layout.Set("sizeofKvmSregs", Napi::Number::New(env, sizeof(struct kvm_sregs)));
+  layout.Set("sizeofKvmSegment", Napi::Number::New(env, sizeof(struct kvm_segment)));
+  EXPORT_OFFSET(layout, struct kvm_run, immediate_exit, "runImmediateExit");
+  EXPORT_OFFSET(layout, struct kvm_run, exit_reason, "runExitReason");
+  EXPORT_OFFSET(layout, struct kvm_run, io.direction, "runIoDirection");
+  EXPORT_OFFSET(layout, struct kvm_run, io.size, "runIoSize");
+  EXPORT_OFFSET(layout, struct kvm_run, io.port, "runIoPort");
+  EXPORT_OFFSET(layout, struct kvm_run, io.count, "runIoCount");
+  EXPORT_OFFSET(layout, struct kvm_run, io.data_offset, "runIoDataOffset");
+  EXPORT_OFFSET(layout, struct kvm_run, mmio.phys_addr, "runMmioPhysAddr");
+  EXPORT_OFFSET(layout, struct kvm_run, mmio.data, "runMmioData");
+  EXPORT_OFFSET(layout, struct kvm_run, mmio.len, "runMmioLen");
+  EXPORT_OFFSET(layout, struct kvm_run, mmio.is_write, "runMmioIsWrite");
+  EXPORT_OFFSET(layout, struct kvm_run, fail_entry.hardware_entry_failure_reason, "runFailEntryReason");
+  EXPORT_OFFSET(layout, struct kvm_run, fail_entry.cpu, "runFailEntryCpu");
+  EXPORT_OFFSET(layout, struct kvm_run, internal.suberror, "runInternalSuberror");
+  EXPORT_OFFSET(layout, struct kvm_run, internal.ndata, "runInternalNdata");
+  EXPORT_OFFSET(layout, struct kvm_run, internal.data, "runInternalData");
+  EXPORT_OFFSET(layout, struct kvm_run, hw.hardware_exit_reason, "runHwExitReason");
+  EXPORT_OFFSET(layout, struct kvm_regs, rip, "regsRip");
+  EXPORT_OFFSET(layout, struct kvm_regs, rflags, "regsRflags");
+  EXPORT_OFFSET(layout, struct kvm_sregs, cs, "sregsCs");
+  EXPORT_OFFSET(layout, struct kvm_sregs, gdt, "sregsGdt");
+  EXPORT_OFFSET(layout, struct kvm_sregs, cr0, "sregsCr0");
+  EXPORT_OFFSET(layout, struct kvm_sregs, efer, "sregsEfer");
+  EXPORT_OFFSET(layout, struct kvm_sregs, apic_base, "sregsApicBase");
+  EXPORT_OFFSET(layout, struct kvm_sregs, interrupt_bitmap, "sregsInterruptBitmap");
+  exports.Set("layout", layout);
+  exports.Set("kickSignal", Napi::Number::New(env, shim_kick_signal()));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(tskvm, Init)

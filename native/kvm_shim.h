@@ -1,0 +1,43 @@
+/*
+ * The C shim: thin wrappers around open/ioctl/mmap/pthread_kill on /dev/kvm and its VM and vCPU
+ * fds. Each returns a value or -errno; none holds policy or allocates beyond what the call needs.
+ */
+#ifndef TSKVM_KVM_SHIM_H
+#define TSKVM_KVM_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+int shim_open(const char *path);
+int shim_close(int fd);
+/* An ioctl whose argument is an integer (or nothing): KVM_GET_API_VERSION, KVM_CREATE_VM, ... */
+long shim_ioctl_int(int fd, unsigned long request, unsigned long arg);
+/* An ioctl whose argument points to a struct the caller owns. */
+long shim_ioctl_ptr(int fd, unsigned long request, void *arg);
+int shim_set_user_memory_region(int vm_fd, uint32_t slot, uint32_t flags, uint64_t guest_phys_addr,
+                                uint64_t memory_size, uint64_t userspace_addr);
+/* KVM_RUN: 0, or -errno (-EINTR when kicked). Blocks the calling thread while the guest runs. */
+int shim_run(int vcpu_fd);
+
+/* Anonymous shared memory for guest RAM: reserved, not committed (MAP_NORESERVE). */
+void *shim_mmap_anonymous(size_t size, int *err);
+/* The vCPU's struct kvm_run page(s). */
+void *shim_mmap_fd(int fd, size_t size, int *err);
+int shim_munmap(void *addr, size_t size);
+
+/* Installs the no-op kick signal handler once per process (without SA_RESTART). */
+int shim_install_kick_handler(void);
+uint64_t shim_thread_self(void);
+/* Kicks a vCPU thread out of KVM_RUN: immediate_exit first, so a kick between runs is not lost. */
+int shim_kick(void *kvm_run, uint64_t thread);
+int shim_kick_signal(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,84 @@
+/** Constants from <linux/kvm.h> that the TypeScript side needs by name. */
+
+/** The only stable KVM API version; KVM_GET_API_VERSION must return it. */
+export const KVM_API_VERSION = 12;
+
+// Exit reasons (kvm_run.exit_reason).
+export const KVM_EXIT_UNKNOWN = 0;
+export const KVM_EXIT_EXCEPTION = 1;
+export const KVM_EXIT_IO = 2;
+export const KVM_EXIT_HYPERCALL = 3;
+export const KVM_EXIT_DEBUG = 4;
+export const KVM_EXIT_HLT = 5;
+export const KVM_EXIT_MMIO = 6;
+export const KVM_EXIT_IRQ_WINDOW_OPEN = 7;
+export const KVM_EXIT_SHUTDOWN = 8;
+export const KVM_EXIT_FAIL_ENTRY = 9;
+export const KVM_EXIT_INTR = 10;
+export const KVM_EXIT_SET_TPR = 11;
+export const KVM_EXIT_TPR_ACCESS = 12;
+export const KVM_EXIT_NMI = 16;
+export const KVM_EXIT_INTERNAL_ERROR = 17;
+export const KVM_EXIT_SYSTEM_EVENT = 24;
+
+export const KVM_EXIT_NAMES: Readonly<Record<number, string>> = {
+  [KVM_EXIT_UNKNOWN]: 'KVM_EXIT_UNKNOWN',
+  [KVM_EXIT_EXCEPTION]: 'KVM_EXIT_EXCEPTION',
+  [KVM_EXIT_IO]: 'KVM_EXIT_IO',
+  [KVM_EXIT_HYPERCALL]: 'KVM_EXIT_HYPERCALL',
+  [KVM_EXIT_DEBUG]: 'KVM_EXIT_DEBUG',
+  [KVM_EXIT_HLT]: 'KVM_EXIT_HLT',
+  [KVM_EXIT_MMIO]: 'KVM_EXIT_MMIO',
+  [KVM_EXIT_IRQ_WINDOW_OPEN]: 'KVM_EXIT_IRQ_WINDOW_OPEN',
+  [KVM_EXIT_SHUTDOWN]: 'KVM_EXIT_SHUTDOWN',
+  [KVM_EXIT_FAIL_ENTRY]: 'KVM_EXIT_FAIL_ENTRY',
+  [KVM_EXIT_INTR]: 'KVM_EXIT_INTR',
+  [KVM_EXIT_SET_TPR]: 'KVM_EXIT_SET_TPR',
+  [KVM_EXIT_TPR_ACCESS]: 'KVM_EXIT_TPR_ACCESS',
+  [KVM_EXIT_NMI]: 'KVM_EXIT_NMI',
+  [KVM_EXIT_INTERNAL_ERROR]: 'KVM_EXIT_INTERNAL_ERROR',
+  [KVM_EXIT_SYSTEM_EVENT]: 'KVM_EXIT_SYSTEM_EVENT',
+};
+
+// kvm_run.io.direction
+export const KVM_EXIT_IO_IN = 0;
+export const KVM_EXIT_IO_OUT = 1;
+
+// kvm_run.internal.suberror
+export const KVM_INTERNAL_ERROR_EMULATION = 1;
+export const KVM_INTERNAL_ERROR_SIMUL_EX = 2;
+export const KVM_INTERNAL_ERROR_DELIVERY_EV = 3;
+export const KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON = 4;
+
+export const KVM_INTERNAL_ERROR_NAMES: Readonly<Record<number, string>> = {
+  [KVM_INTERNAL_ERROR_EMULATION]: 'instruction emulation failed',
+  [KVM_INTERNAL_ERROR_SIMUL_EX]: 'exception raised while delivering an exception',
+  [KVM_INTERNAL_ERROR_DELIVERY_EV]: 'event delivery failed',
+  [KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON]: 'unexpected hardware exit reason',
+};
+
+// Capabilities (KVM_CHECK_EXTENSION) tskvm relies on.
+export const KVM_CAP_USER_MEMORY = 3;
+export const KVM_CAP_SET_TSS_ADDR = 4;
+export const KVM_CAP_NR_VCPUS = 9;
+export const KVM_CAP_MAX_VCPUS = 66;
+export const KVM_CAP_IMMEDIATE_EXIT = 136;
+
+/**
+ * Where KVM keeps the three pages it needs for real-mode emulation on Intel (the TSS for
+ * vm86-style entry): just below the BIOS at 4 GiB, where QEMU and kvmtool put it.
+ */
+export const KVM_TSS_ADDRESS = 0xfffbd000;
+
+// errno values the KVM layer tells apart.
+export const EPERM = 1;
+export const ENOENT = 2;
+export const EINTR = 4;
+export const EAGAIN = 11;
+export const ENOMEM = 12;
+export const EACCES = 13;
+export const EFAULT = 14;
+export const EBUSY = 16;
+export const ENODEV = 19;
+export const EINVAL = 22;
+export const ENXIO = 6;

@@ -1,0 +1,88 @@
+/**
+ * KvmError: a failed KVM call, with the errno and the call that failed, and a message that says
+ * what to do about it. Codes: ENOKVM (no /dev/kvm), EKVMACCESS (no permission), EKVMAPI (API
+ * version mismatch), EKVMCAP (a capability tskvm needs is missing), EKVM (any other failure).
+ */
+import os from 'node:os';
+import { EACCES, ENODEV, ENOENT, ENXIO, EPERM } from './constants.js';
+
+export type KvmErrorCode = 'ENOKVM' | 'EKVMACCESS' | 'EKVMAPI' | 'EKVMCAP' | 'EKVM';
+
+export class KvmError extends Error {
+  override readonly name = 'KvmError';
+  readonly code: KvmErrorCode;
+  /** Positive errno, or 0 when the failure was not a syscall error (e.g. API mismatch). */
+  readonly errno: number;
+  /** The syscall or ioctl that failed, e.g. `open /dev/kvm` or `KVM_CREATE_VM`. */
+  readonly syscall: string;
+
+  constructor(code: KvmErrorCode, syscall: string, errno: number, message: string) {
+    super(message);
+    this.code = code;
+    this.errno = errno;
+    this.syscall = syscall;
+  }
+
+  /** An error for a call that returned -errno, with the remedy that errno calls for. */
+  static fromErrno(syscall: string, negErrno: number, context = ''): KvmError {
+    const errno = Math.abs(negErrno);
+    const what = `${syscall} failed: ${errnoName(errno)}${context ? ` (${context})` : ''}`;
+    return new KvmError('EKVM', syscall, errno, what);
+  }
+
+  /** open("/dev/kvm") failed: explain why the host cannot run VMs and how to fix it. */
+  static fromOpen(devicePath: string, negErrno: number): KvmError {
+    const errno = Math.abs(negErrno);
+    if (errno === ENOENT || errno === ENODEV || errno === ENXIO) {
+      return new KvmError(
+        'ENOKVM',
+        `open ${devicePath}`,
+        errno,
+        `${devicePath} is not available (${errnoName(errno)}): this host cannot run KVM guests. ` +
+          'Enable virtualisation (VT-x/AMD-V) in the firmware and load the module (`modprobe kvm_intel` or `modprobe kvm_amd`); ' +
+          'inside a VM, turn on nested virtualisation in the host (e.g. `kvm_intel nested=1`).',
+      );
+    }
+    if (errno === EACCES || errno === EPERM) {
+      const user = safeUserName();
+      return new KvmError(
+        'EKVMACCESS',
+        `open ${devicePath}`,
+        errno,
+        `permission denied opening ${devicePath}: add your user to the kvm group ` +
+          `(\`sudo usermod -aG kvm ${user}\`, then log in again) or run as a user who can read and write it.`,
+      );
+    }
+    return KvmError.fromErrno(`open ${devicePath}`, negErrno);
+  }
+
+  static apiMismatch(version: number, expected: number): KvmError {
+    return new KvmError(
+      'EKVMAPI',
+      'KVM_GET_API_VERSION',
+      0,
+      `KVM API version ${version} is not supported (tskvm needs ${expected}): the kernel's KVM is too old or too new for this build; update the kernel or tskvm.`,
+    );
+  }
+
+  static missingCapability(name: string, why: string): KvmError {
+    return new KvmError('EKVMCAP', 'KVM_CHECK_EXTENSION', 0, `the host's KVM lacks ${name}, which tskvm needs for ${why}; a newer kernel is required.`);
+  }
+}
+
+function safeUserName(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return '$USER';
+  }
+}
+
+const ERRNO_NAMES: Readonly<Record<number, string>> = Object.fromEntries(
+  Object.entries(os.constants.errno).map(([name, value]) => [value, name]),
+);
+
+/** `ENOMEM (errno 12)`, the way strace would name it. */
+export function errnoName(errno: number): string {
+  return `${ERRNO_NAMES[errno] ?? 'errno'} (errno ${errno})`;
+}

@@ -1,0 +1,121 @@
+/**
+ * A zero-copy view of a vCPU's struct kvm_run (the page KVM_RUN fills in on every exit), and the
+ * decoding of an exit into a discriminated union, as rust-vmm's VcpuExit does.
+ */
+import {
+  KVM_EXIT_FAIL_ENTRY,
+  KVM_EXIT_HLT,
+  KVM_EXIT_INTERNAL_ERROR,
+  KVM_EXIT_INTR,
+  KVM_EXIT_IO,
+  KVM_EXIT_IO_OUT,
+  KVM_EXIT_MMIO,
+  KVM_EXIT_SHUTDOWN,
+} from './constants.js';
+
+// Offsets in struct kvm_run (x86-64); checked against the addon's offsetof() in the unit tests.
+export const KVM_RUN_IMMEDIATE_EXIT = 1;
+export const KVM_RUN_EXIT_REASON = 8;
+/** The exit-specific union starts here. */
+export const KVM_RUN_EXIT_UNION = 32;
+export const KVM_RUN_IO_DIRECTION = 32;
+export const KVM_RUN_IO_SIZE = 33;
+export const KVM_RUN_IO_PORT = 34;
+export const KVM_RUN_IO_COUNT = 36;
+export const KVM_RUN_IO_DATA_OFFSET = 40;
+export const KVM_RUN_MMIO_PHYS_ADDR = 32;
+export const KVM_RUN_MMIO_DATA = 40;
+export const KVM_RUN_MMIO_LEN = 48;
+export const KVM_RUN_MMIO_IS_WRITE = 52;
+export const KVM_RUN_FAIL_ENTRY_REASON = 32;
+export const KVM_RUN_FAIL_ENTRY_CPU = 40;
+export const KVM_RUN_INTERNAL_SUBERROR = 32;
+export const KVM_RUN_INTERNAL_NDATA = 36;
+export const KVM_RUN_INTERNAL_DATA = 40;
+export const KVM_RUN_HW_EXIT_REASON = 32;
+/** kvm_run.internal.data holds at most 16 u64s. */
+const KVM_INTERNAL_DATA_MAX = 16;
+/** kvm_run.mmio.data is 8 bytes. */
+export const KVM_MMIO_DATA_MAX = 8;
+
+export type IoDirection = 'in' | 'out';
+
+export type VcpuExit =
+  /** A port access. The data (size × count bytes) lives in the kvm_run page at dataOffset. */
+  | { readonly kind: 'io'; readonly direction: IoDirection; readonly size: 1 | 2 | 4; readonly port: number; readonly count: number; readonly dataOffset: number }
+  /** A guest-physical access outside every memory slot. The data lives at KVM_RUN_MMIO_DATA. */
+  | { readonly kind: 'mmio'; readonly physAddr: number; readonly len: number; readonly isWrite: boolean }
+  | { readonly kind: 'hlt' }
+  /** Triple fault: the CPU shut down. */
+  | { readonly kind: 'shutdown' }
+  /** KVM_RUN returned because a signal arrived (the vCPU was kicked). */
+  | { readonly kind: 'intr' }
+  | { readonly kind: 'internal-error'; readonly suberror: number; readonly data: readonly bigint[] }
+  | { readonly kind: 'fail-entry'; readonly hardwareEntryFailureReason: bigint; readonly cpu: number }
+  | { readonly kind: 'unknown'; readonly exitReason: number; readonly hardwareExitReason: bigint };
+
+export class KvmRun {
+  readonly bytes: Uint8Array;
+  private readonly view: DataView;
+
+  constructor(buffer: ArrayBuffer) {
+    this.bytes = new Uint8Array(buffer);
+    this.view = new DataView(buffer);
+  }
+
+  get exitReason(): number {
+    return this.view.getUint32(KVM_RUN_EXIT_REASON, true);
+  }
+
+  get immediateExit(): boolean {
+    return this.view.getUint8(KVM_RUN_IMMEDIATE_EXIT) !== 0;
+  }
+
+  set immediateExit(on: boolean) {
+    this.view.setUint8(KVM_RUN_IMMEDIATE_EXIT, on ? 1 : 0);
+  }
+
+  /** Decodes the exit that the last KVM_RUN reported. */
+  exit(): VcpuExit {
+    const v = this.view;
+    const reason = this.exitReason;
+    switch (reason) {
+      case KVM_EXIT_IO:
+        return {
+          kind: 'io',
+          direction: v.getUint8(KVM_RUN_IO_DIRECTION) === KVM_EXIT_IO_OUT ? 'out' : 'in',
+          size: v.getUint8(KVM_RUN_IO_SIZE) as 1 | 2 | 4,
+          port: v.getUint16(KVM_RUN_IO_PORT, true),
+          count: v.getUint32(KVM_RUN_IO_COUNT, true),
+          dataOffset: Number(v.getBigUint64(KVM_RUN_IO_DATA_OFFSET, true)),
+        };
+      case KVM_EXIT_MMIO:
+        return {
+          kind: 'mmio',
+          physAddr: Number(v.getBigUint64(KVM_RUN_MMIO_PHYS_ADDR, true)),
+          len: v.getUint32(KVM_RUN_MMIO_LEN, true),
+          isWrite: v.getUint8(KVM_RUN_MMIO_IS_WRITE) !== 0,
+        };
+      case KVM_EXIT_HLT:
+        return { kind: 'hlt' };
+      case KVM_EXIT_SHUTDOWN:
+        return { kind: 'shutdown' };
+      case KVM_EXIT_INTR:
+        return { kind: 'intr' };
+      case KVM_EXIT_INTERNAL_ERROR: {
+        const ndata = Math.min(v.getUint32(KVM_RUN_INTERNAL_NDATA, true), KVM_INTERNAL_DATA_MAX);
+        const data: bigint[] = [];
+        for (let i = 0; i < ndata; i++) data.push(v.getBigUint64(KVM_RUN_INTERNAL_DATA + i * 8, true));
+        return { kind: 'internal-error', suberror: v.getUint32(KVM_RUN_INTERNAL_SUBERROR, true), data };
+      }
+      case KVM_EXIT_FAIL_ENTRY:
+        return {
+          kind: 'fail-entry',
+          hardwareEntryFailureReason: v.getBigUint64(KVM_RUN_FAIL_ENTRY_REASON, true),
+          cpu: v.getUint32(KVM_RUN_FAIL_ENTRY_CPU, true),
+        };
+      default:
+        return { kind: 'unknown', exitReason: reason, hardwareExitReason: v.getBigUint64(KVM_RUN_HW_EXIT_REASON, true) };
+    }
+  }
+}
