@@ -1,0 +1,47 @@
+/**
+ * Sizes and durations as people type them on a command line: `--memory 16M`, `--timeout 1.5s`.
+ */
+import { UsageError } from './errors.js';
+
+const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
+
+/** Guest RAM is mapped and registered in whole pages. */
+export const MEMORY_GRANULE = 4096;
+/** The largest guest RAM accepted: well past what a tiny guest needs, well inside one KVM slot. */
+export const MEMORY_MAX = 64 * 2 ** 30;
+
+/**
+ * Parses a size: a number with an optional binary suffix K, M, G or T (KiB/KB/k... all mean
+ * powers of 1024) or B for bytes. A bare number is MiB, as with QEMU's -m and kvmtool's -m.
+ */
+export function parseSize(text: string, what = 'size'): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(?:([kKmMgGtT])(?:i?[bB])?|([bB]))?\s*$/.exec(text);
+  if (!m) throw new UsageError(`invalid ${what} '${text}': use a number with a suffix K, M or G, e.g. 16M (a bare number means MiB)`);
+  const unit = m[2] ? SIZE_UNITS[m[2].toUpperCase()]! : m[3] ? 1 : SIZE_UNITS.M!;
+  const bytes = Number(m[1]) * unit;
+  if (!Number.isSafeInteger(bytes)) throw new UsageError(`invalid ${what} '${text}': not a whole number of bytes`);
+  return bytes;
+}
+
+/** Parses and checks a guest memory size: whole pages, at least one, at most MEMORY_MAX. */
+export function parseMemorySize(text: string): number {
+  const bytes = parseSize(text, 'memory size');
+  if (bytes <= 0) throw new UsageError(`invalid memory size '${text}': guest memory must be larger than 0`);
+  if (bytes % MEMORY_GRANULE !== 0) throw new UsageError(`invalid memory size '${text}': guest memory must be a whole number of 4K pages`);
+  if (bytes > MEMORY_MAX) throw new UsageError(`invalid memory size '${text}': at most 64G of guest memory is supported`);
+  return bytes;
+}
+
+const DURATION_UNITS: Readonly<Record<string, number>> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+/** setTimeout's limit (2^31-1 ms, about 24.8 days). */
+export const DURATION_MAX_MS = 2 ** 31 - 1;
+
+/** Parses a duration: a number with ms, s, m or h; a bare number is seconds, as with timeout(1). */
+export function parseDuration(text: string, what = 'duration'): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
+  if (!m) throw new UsageError(`invalid ${what} '${text}': use a number with a unit ms, s, m or h, e.g. 10s or 500ms (a bare number means seconds)`);
+  const ms = Number(m[1]) * DURATION_UNITS[m[2] ?? 's']!;
+  if (ms <= 0) throw new UsageError(`invalid ${what} '${text}': it must be longer than 0`);
+  if (ms > DURATION_MAX_MS) throw new UsageError(`invalid ${what} '${text}': at most 24 days`);
+  return Math.ceil(ms);
+}

@@ -1,0 +1,45 @@
+/**
+ * The few words a vCPU's thread and the main thread share: a stop request, and the vCPU thread's
+ * pthread id so the main thread can kick it out of KVM_RUN.
+ *
+ * The kick protocol: the main thread stores STOP, then (if the vCPU thread has published its id)
+ * sets kvm_run.immediate_exit and signals the thread. The vCPU thread publishes its id before its
+ * first KVM_RUN and checks STOP before every KVM_RUN, so a stop is never lost: either it sees STOP,
+ * or it is in (or about to enter) KVM_RUN with immediate_exit set and the signal pending.
+ */
+import { native } from '../kvm/native.js';
+
+const STOP = 0;
+const CONTROL_INT32S = 2;
+const THREAD_OFFSET = 8; // BigInt64 after the int32 words
+
+export class VcpuControl {
+  private readonly words: Int32Array;
+  private readonly thread: BigInt64Array;
+
+  constructor(readonly buffer: SharedArrayBuffer = new SharedArrayBuffer(THREAD_OFFSET + 8)) {
+    this.words = new Int32Array(buffer, 0, CONTROL_INT32S);
+    this.thread = new BigInt64Array(buffer, THREAD_OFFSET, 1);
+  }
+
+  get stopRequested(): boolean {
+    return Atomics.load(this.words, STOP) !== 0;
+  }
+
+  /** Called by the vCPU thread before its first KVM_RUN. */
+  publishThread(): void {
+    Atomics.store(this.thread, 0, native().threadSelf());
+  }
+
+  /** Called by the vCPU thread once it no longer runs this vCPU. */
+  retractThread(): void {
+    Atomics.store(this.thread, 0, 0n);
+  }
+
+  /** Main thread: ask the vCPU to stop and kick it out of KVM_RUN. Safe to call repeatedly. */
+  requestStop(runAddr: bigint): void {
+    Atomics.store(this.words, STOP, 1);
+    const thread = Atomics.load(this.thread, 0);
+    if (thread !== 0n) native().kick(runAddr, thread);
+  }
+}

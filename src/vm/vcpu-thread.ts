@@ -1,0 +1,83 @@
+/**
+ * A worker thread that runs vCPUs, one job at a time. Idle threads are kept in a small pool,
+ * unref'd so they never hold the process open; a busy thread is ref'd, and is only released once
+ * its vCPU has left KVM_RUN and reported back.
+ */
+import { Worker } from 'node:worker_threads';
+import type { VcpuRunResult } from './vcpu-loop.js';
+
+export interface VcpuJob {
+  vcpuFd: number;
+  runAddr: bigint;
+  runSize: number;
+  memoryAddr: bigint;
+  memorySize: number;
+  serialTx: SharedArrayBuffer;
+  serialRx: SharedArrayBuffer;
+  control: SharedArrayBuffer;
+}
+
+export type VcpuThreadReply =
+  | { type: 'result'; result: VcpuRunResult }
+  | { type: 'error'; message: string; code: string | undefined; stack: string | undefined };
+
+/** Idle threads kept for reuse; more than this are terminated when released. */
+const MAX_IDLE_THREADS = 8;
+const idle: VcpuThread[] = [];
+const workerUrl = new URL('./vcpu-worker.js', import.meta.url);
+
+export class VcpuThread {
+  private readonly worker = new Worker(workerUrl);
+  private dead = false;
+
+  private constructor() {
+    this.worker.unref();
+    this.worker.on('exit', () => {
+      this.dead = true;
+    });
+  }
+
+  static acquire(): VcpuThread {
+    let thread: VcpuThread | undefined;
+    while ((thread = idle.pop()) && thread.dead);
+    return thread ?? new VcpuThread();
+  }
+
+  /** Runs one vCPU job to its end. */
+  run(job: VcpuJob): Promise<VcpuRunResult> {
+    this.worker.ref();
+    return new Promise<VcpuRunResult>((resolve, reject) => {
+      const settle = (): void => {
+        this.worker.off('message', onMessage);
+        this.worker.off('error', onError);
+        this.worker.off('exit', onExit);
+        this.worker.unref();
+      };
+      const onMessage = (reply: VcpuThreadReply): void => {
+        settle();
+        if (reply.type === 'result') return resolve(reply.result);
+        reject(Object.assign(new Error(reply.message), { code: reply.code, stack: reply.stack }));
+      };
+      const onError = (err: Error): void => {
+        settle();
+        this.dead = true;
+        reject(err);
+      };
+      const onExit = (code: number): void => {
+        settle();
+        reject(new Error(`vCPU thread exited with code ${code} during a run`));
+      };
+      this.worker.on('message', onMessage);
+      this.worker.on('error', onError);
+      this.worker.on('exit', onExit);
+      this.worker.postMessage(job);
+    });
+  }
+
+  /** Returns an idle thread to the pool (or ends it when the pool is full). */
+  release(): void {
+    if (this.dead) return;
+    if (idle.length < MAX_IDLE_THREADS) idle.push(this);
+    else void this.worker.terminate();
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * The vCPU thread's entry point. It receives one job at a time (a vCPU created by the main thread,
+ * guest memory, the serial rings and the control block), builds the board and runs the exit loop
+ * until the run ends, then reports back and waits for the next job: threads are pooled so that a
+ * VM per test case stays cheap.
+ */
+import { parentPort } from 'node:worker_threads';
+import { VcpuFd } from '../kvm/ioctls.js';
+import { createPcBoard, ringSerialHost } from './board.js';
+import { ByteRing } from './byte-ring.js';
+import { GuestMemory } from './guest-memory.js';
+import { VcpuControl } from './vcpu-control.js';
+import { runVcpu } from './vcpu-loop.js';
+import type { VcpuJob, VcpuThreadReply } from './vcpu-thread.js';
+
+if (!parentPort) throw new Error('vcpu-worker must run in a worker thread');
+const port = parentPort;
+
+port.on('message', (job: VcpuJob) => {
+  let reply: VcpuThreadReply;
+  try {
+    const vcpu = VcpuFd.attach(job.vcpuFd, job.runAddr, job.runSize);
+    const memory = GuestMemory.attach(job.memoryAddr, job.memorySize);
+    const board = createPcBoard(ringSerialHost(new ByteRing(job.serialTx), new ByteRing(job.serialRx)));
+    reply = { type: 'result', result: runVcpu(vcpu, memory, board, new VcpuControl(job.control)) };
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    reply = { type: 'error', message: e.message, code: e.code, stack: e.stack };
+  }
+  port.postMessage(reply);
+});
