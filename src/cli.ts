@@ -1,0 +1,224 @@
+/**
+ * The tskvm command line: parse, call the library, map the result to an exit status. stdout
+ * carries the guest's serial output and nothing else; every diagnostic goes to stderr.
+ */
+import { createReadStream } from 'node:fs';
+import { access, writeFile } from 'node:fs/promises';
+import { constants as osConstants } from 'node:os';
+import { Command, CommanderError, Option } from 'commander';
+import { TerminalEscapes } from './cli/terminal.js';
+import { UsageError } from './errors.js';
+import { KvmError } from './kvm/error.js';
+import { IMAGE_FORMATS, type FormatChoice } from './loader/image.js';
+import { DEFAULT_MEMORY, runGuest, type RunResult } from './run-guest.js';
+import { parseDuration, parseMemorySize } from './units.js';
+import type { SerialInput } from './vm/serial-bridge.js';
+
+/** Exit statuses (DESIGN.md's table). */
+export const EXIT_OK = 0;
+export const EXIT_HOST = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_TIMEOUT = 124;
+export const EXIT_CRASH = 125;
+const EXIT_SIGNAL_BASE = 128;
+
+interface RunOptions {
+  memory: string;
+  timeout?: string;
+  serialInput?: string;
+  format: FormatChoice;
+  resultJson?: string;
+}
+
+const HELP_AFTER = `
+Exit status:
+  v & 0xFF  the guest wrote v to the debug-exit port 0xF4
+  0         the guest halted with nothing to wake it, or reset itself (0xFE to port 0x64)
+  124       --timeout passed
+  125       the guest crashed (triple fault, KVM internal error, failed entry); stderr shows its registers
+  130, 143  stopped by SIGINT (Ctrl-C) or SIGTERM
+  2         bad usage or a bad image
+  1         this host cannot run KVM guests (stderr says what to do)
+
+The machine: flat binaries load at 0x10000 and start in real mode at 1000:0000 (kvmtool's
+convention); 512-byte images ending 0x55 0xAA are boot sectors, loaded at 0000:7C00 with DL=0x80.
+COM1 (a 16550A at 0x3F8) is wired to stdin/stdout. On a terminal, Ctrl-C stops the guest and
+Ctrl-A X quits (Ctrl-A Ctrl-A sends Ctrl-A).
+
+Examples:
+  tskvm run guests/build/hello.bin                 print a greeting, exit 42
+  echo hi | tskvm run guests/build/echo.bin        COM1 input from a pipe
+  tskvm run --timeout 2s guests/build/spin.bin     stop a guest that never ends (exit 124)
+  tskvm run --result-json r.json guests/build/hello.bin
+`;
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = new Command('tskvm')
+    .description('Run tiny x86 guests on Linux KVM (/dev/kvm).')
+    .version(await packageVersion(), '-V, --version')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: (s, write) => write(`tskvm: ${s.replace(/^error: /, '')}`) })
+    .showHelpAfterError('(run `tskvm run --help` for usage)');
+
+  let status = EXIT_OK;
+  program
+    .command('run')
+    .description('boot IMAGE in a new VM, with COM1 on stdin/stdout, until the guest ends the run')
+    .argument('<image>', 'flat binary or 512-byte boot sector')
+    .option('-m, --memory <size>', 'guest RAM, with suffix K, M or G (a bare number is MiB)', DEFAULT_MEMORY)
+    .option('-t, --timeout <duration>', 'stop the guest after this long: 500ms, 10s, 2m (a bare number is seconds)')
+    .option('--serial-input <file>', 'feed COM1 from FILE instead of stdin')
+    .addOption(new Option('-f, --format <format>', 'image format').choices(IMAGE_FORMATS).default('auto'))
+    .option('--result-json <file>', 'write {reason, exitCode, durationMs, exits} to FILE at the end')
+    .addHelpText('after', HELP_AFTER)
+    .action(async (image: string, opts: RunOptions) => {
+      status = await run(image, opts);
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return status;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here too, with exit code 0.
+      return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+    }
+    return reportError(err);
+  }
+}
+
+async function run(image: string, opts: RunOptions): Promise<number> {
+  const memory = parseMemorySize(opts.memory);
+  const timeoutMs = opts.timeout === undefined ? undefined : parseDuration(opts.timeout, 'timeout');
+  if (opts.serialInput !== undefined) await checkReadable(opts.serialInput);
+
+  const abort = new AbortController();
+  let stoppedBy: NodeJS.Signals | 'quit' | undefined;
+  const stopWith = (why: NodeJS.Signals | 'quit'): void => {
+    stoppedBy ??= why;
+    abort.abort();
+  };
+  const onSigint = (): void => stopWith('SIGINT');
+  const onSigterm = (): void => stopWith('SIGTERM');
+  process.on('SIGINT', onSigint);
+  process.on('SIGTERM', onSigterm);
+
+  const terminal = opts.serialInput === undefined && process.stdin.isTTY ? process.stdin : undefined;
+  let serialInput: SerialInput;
+  if (opts.serialInput !== undefined) {
+    serialInput = createReadStream(opts.serialInput);
+  } else if (terminal) {
+    terminal.setRawMode(true);
+    serialInput = terminal.pipe(new TerminalEscapes((command) => stopWith(command === 'quit' ? 'quit' : 'SIGINT')));
+  } else {
+    serialInput = process.stdin;
+  }
+
+  let stdoutBroken = false;
+  process.stdout.on('error', () => {
+    stdoutBroken = true; // the reader went away: keep the guest running, drop its output
+  });
+
+  let result: RunResult;
+  try {
+    result = await runGuest({
+      image,
+      memory,
+      format: opts.format,
+      timeoutMs,
+      serialInput,
+      collectSerial: false,
+      signal: abort.signal,
+      onSerial: (chunk) => (stdoutBroken ? undefined : writeStdout(chunk)),
+    });
+  } finally {
+    process.off('SIGINT', onSigint);
+    process.off('SIGTERM', onSigterm);
+    if (terminal) {
+      terminal.setRawMode(false);
+      terminal.unpipe();
+    }
+    if (serialInput !== process.stdin && 'destroy' in serialInput && typeof serialInput.destroy === 'function') serialInput.destroy();
+    process.stdin.pause();
+  }
+
+  if (opts.resultJson !== undefined) {
+    const json = { reason: result.reason, exitCode: result.exitCode, durationMs: result.durationMs, exits: result.exits, ...(stoppedBy && stoppedBy !== 'quit' ? { signal: stoppedBy } : {}) };
+    await writeFile(opts.resultJson, `${JSON.stringify(json, null, 2)}\n`);
+  }
+  return exitStatus(result, stoppedBy, timeoutMs);
+}
+
+function exitStatus(result: RunResult, stoppedBy: NodeJS.Signals | 'quit' | undefined, timeoutMs: number | undefined): number {
+  switch (result.reason) {
+    case 'debug-exit':
+      return result.exitCode & 0xff;
+    case 'halt':
+    case 'reset':
+      return EXIT_OK;
+    case 'timeout':
+      process.stderr.write(`tskvm: guest timed out after ${timeoutMs} ms\n`);
+      return EXIT_TIMEOUT;
+    case 'crash':
+      process.stderr.write(`guest crashed: ${result.crash?.description ?? 'unknown'}\n${result.crash?.state ?? ''}\n`);
+      return EXIT_CRASH;
+    case 'stopped':
+      if (stoppedBy === 'quit' || stoppedBy === undefined) return EXIT_OK;
+      return EXIT_SIGNAL_BASE + osConstants.signals[stoppedBy];
+    default: {
+      const never: never = result.reason;
+      throw new Error(`unreachable reason ${String(never)}`);
+    }
+  }
+}
+
+function writeStdout(chunk: Buffer): Promise<void> | undefined {
+  if (process.stdout.write(chunk)) return undefined;
+  return new Promise((resolve) => {
+    const done = (): void => {
+      process.stdout.off('drain', done);
+      process.stdout.off('error', done);
+      resolve();
+    };
+    process.stdout.on('drain', done);
+    process.stdout.on('error', done);
+  });
+}
+
+async function checkReadable(file: string): Promise<void> {
+  try {
+    await access(file);
+  } catch {
+    throw new UsageError(`serial input file '${file}' not found: check the path`);
+  }
+}
+
+function reportError(err: unknown): number {
+  if (err instanceof UsageError) {
+    process.stderr.write(`tskvm: ${err.message}\n`);
+    return EXIT_USAGE;
+  }
+  if (err instanceof KvmError) {
+    process.stderr.write(`tskvm: ${err.message}\n`);
+    return EXIT_HOST;
+  }
+  const e = err as Error & { code?: string };
+  if (e?.code === 'ENOADDON') {
+    process.stderr.write(`tskvm: ${e.message}\n`);
+    return EXIT_HOST;
+  }
+  process.stderr.write(`tskvm: internal error: ${e?.stack ?? String(err)}\n`);
+  return EXIT_HOST;
+}
+
+async function packageVersion(): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** Flushes stdout and stderr, then exits: nothing the guest printed is lost. */
+export async function exit(status: number): Promise<never> {
+  await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+  process.exit(status);
+}
