@@ -11,13 +11,18 @@ import { KVM_REGS_SIZE, KVM_SREGS_SIZE, decodeRegs, decodeSregs, encodeRegs, enc
 
 export const KVM_DEVICE_PATH = '/dev/kvm';
 
+/** /dev/kvm, unless TSKVM_KVM_DEVICE names another node (for tests of hosts without KVM). */
+export function kvmDevicePath(): string {
+  return process.env.TSKVM_KVM_DEVICE || KVM_DEVICE_PATH;
+}
+
 /** An open /dev/kvm. */
 export class Kvm {
   private closed = false;
   private constructor(readonly fd: number) {}
 
   /** Opens /dev/kvm and checks the API version and the capabilities tskvm cannot do without. */
-  static open(devicePath = KVM_DEVICE_PATH): Kvm {
+  static open(devicePath = kvmDevicePath()): Kvm {
     const fd = native().open(devicePath);
     if (fd < 0) throw KvmError.fromOpen(devicePath, fd);
     const kvm = new Kvm(fd);

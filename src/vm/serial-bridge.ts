@@ -28,6 +28,8 @@ export class SerialBridge implements SerialRings {
   private readonly finished = new Promise<void>((resolve) => (this.wakeOutput = resolve));
   private readonly output: Promise<void>;
   private stopInput: () => void = () => {};
+  /** A feed() is moving queued input into the RX ring. */
+  private feeding = false;
 
   constructor(
     private readonly sink: SerialSink,
@@ -61,10 +63,9 @@ export class SerialBridge implements SerialRings {
       return;
     }
     const queue: Uint8Array[] = [];
-    let feeding: Promise<void> | undefined;
     const onData = (chunk: Buffer | string): void => {
       queue.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
-      feeding ??= this.feed(queue, input).finally(() => (feeding = undefined));
+      if (!this.feeding) void this.feed(queue, input);
     };
     input.on('data', onData);
     input.on('error', () => {}); // input ending or failing does not end the run
@@ -76,6 +77,7 @@ export class SerialBridge implements SerialRings {
 
   /** Moves queued input into the RX ring, pausing the stream while the ring is full. */
   private async feed(queue: Uint8Array[], stream?: Readable): Promise<void> {
+    this.feeding = true;
     while (queue.length > 0 && !this.finishing) {
       const chunk = queue[0]!;
       const n = this.rx.write(chunk);
@@ -88,5 +90,7 @@ export class SerialBridge implements SerialRings {
       await Promise.race([this.rx.waitForSpace(), this.finished]);
       if (!this.finishing) stream?.resume();
     }
+    // Cleared in the same tick as the last look at the queue, so no chunk is left behind.
+    this.feeding = false;
   }
 }

@@ -1,0 +1,97 @@
+#!/usr/bin/env node
+/**
+ * npm run bench: tskvm against a minimal C loop around KVM_RUN, on the same guest in the same
+ * run, reported as ratios (never as absolute pass/fail timings).
+ *   1. PIO exit path: exits per second of guests/build/pioloop.bin under bench/kvm-loop.c and
+ *      under runGuest() in-process; ratio tskvm / C (target >= 0.95).
+ *   2. In-process VM create-run-destroy latency for a one-exit guest (target < 5 ms).
+ * Options: --rounds N (default 5), --latency-runs N (default 200).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, 'latency-runs': { type: 'string', default: '200' } } });
+const rounds = Number(values.rounds);
+const latencyRuns = Number(values['latency-runs']);
+
+const guest = (name) => path.join(root, 'guests', 'build', `${name}.bin`);
+const loopSource = path.join(root, 'bench', 'kvm-loop.c');
+const loopBinary = path.join(root, 'bench', 'build', 'kvm-loop');
+
+function buildCLoop() {
+  const stale = (() => {
+    try {
+      return statSync(loopBinary).mtimeMs < statSync(loopSource).mtimeMs;
+    } catch {
+      return true;
+    }
+  })();
+  if (!stale) return;
+  mkdirSync(path.dirname(loopBinary), { recursive: true });
+  execFileSync('gcc', ['-O2', '-Wall', '-o', loopBinary, loopSource], { stdio: 'inherit' });
+}
+
+/** One run of the C loop, which times its own KVM_RUN loop and prints exits per second. */
+function cLoopExitsPerSecond() {
+  const r = spawnSync(loopBinary, [guest('pioloop')], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  const m = /exits=(\d+) .*exits_per_sec=([\d.]+)/.exec(r.stderr ?? '');
+  if (r.status !== 0 || !m) throw new Error(`kvm-loop failed (status ${r.status}): ${r.stderr}`);
+  return { exits: Number(m[1]), perSecond: Number(m[2]) };
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+};
+const percentile = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((s.length * p) / 100))];
+};
+
+async function main() {
+  buildCLoop();
+  const { runGuest } = await import(path.join(root, 'dist', 'index.js'));
+
+  // Warm up both (page cache, worker pool, JIT).
+  await runGuest({ image: guest('pioloop') });
+  cLoopExitsPerSecond();
+
+  const c = [];
+  const ts = [];
+  // Interleave the two so that drift in the host (other load, frequency) hits both alike.
+  for (let i = 0; i < rounds; i++) {
+    c.push(cLoopExitsPerSecond().perSecond);
+    const r = await runGuest({ image: guest('pioloop') });
+    const exits = Object.values(r.exits).reduce((a, b) => a + b, 0);
+    ts.push(exits / (r.durationMs / 1000));
+  }
+  const cMed = median(c);
+  const tsMed = median(ts);
+  console.log('PIO exit path (guests/build/pioloop.bin, 200001 exits per run, median of %d rounds)', rounds);
+  console.log(`  C loop around KVM_RUN   ${fmt(cMed)} exits/s  (${(1e6 / cMed).toFixed(2)} us/exit)`);
+  console.log(`  tskvm (runGuest)        ${fmt(tsMed)} exits/s  (${(1e6 / tsMed).toFixed(2)} us/exit)`);
+  console.log(`  ratio tskvm / C         ${(tsMed / cMed).toFixed(3)}   (target >= 0.95)`);
+
+  // Create-run-destroy latency, in-process, for a guest that exits once.
+  for (let i = 0; i < 10; i++) await runGuest({ image: guest('oneexit') });
+  const lat = [];
+  for (let i = 0; i < latencyRuns; i++) {
+    const t0 = performance.now();
+    const r = await runGuest({ image: guest('oneexit') });
+    lat.push(performance.now() - t0);
+    if (r.exitCode !== 7) throw new Error(`oneexit returned ${r.exitCode}`);
+  }
+  console.log(`VM create-run-destroy, one-exit guest, in-process (${latencyRuns} runs)`);
+  console.log(`  median ${median(lat).toFixed(2)} ms, p95 ${percentile(lat, 95).toFixed(2)} ms, min ${Math.min(...lat).toFixed(2)} ms   (target < 5 ms)`);
+}
+
+const fmt = (n) => Math.round(n).toLocaleString('en-US').padStart(9);
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
