@@ -12,6 +12,8 @@ const READER_WAITING = 2;
 const WRITER_WAITING = 3;
 const HEADER_INT32S = 4;
 const HEADER_BYTES = HEADER_INT32S * 4;
+/** Indices are u32 counters, so the capacity must stay well inside 2^32. */
+const MAX_CAPACITY = 2 ** 30;
 
 export class ByteRing {
   readonly capacity: number;
@@ -29,7 +31,7 @@ export class ByteRing {
 
   /** A new ring; capacity must be a power of two. */
   static allocate(capacity: number): ByteRing {
-    if (capacity <= 0 || (capacity & (capacity - 1)) !== 0) throw new RangeError(`ring capacity ${capacity} is not a power of two`);
+    if (!Number.isInteger(capacity) || capacity <= 0 || capacity > MAX_CAPACITY || (capacity & (capacity - 1)) !== 0) throw new RangeError(`ring capacity ${capacity} is not a power of two`);
     return new ByteRing(new SharedArrayBuffer(HEADER_BYTES + capacity));
   }
 
