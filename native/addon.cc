@@ -128,6 +128,17 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT_CONSTANT(ioctls, KVM_SET_REGS);
   EXPORT_CONSTANT(ioctls, KVM_GET_SREGS);
   EXPORT_CONSTANT(ioctls, KVM_SET_SREGS);
+  EXPORT_CONSTANT(ioctls, KVM_CREATE_IRQCHIP);
+  EXPORT_CONSTANT(ioctls, KVM_CREATE_PIT2);
+  EXPORT_CONSTANT(ioctls, KVM_IRQ_LINE);
+  EXPORT_CONSTANT(ioctls, KVM_GET_SUPPORTED_CPUID);
+  EXPORT_CONSTANT(ioctls, KVM_SET_CPUID2);
+  EXPORT_CONSTANT(ioctls, KVM_GET_MSRS);
+  EXPORT_CONSTANT(ioctls, KVM_SET_MSRS);
+  EXPORT_CONSTANT(ioctls, KVM_GET_MSR_INDEX_LIST);
+  EXPORT_CONSTANT(ioctls, KVM_GET_MP_STATE);
+  EXPORT_CONSTANT(ioctls, KVM_SET_MP_STATE);
+  EXPORT_CONSTANT(ioctls, KVM_GET_IRQCHIP);
   exports.Set("ioctls", ioctls);
 
   // Struct sizes and kvm_run offsets, so tests can hold src/kvm/ to the kernel's ABI.
@@ -160,6 +171,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT_OFFSET(layout, struct kvm_sregs, efer, "sregsEfer");
   EXPORT_OFFSET(layout, struct kvm_sregs, apic_base, "sregsApicBase");
   EXPORT_OFFSET(layout, struct kvm_sregs, interrupt_bitmap, "sregsInterruptBitmap");
+  layout.Set("sizeofKvmCpuid2", Napi::Number::New(env, sizeof(struct kvm_cpuid2)));
+  layout.Set("sizeofKvmCpuidEntry2", Napi::Number::New(env, sizeof(struct kvm_cpuid_entry2)));
+  layout.Set("sizeofKvmMsrs", Napi::Number::New(env, sizeof(struct kvm_msrs)));
+  layout.Set("sizeofKvmMsrEntry", Napi::Number::New(env, sizeof(struct kvm_msr_entry)));
+  layout.Set("sizeofKvmPitConfig", Napi::Number::New(env, sizeof(struct kvm_pit_config)));
+  layout.Set("sizeofKvmIrqLevel", Napi::Number::New(env, sizeof(struct kvm_irq_level)));
+  layout.Set("sizeofKvmMpState", Napi::Number::New(env, sizeof(struct kvm_mp_state)));
   exports.Set("layout", layout);
   exports.Set("kickSignal", Napi::Number::New(env, shim_kick_signal()));
   return exports;

@@ -19,6 +19,17 @@ export interface NativeIoctls {
   readonly KVM_SET_REGS: number;
   readonly KVM_GET_SREGS: number;
   readonly KVM_SET_SREGS: number;
+  readonly KVM_CREATE_IRQCHIP: number;
+  readonly KVM_CREATE_PIT2: number;
+  readonly KVM_IRQ_LINE: number;
+  readonly KVM_GET_SUPPORTED_CPUID: number;
+  readonly KVM_SET_CPUID2: number;
+  readonly KVM_GET_MSRS: number;
+  readonly KVM_SET_MSRS: number;
+  readonly KVM_GET_MSR_INDEX_LIST: number;
+  readonly KVM_GET_MP_STATE: number;
+  readonly KVM_SET_MP_STATE: number;
+  readonly KVM_GET_IRQCHIP: number;
 }
 
 /** Struct sizes and field offsets from the kernel headers the addon was built against. */
