@@ -94,7 +94,6 @@ Napi::Value Kick(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), shim_kick(ToPtr(info[0]), ToU64(info[1])));
 }
 
-#define EXPORT_CONSTANT(obj, name) obj.Set(#name, Napi::Number::New(env, static_cast<double>(name)))
 #define EXPORT_OFFSET(obj, type, field, key) \
   obj.Set(key, Napi::Number::New(env, static_cast<double>(offsetof(type, field))))
 
@@ -117,28 +116,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
 
   // The ioctl request numbers, from the kernel headers this addon was built against.
   Napi::Object ioctls = Napi::Object::New(env);
-  EXPORT_CONSTANT(ioctls, KVM_GET_API_VERSION);
-  EXPORT_CONSTANT(ioctls, KVM_CHECK_EXTENSION);
-  EXPORT_CONSTANT(ioctls, KVM_CREATE_VM);
-  EXPORT_CONSTANT(ioctls, KVM_GET_VCPU_MMAP_SIZE);
-  EXPORT_CONSTANT(ioctls, KVM_SET_TSS_ADDR);
-  EXPORT_CONSTANT(ioctls, KVM_SET_IDENTITY_MAP_ADDR);
-  EXPORT_CONSTANT(ioctls, KVM_CREATE_VCPU);
-  EXPORT_CONSTANT(ioctls, KVM_GET_REGS);
-  EXPORT_CONSTANT(ioctls, KVM_SET_REGS);
-  EXPORT_CONSTANT(ioctls, KVM_GET_SREGS);
-  EXPORT_CONSTANT(ioctls, KVM_SET_SREGS);
-  EXPORT_CONSTANT(ioctls, KVM_CREATE_IRQCHIP);
-  EXPORT_CONSTANT(ioctls, KVM_CREATE_PIT2);
-  EXPORT_CONSTANT(ioctls, KVM_IRQ_LINE);
-  EXPORT_CONSTANT(ioctls, KVM_GET_SUPPORTED_CPUID);
-  EXPORT_CONSTANT(ioctls, KVM_SET_CPUID2);
-  EXPORT_CONSTANT(ioctls, KVM_GET_MSRS);
-  EXPORT_CONSTANT(ioctls, KVM_SET_MSRS);
-  EXPORT_CONSTANT(ioctls, KVM_GET_MSR_INDEX_LIST);
-  EXPORT_CONSTANT(ioctls, KVM_GET_MP_STATE);
-  EXPORT_CONSTANT(ioctls, KVM_SET_MP_STATE);
-  EXPORT_CONSTANT(ioctls, KVM_GET_IRQCHIP);
+  for (const shim_ioctl_number *n = shim_ioctl_numbers; n->name != nullptr; n++) {
+    ioctls.Set(n->name, Napi::Number::New(env, static_cast<double>(n->request)));
+  }
   exports.Set("ioctls", ioctls);
 
   // Struct sizes and kvm_run offsets, so tests can hold src/kvm/ to the kernel's ABI.
@@ -171,9 +151,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT_OFFSET(layout, struct kvm_sregs, efer, "sregsEfer");
   EXPORT_OFFSET(layout, struct kvm_sregs, apic_base, "sregsApicBase");
   EXPORT_OFFSET(layout, struct kvm_sregs, interrupt_bitmap, "sregsInterruptBitmap");
-  layout.Set("sizeofKvmCpuid2", Napi::Number::New(env, sizeof(struct kvm_cpuid2)));
   layout.Set("sizeofKvmCpuidEntry2", Napi::Number::New(env, sizeof(struct kvm_cpuid_entry2)));
-  layout.Set("sizeofKvmMsrs", Napi::Number::New(env, sizeof(struct kvm_msrs)));
   layout.Set("sizeofKvmMsrEntry", Napi::Number::New(env, sizeof(struct kvm_msr_entry)));
   layout.Set("sizeofKvmPitConfig", Napi::Number::New(env, sizeof(struct kvm_pit_config)));
   layout.Set("sizeofKvmIrqLevel", Napi::Number::New(env, sizeof(struct kvm_irq_level)));

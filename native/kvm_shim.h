@@ -36,6 +36,16 @@ uint64_t shim_thread_self(void);
 int shim_kick(void *kvm_run, uint64_t thread);
 int shim_kick_signal(void);
 
+/*
+ * The ioctl request numbers, computed by the C compiler from <linux/kvm.h>: C++ sizes some KVM
+ * structs with flexible array members differently, and the size is part of the number.
+ */
+struct shim_ioctl_number {
+  const char *name;
+  unsigned long request;
+};
+extern const struct shim_ioctl_number shim_ioctl_numbers[];
+
 #ifdef __cplusplus
 }
 #endif

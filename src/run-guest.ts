@@ -3,14 +3,13 @@
  * caller, run the vCPU in its thread, and release everything whatever happens.
  */
 import { readFile, stat } from 'node:fs/promises';
-import type { KvmRegs } from './kvm/structs.js';
-import { KVM_REGS_FIELDS, RFLAGS_RESERVED_1 } from './kvm/structs.js';
 import { UsageError } from './errors.js';
-import { IMAGE_FORMATS, loadImage, type FormatChoice, type ImageFormat, type RealModeEntry } from './loader/image.js';
+import { IMAGE_FORMATS, loadImage, type FormatChoice, type ImageFormat } from './loader/image.js';
+import { applyBootState } from './vm/cpu-setup.js';
 import { parseMemorySize } from './units.js';
 import { SerialBridge, type SerialInput, type SerialSink } from './vm/serial-bridge.js';
 import type { ExitCounts } from './vm/vcpu-loop.js';
-import { Vm, type Vcpu } from './vm/vm.js';
+import { Vm } from './vm/vm.js';
 
 export const DEFAULT_MEMORY = '16M';
 
@@ -31,6 +30,11 @@ export interface RunGuestOptions {
   collectSerial?: boolean;
   /** Aborting stops the guest (reason 'stopped'). */
   signal?: AbortSignal;
+  /**
+   * In-kernel PIC/IOAPIC/LAPIC and PIT (default true). false gives a bare machine where HLT exits
+   * to userspace and nothing interrupts the guest.
+   */
+  irqchip?: boolean;
 }
 
 export type RunReason = 'debug-exit' | 'halt' | 'reset' | 'timeout' | 'crash' | 'stopped';
@@ -61,11 +65,11 @@ export async function runGuest(options: RunGuestOptions): Promise<RunResult> {
   }
   const { bytes: image, name } = await readImage(options.image, memorySize);
 
-  const vm = Vm.create({ memorySize });
+  const vm = Vm.create({ memorySize, irqchip: options.irqchip ?? true });
   try {
     const vcpu = vm.createVcpu(0);
     const loaded = loadImage(image, vm.memory.bytes, format, name);
-    setRealModeEntry(vcpu, loaded.entry);
+    applyBootState(vcpu, vm.memory.bytes, { mode: 'real', entry: loaded.entry });
 
     const collect = options.collectSerial ?? true;
     const chunks: Buffer[] = [];
@@ -84,7 +88,7 @@ export async function runGuest(options: RunGuestOptions): Promise<RunResult> {
     const onAbort = (): void => stop('stopped');
     options.signal?.addEventListener('abort', onAbort);
     const started = performance.now();
-    const running = vcpu.run(bridge);
+    const running = vcpu.run([bridge]);
     if (options.signal?.aborted) onAbort();
     let result;
     try {
@@ -114,7 +118,7 @@ export async function runGuest(options: RunGuestOptions): Promise<RunResult> {
       }
     }
   } finally {
-    vm.close();
+    void vm.close(); // the kernel's VM teardown finishes in the background
   }
 }
 
@@ -151,21 +155,4 @@ function imageReadError(name: string, err: unknown): UsageError {
   if (code === 'EACCES') return new UsageError(`${name} cannot be read (permission denied): fix its permissions`, 'EIMAGE');
   if (code === 'EISDIR') return new UsageError(`${name} is a directory: give the path of a guest binary`, 'EIMAGE');
   return new UsageError(`${name} cannot be read: ${(err as Error).message}`, 'EIMAGE');
-}
-
-/** Real mode at the loader's entry: each segment's base is its selector × 16. */
-function setRealModeEntry(vcpu: Vcpu, entry: RealModeEntry): void {
-  const sregs = vcpu.getSregs();
-  for (const seg of ['cs', 'ds', 'es', 'fs', 'gs', 'ss'] as const) {
-    sregs[seg].selector = entry[seg];
-    sregs[seg].base = BigInt(entry[seg]) << 4n;
-  }
-  vcpu.setSregs(sregs);
-  const regs = Object.fromEntries(KVM_REGS_FIELDS.map((name) => [name, 0n])) as KvmRegs;
-  regs.rip = BigInt(entry.ip);
-  regs.rsp = BigInt(entry.sp);
-  regs.rbp = BigInt(entry.bp);
-  regs.rdx = BigInt(entry.dx);
-  regs.rflags = RFLAGS_RESERVED_1;
-  vcpu.setRegs(regs);
 }

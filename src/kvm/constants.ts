@@ -69,6 +69,8 @@ export const KVM_CAP_IMMEDIATE_EXIT = 136;
  * vm86-style entry): just below the BIOS at 4 GiB, where QEMU and kvmtool put it.
  */
 export const KVM_TSS_ADDRESS = 0xfffbd000;
+/** The EPT identity-map page for real mode on Intel, just above the TSS pages (QEMU's choice). */
+export const KVM_IDENTITY_MAP_ADDRESS = 0xfeffc000;
 
 // errno values the KVM layer tells apart.
 export const EPERM = 1;

@@ -3,10 +3,23 @@
  * Kvm (/dev/kvm) → VmFd (KVM_CREATE_VM) → VcpuFd (KVM_CREATE_VCPU). Each method is one ioctl and
  * throws KvmError on failure; nothing here holds policy.
  */
-import { KVM_API_VERSION, KVM_CAP_IMMEDIATE_EXIT, KVM_CAP_USER_MEMORY, KVM_CAP_SET_TSS_ADDR, EINTR } from './constants.js';
+import { close as fsClose } from 'node:fs';
+import { KVM_API_VERSION, KVM_CAP_IMMEDIATE_EXIT, KVM_CAP_USER_MEMORY, KVM_CAP_SET_TSS_ADDR, EINTR, EINVAL } from './constants.js';
 import { KvmError } from './error.js';
 import { native } from './native.js';
 import { KvmRun } from './run.js';
+import {
+  KVM_IRQ_LEVEL_SIZE,
+  KVM_PIT_CONFIG_SIZE,
+  CPUID_MAX_ENTRIES,
+  cpuidBuffer,
+  decodeCpuid2,
+  decodeMsrs,
+  encodeCpuid2,
+  encodeMsrs,
+  type CpuidEntry,
+  type MsrEntry,
+} from './x86.js';
 import { KVM_REGS_SIZE, KVM_SREGS_SIZE, decodeRegs, decodeSregs, encodeRegs, encodeSregs, type KvmRegs, type KvmSregs } from './structs.js';
 
 export const KVM_DEVICE_PATH = '/dev/kvm';
@@ -52,6 +65,13 @@ export class Kvm {
     return check('KVM_GET_VCPU_MMAP_SIZE', native().ioctl(this.fd, native().ioctls.KVM_GET_VCPU_MMAP_SIZE));
   }
 
+  /** KVM_GET_SUPPORTED_CPUID: every CPUID leaf KVM can give a guest on this host. */
+  supportedCpuid(): CpuidEntry[] {
+    const bytes = cpuidBuffer(CPUID_MAX_ENTRIES);
+    check('KVM_GET_SUPPORTED_CPUID', native().ioctlBuffer(this.fd, native().ioctls.KVM_GET_SUPPORTED_CPUID, bytes));
+    return decodeCpuid2(bytes);
+  }
+
   createVm(): VmFd {
     return new VmFd(check('KVM_CREATE_VM', native().ioctl(this.fd, native().ioctls.KVM_CREATE_VM, 0)), this.vcpuMmapSize());
   }
@@ -69,7 +89,13 @@ export class VmFd {
   constructor(
     readonly fd: number,
     private readonly vcpuMmapSize: number,
+    private readonly owner = true,
   ) {}
+
+  /** A view of a VM created by another thread (for VM ioctls such as KVM_IRQ_LINE); owns nothing. */
+  static attach(fd: number): VmFd {
+    return new VmFd(fd, 0, false);
+  }
 
   setTssAddr(addr: number): void {
     check('KVM_SET_TSS_ADDR', native().ioctl(this.fd, native().ioctls.KVM_SET_TSS_ADDR, addr));
@@ -77,6 +103,35 @@ export class VmFd {
 
   setUserMemoryRegion(slot: number, guestPhysAddr: number, size: number, userAddr: bigint, flags = 0): void {
     check('KVM_SET_USER_MEMORY_REGION', native().setUserMemoryRegion(this.fd, slot, flags, guestPhysAddr, size, userAddr));
+  }
+
+  /** KVM_SET_IDENTITY_MAP_ADDR: one page KVM needs on Intel for real mode without unrestricted guest. */
+  setIdentityMapAddr(addr: number): void {
+    const bytes = new Uint8Array(8);
+    new DataView(bytes.buffer).setBigUint64(0, BigInt(addr), true);
+    check('KVM_SET_IDENTITY_MAP_ADDR', native().ioctlBuffer(this.fd, native().ioctls.KVM_SET_IDENTITY_MAP_ADDR, bytes));
+  }
+
+  /** KVM_CREATE_IRQCHIP: PIC pair, IOAPIC and per-vCPU LAPICs in the kernel. Before any vCPU. */
+  createIrqchip(): void {
+    check('KVM_CREATE_IRQCHIP', native().ioctl(this.fd, native().ioctls.KVM_CREATE_IRQCHIP, 0));
+  }
+
+  /** KVM_CREATE_PIT2: the 8254 in the kernel, wired to IRQ0. After the irqchip. */
+  createPit2(flags: number): void {
+    const config = new Uint8Array(KVM_PIT_CONFIG_SIZE);
+    new DataView(config.buffer).setUint32(0, flags, true);
+    check('KVM_CREATE_PIT2', native().ioctlBuffer(this.fd, native().ioctls.KVM_CREATE_PIT2, config));
+  }
+
+  private readonly irqLevel = new Uint8Array(KVM_IRQ_LEVEL_SIZE);
+  private readonly irqLevelView = new DataView(this.irqLevel.buffer);
+
+  /** KVM_IRQ_LINE: drive a GSI (ISA IRQ n on both the PIC and the IOAPIC) high or low. */
+  irqLine(irq: number, level: boolean): void {
+    this.irqLevelView.setUint32(0, irq, true);
+    this.irqLevelView.setUint32(4, level ? 1 : 0, true);
+    check('KVM_IRQ_LINE', native().ioctlBuffer(this.fd, native().ioctls.KVM_IRQ_LINE, this.irqLevel));
   }
 
   /** KVM_CREATE_VCPU, and the mapping of its kvm_run page. */
@@ -91,9 +146,19 @@ export class VmFd {
   }
 
   close(): void {
-    if (this.closed) return;
+    if (this.closed || !this.owner) return;
     this.closed = true;
     native().close(this.fd);
+  }
+
+  /**
+   * Closes the fd on libuv's thread pool. The last close of a VM fd destroys the VM, which takes
+   * the kernel 15-25 ms once it has an irqchip (RCU grace periods): nobody needs to wait for it.
+   */
+  closeAsync(): Promise<void> {
+    if (this.closed || !this.owner) return Promise.resolve();
+    this.closed = true;
+    return new Promise((resolve) => fsClose(this.fd, () => resolve()));
   }
 }
 
@@ -151,6 +216,32 @@ export class VcpuFd {
   setSregs(sregs: KvmSregs): void {
     check('KVM_SET_SREGS', native().ioctlBuffer(this.fd, native().ioctls.KVM_SET_SREGS, encodeSregs(sregs, this.sregsBytes)));
   }
+
+  setCpuid2(entries: readonly CpuidEntry[]): void {
+    check('KVM_SET_CPUID2', native().ioctlBuffer(this.fd, native().ioctls.KVM_SET_CPUID2, encodeCpuid2(entries)));
+  }
+
+  /** KVM_SET_MSRS; throws unless every entry was taken. */
+  setMsrs(entries: readonly MsrEntry[]): void {
+    const set = check('KVM_SET_MSRS', native().ioctlBuffer(this.fd, native().ioctls.KVM_SET_MSRS, encodeMsrs(entries)));
+    if (set !== entries.length) {
+      throw KvmError.fromErrno('KVM_SET_MSRS', -EINVAL, `MSR 0x${entries[set]?.index.toString(16)} was refused`);
+    }
+  }
+
+  getMsrs(indices: readonly number[]): MsrEntry[] {
+    const bytes = encodeMsrs(indices.map((index) => ({ index, data: 0n })));
+    const got = check('KVM_GET_MSRS', native().ioctlBuffer(this.fd, native().ioctls.KVM_GET_MSRS, bytes));
+    return decodeMsrs(bytes, got);
+  }
+
+  /** KVM_GET_MP_STATE: runnable, halted, waiting for INIT/SIPI... (KVM_MP_STATE_*). */
+  getMpState(): number {
+    check('KVM_GET_MP_STATE', native().ioctlBuffer(this.fd, native().ioctls.KVM_GET_MP_STATE, this.mpStateBytes));
+    return new DataView(this.mpStateBytes.buffer).getUint32(0, true);
+  }
+
+  private readonly mpStateBytes = new Uint8Array(4);
 
   close(): void {
     if (this.closed || !this.owner) return;

@@ -1,27 +1,40 @@
 /**
- * The board: which device sits at which address, as on a PC. Built inside the vCPU's thread so
- * every exit is handled there without crossing threads; the host sides of the devices (serial
- * rings, the end-of-run callbacks) are injected.
+ * The board: which device sits at which address and which IRQ line it drives, as on a PC. Built
+ * inside the vCPU's thread so every exit is handled there without crossing threads; the host
+ * sides of the devices (serial rings, the end-of-run callbacks, the IRQ lines) are injected.
  */
 import { Bus, PIO_ADDRESS_SPACE_SIZE, type MmioBus, type PioBus } from '../devices/bus.js';
 import { DEBUG_EXIT_IOSIZE, DEBUG_EXIT_PORT, DebugExit } from '../devices/debug-exit.js';
 import type { MmioDevice, PioDevice } from '../devices/device.js';
 import { I8042, I8042_DATA_PORT, I8042_PORT_COUNT } from '../devices/i8042.js';
-import { COM1_BASE, Serial16550, UART_REGISTER_COUNT, type SerialHost } from '../devices/serial16550.js';
+import { Serial16550, UART_REGISTER_COUNT, type SerialHost } from '../devices/serial16550.js';
 import type { ByteRing } from './byte-ring.js';
+
+/** The four PC serial ports: I/O base and ISA IRQ (COM3/COM4 share COM1/COM2's lines). */
+export const COM_PORTS = [
+  { name: 'COM1', base: 0x3f8, irq: 4 },
+  { name: 'COM2', base: 0x2f8, irq: 3 },
+  { name: 'COM3', base: 0x3e8, irq: 4 },
+  { name: 'COM4', base: 0x2e8, irq: 3 },
+] as const;
+export type ComPortName = (typeof COM_PORTS)[number]['name'];
+export const COM_PORT_NAMES: readonly ComPortName[] = COM_PORTS.map((p) => p.name);
 
 /** Why a device ended the run. */
 export type BoardStop = { reason: 'debug-exit'; exitCode: number } | { reason: 'reset' };
 
+/** Drives an interrupt line of the in-kernel PIC/IOAPIC (KVM_IRQ_LINE). */
+export type IrqLineSetter = (irq: number, level: boolean) => void;
+
 export interface Board {
   readonly pio: PioBus;
   readonly mmio: MmioBus;
-  readonly com1: Serial16550;
+  readonly serial: readonly Serial16550[];
   /** Set by a device that ends the run; the exit loop checks it after every exit. */
   stop: BoardStop | undefined;
 }
 
-/** COM1's host side: TX into the ring the main thread drains, RX from the ring it fills. */
+/** A serial port's host side: TX into the ring the main thread drains, RX from the ring it fills. */
 export function ringSerialHost(tx: ByteRing, rx: ByteRing): SerialHost {
   return {
     transmit(byte) {
@@ -34,11 +47,50 @@ export function ringSerialHost(tx: ByteRing, rx: ByteRing): SerialHost {
   };
 }
 
-export function createPcBoard(serialHost: SerialHost): Board {
+/**
+ * ISA interrupt lines shared by several devices (COM1 and COM3 both use IRQ4): the line is high
+ * while any device on it asserts it, and KVM hears only the line's changes.
+ */
+export class SharedIrqLines {
+  private readonly asserted = new Map<number, Set<object>>();
+
+  constructor(private readonly setLine: IrqLineSetter) {}
+
+  /** A new device on line `irq`: returns the callback it calls with its own output level. */
+  connect(irq: number): (level: boolean) => void {
+    const holders = this.asserted.get(irq) ?? new Set<object>();
+    this.asserted.set(irq, holders);
+    const device = {};
+    return (level) => {
+      const before = holders.size > 0;
+      if (level) holders.add(device);
+      else holders.delete(device);
+      const after = holders.size > 0;
+      if (before !== after) this.setLine(irq, after);
+    };
+  }
+}
+
+export interface PcBoardHost {
+  /** One host side per COM port, COM1 first (fewer: the rest are connected to nothing). */
+  serial: readonly SerialHost[];
+  /** Absent without an in-kernel irqchip: devices then compute interrupts nobody receives. */
+  irqLine?: IrqLineSetter;
+}
+
+/** A serial port plugged into nothing: output vanishes, no input ever arrives. */
+export const UNCONNECTED_SERIAL: SerialHost = { transmit: () => {}, txBacklog: () => 0, receive: () => -1 };
+
+export function createPcBoard(host: PcBoardHost): Board {
   const pio: PioBus = new Bus<PioDevice>(PIO_ADDRESS_SPACE_SIZE);
   const mmio: MmioBus = new Bus<MmioDevice>();
-  const board: Board = { pio, mmio, com1: new Serial16550(serialHost), stop: undefined };
-  pio.register(COM1_BASE, UART_REGISTER_COUNT, board.com1, 'COM1 (16550A)');
+  const lines = new SharedIrqLines(host.irqLine ?? (() => {}));
+  const serial = COM_PORTS.map((port, i) => {
+    const uart = new Serial16550(host.serial[i] ?? UNCONNECTED_SERIAL, lines.connect(port.irq));
+    pio.register(port.base, UART_REGISTER_COUNT, uart, `${port.name} (16550A)`);
+    return uart;
+  });
+  const board: Board = { pio, mmio, serial, stop: undefined };
   pio.register(DEBUG_EXIT_PORT, DEBUG_EXIT_IOSIZE, new DebugExit((value) => (board.stop ??= { reason: 'debug-exit', exitCode: value })), 'debug-exit');
   pio.register(I8042_DATA_PORT, I8042_PORT_COUNT, new I8042(() => (board.stop ??= { reason: 'reset' })), 'i8042');
   // Port 0x80 (POST codes) needs no device: unassigned ports already ignore writes and read all ones.

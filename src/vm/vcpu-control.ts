@@ -10,6 +10,8 @@
 import { native } from '../kvm/native.js';
 
 const STOP = 0;
+/** The main thread wants the vCPU to look at its halt state (in-kernel irqchip: HLT never exits). */
+const POLL = 1;
 const CONTROL_INT32S = 2;
 const THREAD_OFFSET = 8; // BigInt64 after the int32 words
 
@@ -26,6 +28,11 @@ export class VcpuControl {
     return Atomics.load(this.words, STOP) !== 0;
   }
 
+  /** vCPU thread: takes (and clears) a pending poll request. */
+  takePoll(): boolean {
+    return Atomics.exchange(this.words, POLL, 0) !== 0;
+  }
+
   /** Called by the vCPU thread before its first KVM_RUN. */
   publishThread(): void {
     Atomics.store(this.thread, 0, native().threadSelf());
@@ -39,6 +46,16 @@ export class VcpuControl {
   /** Main thread: ask the vCPU to stop and kick it out of KVM_RUN. Safe to call repeatedly. */
   requestStop(runAddr: bigint): void {
     Atomics.store(this.words, STOP, 1);
+    this.kick(runAddr);
+  }
+
+  /** Main thread: kick the vCPU out of KVM_RUN so it checks whether it is halted for good. */
+  requestPoll(runAddr: bigint): void {
+    Atomics.store(this.words, POLL, 1);
+    this.kick(runAddr);
+  }
+
+  private kick(runAddr: bigint): void {
     const thread = Atomics.load(this.thread, 0);
     if (thread !== 0n) native().kick(runAddr, thread);
   }

@@ -5,6 +5,8 @@
  */
 import { KVM_EXIT_NAMES, KVM_INTERNAL_ERROR_NAMES } from '../kvm/constants.js';
 import type { VcpuFd } from '../kvm/ioctls.js';
+import { RFLAGS_IF } from '../kvm/structs.js';
+import { KVM_MP_STATE_HALTED } from '../kvm/x86.js';
 import { KVM_RUN_MMIO_DATA, type VcpuExit } from '../kvm/run.js';
 import type { PioSize } from '../devices/device.js';
 import type { Board } from './board.js';
@@ -53,7 +55,11 @@ export function runVcpu(vcpu: VcpuFd, memory: GuestMemory, board: Board, control
     for (;;) {
       if (control.stopRequested) return { outcome: { reason: 'stopped' }, exits };
       if (!vcpu.run()) {
-        exits.intr++; // kicked: the loop head decides whether to stop
+        // Kicked. Clear immediate_exit before looking at the requests: a kick that lands after
+        // this sets it again, so no request is missed.
+        exits.intr++;
+        run.immediateExit = false;
+        if (control.takePoll() && haltedForGood(vcpu)) return { outcome: { reason: 'halt' }, exits };
         continue;
       }
       const exit = run.exit();
@@ -67,7 +73,7 @@ export function runVcpu(vcpu: VcpuFd, memory: GuestMemory, board: Board, control
           handleMmio(exit, run.bytes, board);
           break;
         case 'hlt':
-          // Without an in-kernel irqchip nothing can wake a halted vCPU: the guest is done.
+          // Only without an in-kernel irqchip does HLT exit, and then nothing can wake the vCPU.
           exits.hlt++;
           return { outcome: { reason: 'halt' }, exits };
         case 'intr':
@@ -111,6 +117,14 @@ export function runVcpu(vcpu: VcpuFd, memory: GuestMemory, board: Board, control
   } finally {
     control.retractThread();
   }
+}
+
+/**
+ * With the in-kernel irqchip a halted vCPU sleeps inside KVM_RUN. Halted with interrupts off,
+ * only an NMI or INIT could wake it, and tskvm sends neither: the guest is done.
+ */
+function haltedForGood(vcpu: VcpuFd): boolean {
+  return vcpu.getMpState() === KVM_MP_STATE_HALTED && (vcpu.getRegs().rflags & RFLAGS_IF) === 0n;
 }
 
 /** A port access: `count` > 1 is string I/O (rep ins/outs), each element `size` bytes. */

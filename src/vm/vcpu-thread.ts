@@ -7,13 +7,16 @@ import { Worker } from 'node:worker_threads';
 import type { VcpuRunResult } from './vcpu-loop.js';
 
 export interface VcpuJob {
+  vmFd: number;
+  /** The VM has an in-kernel irqchip: devices drive KVM_IRQ_LINE, and HLT never exits. */
+  irqchip: boolean;
   vcpuFd: number;
   runAddr: bigint;
   runSize: number;
   memoryAddr: bigint;
   memorySize: number;
-  serialTx: SharedArrayBuffer;
-  serialRx: SharedArrayBuffer;
+  /** Per COM port, COM1 first: the TX and RX rings' buffers. */
+  serial: { tx: SharedArrayBuffer; rx: SharedArrayBuffer }[];
   control: SharedArrayBuffer;
 }
 

@@ -5,7 +5,7 @@
  * VM per test case stays cheap.
  */
 import { parentPort } from 'node:worker_threads';
-import { VcpuFd } from '../kvm/ioctls.js';
+import { VcpuFd, VmFd } from '../kvm/ioctls.js';
 import { createPcBoard, ringSerialHost } from './board.js';
 import { ByteRing } from './byte-ring.js';
 import { GuestMemory } from './guest-memory.js';
@@ -21,7 +21,11 @@ port.on('message', (job: VcpuJob) => {
   try {
     const vcpu = VcpuFd.attach(job.vcpuFd, job.runAddr, job.runSize);
     const memory = GuestMemory.attach(job.memoryAddr, job.memorySize);
-    const board = createPcBoard(ringSerialHost(new ByteRing(job.serialTx), new ByteRing(job.serialRx)));
+    const vm = VmFd.attach(job.vmFd);
+    const board = createPcBoard({
+      serial: job.serial.map((rings) => ringSerialHost(new ByteRing(rings.tx), new ByteRing(rings.rx))),
+      irqLine: job.irqchip ? (irq, level) => vm.irqLine(irq, level) : undefined,
+    });
     reply = { type: 'result', result: runVcpu(vcpu, memory, board, new VcpuControl(job.control)) };
   } catch (err) {
     const e = err as Error & { code?: string };

@@ -2,9 +2,12 @@
  * A VM and its vCPUs, for people who want to drive KVM themselves (runGuest builds on these).
  * Every fd and mapping is released by an explicit close(); nothing relies on GC.
  */
-import { KVM_TSS_ADDRESS } from '../kvm/constants.js';
+import { KVM_IDENTITY_MAP_ADDRESS, KVM_TSS_ADDRESS } from '../kvm/constants.js';
 import { Kvm, type VcpuFd, type VmFd } from '../kvm/ioctls.js';
 import type { KvmRegs, KvmSregs } from '../kvm/structs.js';
+import { KVM_PIT_SPEAKER_DUMMY, type CpuidEntry } from '../kvm/x86.js';
+import { vcpuCpuid } from './cpuid.js';
+import { BOOT_MSRS } from './msrs.js';
 import { ByteRing } from './byte-ring.js';
 import { GuestMemory } from './guest-memory.js';
 import { VcpuControl } from './vcpu-control.js';
@@ -17,17 +20,28 @@ export const RAM_SLOT = 0;
 export interface VmOptions {
   /** Bytes of guest RAM, a multiple of 4096. */
   memorySize: number;
+  /**
+   * Create the in-kernel PIC/IOAPIC/LAPIC and PIT (default true), as a PC has. Without them HLT
+   * exits to userspace and nothing can interrupt the guest.
+   */
+  irqchip?: boolean;
 }
+
+/** How often a running vCPU is asked whether it has halted for good (in-kernel irqchip only). */
+export const HALT_POLL_INTERVAL_MS = 20;
 
 export class Vm {
   readonly memory: GuestMemory;
   private readonly vcpus: Vcpu[] = [];
   private closed = false;
 
+  private supportedCpuid: CpuidEntry[] | undefined;
+
   private constructor(
     private readonly kvm: Kvm,
     readonly fd: VmFd,
     memorySize: number,
+    readonly irqchip: boolean,
   ) {
     this.memory = GuestMemory.create(memorySize);
   }
@@ -39,13 +53,21 @@ export class Vm {
     let vm: Vm | undefined;
     try {
       fd = kvm.createVm();
-      // Intel needs three pages for real-mode emulation; harmless elsewhere.
+      // Intel needs these pages for real-mode emulation; harmless elsewhere.
       fd.setTssAddr(KVM_TSS_ADDRESS);
-      vm = new Vm(kvm, fd, options.memorySize);
+      fd.setIdentityMapAddr(KVM_IDENTITY_MAP_ADDRESS);
+      const irqchip = options.irqchip ?? true;
+      vm = new Vm(kvm, fd, options.memorySize, irqchip);
+      // RAM before the irqchip: a memslot change on a VM with an irqchip waits for an RCU grace
+      // period (~7 ms here); before it, it is free.
       fd.setUserMemoryRegion(RAM_SLOT, 0, vm.memory.size, vm.memory.hostAddr);
+      if (irqchip) {
+        fd.createIrqchip();
+        fd.createPit2(KVM_PIT_SPEAKER_DUMMY);
+      }
       return vm;
     } catch (err) {
-      if (vm) vm.close();
+      if (vm) void vm.close();
       else {
         fd?.close();
         kvm.close();
@@ -54,20 +76,30 @@ export class Vm {
     }
   }
 
+  /** KVM_CREATE_VCPU, with the host's CPUID (filtered, see cpuid.ts) and the boot MSRs set. */
   createVcpu(id = this.vcpus.length): Vcpu {
-    const vcpu = new Vcpu(this, this.fd.createVcpu(id), id);
+    const fd = this.fd.createVcpu(id);
+    const vcpu = new Vcpu(this, fd, id);
     this.vcpus.push(vcpu);
+    this.supportedCpuid ??= this.kvm.supportedCpuid();
+    fd.setCpuid2(vcpuCpuid(this.supportedCpuid, id));
+    fd.setMsrs(BOOT_MSRS);
     return vcpu;
   }
 
-  /** Closes vCPUs, memory, the VM fd and /dev/kvm. Stop (and await) every run first. */
-  close(): void {
-    if (this.closed) return;
+  /**
+   * Closes vCPUs, memory, /dev/kvm and the VM fd. Stop (and await) every run first. Everything
+   * but the VM fd is released before this returns; the VM fd's close, which makes the kernel
+   * destroy the VM (slow with an irqchip), runs on the thread pool, and the promise settles when
+   * it is done. Callers need not wait for it.
+   */
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
     this.closed = true;
     for (const vcpu of this.vcpus) vcpu.close();
-    this.fd.close();
     this.memory.close();
     this.kvm.close();
+    return this.fd.closeAsync();
   }
 }
 
@@ -104,25 +136,29 @@ export class Vcpu {
 
   /**
    * Runs the vCPU in a worker thread until the guest ends the run or stop() is called. The PC
-   * board (COM1, debug-exit, i8042) is wired to `serial`.
+   * board's COM ports (COM1 first) are wired to `serial`; ports beyond it to nothing.
    */
-  async run(serial: SerialRings): Promise<VcpuRunResult> {
+  async run(serial: readonly SerialRings[]): Promise<VcpuRunResult> {
     if (this.control) throw new Error(`vCPU ${this.id} is already running`);
     const control = new VcpuControl();
     this.control = control;
     const thread = VcpuThread.acquire();
+    // HLT does not exit under the in-kernel irqchip: ask now and then whether the guest is done.
+    const poll = this.vm.irqchip ? setInterval(() => control.requestPoll(this.fd.runAddr), HALT_POLL_INTERVAL_MS) : undefined;
     try {
       return await thread.run({
+        vmFd: this.vm.fd.fd,
+        irqchip: this.vm.irqchip,
         vcpuFd: this.fd.fd,
         runAddr: this.fd.runAddr,
         runSize: this.fd.runSize,
         memoryAddr: this.vm.memory.hostAddr,
         memorySize: this.vm.memory.size,
-        serialTx: serial.tx.buffer,
-        serialRx: serial.rx.buffer,
+        serial: serial.map((rings) => ({ tx: rings.tx.buffer, rx: rings.rx.buffer })),
         control: control.buffer,
       });
     } finally {
+      clearInterval(poll);
       this.control = undefined;
       thread.release();
     }
