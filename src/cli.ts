@@ -2,17 +2,18 @@
  * The tskvm command line: parse, call the library, map the result to an exit status. stdout
  * carries the guest's serial output and nothing else; every diagnostic goes to stderr.
  */
-import { createReadStream } from 'node:fs';
-import { access, writeFile } from 'node:fs/promises';
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { access, readFile, writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
+import type { Readable } from 'node:stream';
 import { Command, CommanderError, Option } from 'commander';
 import { TerminalEscapes } from './cli/terminal.js';
 import { UsageError } from './errors.js';
 import { KvmError } from './kvm/error.js';
-import { IMAGE_FORMATS, type FormatChoice } from './loader/image.js';
-import { DEFAULT_MEMORY, runGuest, type RunResult } from './run-guest.js';
+import { GUEST_FORMATS, type GuestFormatChoice } from './loader/guest.js';
+import { DEFAULT_MEMORY, runGuest, type ModuleSource, type RunResult, type SerialEndpoint } from './run-guest.js';
+import { COM_PORT_NAMES, type ComPortName } from './vm/board.js';
 import { parseDuration, parseMemorySize } from './units.js';
-import type { SerialInput } from './vm/serial-bridge.js';
 
 /** Exit statuses (DESIGN.md's table). */
 export const EXIT_OK = 0;
@@ -26,7 +27,11 @@ interface RunOptions {
   memory: string;
   timeout?: string;
   serialInput?: string;
-  format: FormatChoice;
+  serial: string[];
+  format: GuestFormatChoice;
+  append?: string;
+  initrd?: string;
+  longMode?: boolean;
   resultJson?: string;
 }
 
@@ -68,7 +73,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('-m, --memory <size>', 'guest RAM, with suffix K, M or G (a bare number is MiB)', DEFAULT_MEMORY)
     .option('-t, --timeout <duration>', 'stop the guest after this long: 500ms, 10s, 2m (a bare number is seconds)')
     .option('--serial-input <file>', 'feed COM1 from FILE instead of stdin')
-    .addOption(new Option('-f, --format <format>', 'image format').choices(IMAGE_FORMATS).default('auto'))
+    .addOption(new Option('-f, --format <format>', 'image format').choices(GUEST_FORMATS).default('auto'))
+    .option('--append <cmdline>', "the kernel's command line (multiboot), as QEMU's -append")
+    .option('--initrd <modules>', 'multiboot modules, as QEMU\'s -initrd: "file args,file2 args"')
+    .option('--long-mode', 'start an ELF32 in 64-bit long mode (ELF64 always is)')
+    .option('--serial <COMn=route>', 'route COM1-COM4: stdio, file:PATH or null (repeatable; default COM1=stdio)', collect, [])
     .option('--result-json <file>', 'write {reason, exitCode, durationMs, exits} to FILE at the end')
     .addHelpText('after', HELP_AFTER)
     .action(async (image: string, opts: RunOptions) => {
@@ -90,7 +99,9 @@ export async function main(argv: readonly string[]): Promise<number> {
 async function run(image: string, opts: RunOptions): Promise<number> {
   const memory = parseMemorySize(opts.memory);
   const timeoutMs = opts.timeout === undefined ? undefined : parseDuration(opts.timeout, 'timeout');
-  if (opts.serialInput !== undefined) await checkReadable(opts.serialInput);
+  const routes = parseSerialRoutes(opts.serial);
+  if (opts.serialInput !== undefined) await checkReadable(opts.serialInput, 'serial input file');
+  const stdioPort = COM_PORT_NAMES.find((port) => routes[port]?.kind === 'stdio');
 
   const abort = new AbortController();
   let stoppedBy: NodeJS.Signals | 'quit' | undefined;
@@ -103,21 +114,37 @@ async function run(image: string, opts: RunOptions): Promise<number> {
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigterm);
 
-  const terminal = opts.serialInput === undefined && process.stdin.isTTY ? process.stdin : undefined;
-  let serialInput: SerialInput;
+  // Serial input for the stdio port: --serial-input FILE, else stdin (raw mode on a terminal).
+  const terminal = stdioPort && opts.serialInput === undefined && process.stdin.isTTY ? process.stdin : undefined;
+  let stdinInput: Readable | undefined;
   if (opts.serialInput !== undefined) {
-    serialInput = createReadStream(opts.serialInput);
+    stdinInput = createReadStream(opts.serialInput);
   } else if (terminal) {
     terminal.setRawMode(true);
-    serialInput = terminal.pipe(new TerminalEscapes((command) => stopWith(command === 'quit' ? 'quit' : 'SIGINT')));
-  } else {
-    serialInput = process.stdin;
+    stdinInput = terminal.pipe(new TerminalEscapes((command) => stopWith(command === 'quit' ? 'quit' : 'SIGINT')));
+  } else if (stdioPort) {
+    stdinInput = process.stdin;
   }
 
   let stdoutBroken = false;
   process.stdout.on('error', () => {
     stdoutBroken = true; // the reader went away: keep the guest running, drop its output
   });
+  const files: WriteStream[] = [];
+  const serialPorts: Partial<Record<ComPortName, SerialEndpoint>> = {};
+  for (const port of COM_PORT_NAMES) {
+    const route = routes[port];
+    if (!route || route.kind === 'null') continue;
+    if (route.kind === 'stdio') {
+      serialPorts[port] = { input: stdinInput, output: (chunk) => (stdoutBroken ? undefined : writeStream(process.stdout, chunk)) };
+    } else {
+      const file = createWriteStream(route.path);
+      files.push(file);
+      serialPorts[port] = { output: (chunk) => writeStream(file, chunk) };
+    }
+  }
+  // COM1 routed to null still needs an (empty) endpoint so stdin is not attached to it.
+  serialPorts.COM1 ??= {};
 
   let result: RunResult;
   try {
@@ -125,11 +152,13 @@ async function run(image: string, opts: RunOptions): Promise<number> {
       image,
       memory,
       format: opts.format,
+      cmdline: opts.append,
+      modules: opts.initrd === undefined ? undefined : await parseInitrd(opts.initrd),
+      longMode: opts.longMode,
       timeoutMs,
-      serialInput,
       collectSerial: false,
+      serialPorts,
       signal: abort.signal,
-      onSerial: (chunk) => (stdoutBroken ? undefined : writeStdout(chunk)),
     });
   } finally {
     process.off('SIGINT', onSigint);
@@ -138,15 +167,47 @@ async function run(image: string, opts: RunOptions): Promise<number> {
       terminal.setRawMode(false);
       terminal.unpipe();
     }
-    if (serialInput !== process.stdin && 'destroy' in serialInput && typeof serialInput.destroy === 'function') serialInput.destroy();
+    if (stdinInput && stdinInput !== process.stdin) stdinInput.destroy();
     process.stdin.pause();
+    await Promise.all(files.map((file) => new Promise((resolve) => file.end(resolve))));
   }
 
+  for (const note of result.notes) process.stderr.write(`tskvm: note: ${note}\n`);
   if (opts.resultJson !== undefined) {
     const json = { reason: result.reason, exitCode: result.exitCode, durationMs: result.durationMs, exits: result.exits, ...(stoppedBy && stoppedBy !== 'quit' ? { signal: stoppedBy } : {}) };
     await writeFile(opts.resultJson, `${JSON.stringify(json, null, 2)}\n`);
   }
   return exitStatus(result, stoppedBy, timeoutMs);
+}
+
+type SerialRoute = { kind: 'stdio' } | { kind: 'null' } | { kind: 'file'; path: string };
+
+/** `--serial COMn=stdio|file:PATH|null`, as QEMU's -serial: COM1 defaults to stdio, others to null. */
+export function parseSerialRoutes(specs: readonly string[]): Partial<Record<ComPortName, SerialRoute>> {
+  const routes: Partial<Record<ComPortName, SerialRoute>> = { COM1: { kind: 'stdio' } };
+  for (const spec of specs) {
+    const m = /^(COM[1-4])=(stdio|null|file:(.+))$/i.exec(spec);
+    if (!m) throw new UsageError(`invalid --serial '${spec}': use COMn=stdio, COMn=file:PATH or COMn=null, n from 1 to 4`);
+    const port = m[1]!.toUpperCase() as ComPortName;
+    const kind = m[2]!.toLowerCase();
+    routes[port] = kind === 'stdio' ? { kind: 'stdio' } : kind === 'null' ? { kind: 'null' } : { kind: 'file', path: m[3]! };
+  }
+  const stdio = COM_PORT_NAMES.filter((port) => routes[port]?.kind === 'stdio');
+  if (stdio.length > 1) throw new UsageError(`--serial: only one port can be on stdio, but ${stdio.join(' and ')} are: route the others to file:PATH or null`);
+  return routes;
+}
+
+/** `--initrd "file args,file2"`: QEMU's module list, each a path and optional arguments. */
+async function parseInitrd(spec: string): Promise<ModuleSource[]> {
+  const modules: ModuleSource[] = [];
+  for (const item of spec.split(',')) {
+    const [path = '', ...args] = item.trim().split(/\s+/);
+    if (path === '') throw new UsageError(`invalid --initrd '${spec}': use "file args,file2 args"`);
+    await checkReadable(path, 'module');
+    const bytes = await readFile(path);
+    modules.push({ name: path, bytes, cmdline: args.length ? args.join(' ') : undefined });
+  }
+  return modules;
 }
 
 function exitStatus(result: RunResult, stoppedBy: NodeJS.Signals | 'quit' | undefined, timeoutMs: number | undefined): number {
@@ -172,25 +233,30 @@ function exitStatus(result: RunResult, stoppedBy: NodeJS.Signals | 'quit' | unde
   }
 }
 
-function writeStdout(chunk: Buffer): Promise<void> | undefined {
-  if (process.stdout.write(chunk)) return undefined;
+/** Writes a chunk; when the stream is backed up, the promise holds the guest's output back. */
+function writeStream(stream: NodeJS.WritableStream, chunk: Buffer): Promise<void> | undefined {
+  if (stream.write(chunk)) return undefined;
   return new Promise((resolve) => {
     const done = (): void => {
-      process.stdout.off('drain', done);
-      process.stdout.off('error', done);
+      stream.off('drain', done);
+      stream.off('error', done);
       resolve();
     };
-    process.stdout.on('drain', done);
-    process.stdout.on('error', done);
+    stream.on('drain', done);
+    stream.on('error', done);
   });
 }
 
-async function checkReadable(file: string): Promise<void> {
+async function checkReadable(file: string, what: string): Promise<void> {
   try {
     await access(file);
   } catch {
-    throw new UsageError(`serial input file '${file}' not found: check the path`);
+    throw new UsageError(`${what} '${file}' not found: check the path`, 'EIMAGE');
   }
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
 }
 
 function reportError(err: unknown): number {

@@ -1,17 +1,32 @@
 /**
- * runGuest: one guest, start to end, in-process — create the VM, load the image, wire COM1 to the
- * caller, run the vCPU in its thread, and release everything whatever happens.
+ * runGuest: one guest, start to end, in-process — create the PC (RAM, irqchip, PIT, firmware
+ * tables), load the image, wire the serial ports to the caller, run the vCPU in its thread, and
+ * release everything whatever happens.
  */
 import { readFile, stat } from 'node:fs/promises';
 import { UsageError } from './errors.js';
-import { IMAGE_FORMATS, loadImage, type FormatChoice, type ImageFormat } from './loader/image.js';
-import { applyBootState } from './vm/cpu-setup.js';
+import { pcE820Map } from './loader/e820.js';
+import { GUEST_FORMATS, loadGuest, type GuestFormat, type GuestFormatChoice } from './loader/guest.js';
+import { writeBiosDataArea, writeMpTable } from './loader/pc-tables.js';
+import { BIOS_AREA_END, VGA_HOLE_ADDRESS } from './loader/pc-layout.js';
+import type { MultibootModule } from './loader/multiboot.js';
 import { parseMemorySize } from './units.js';
+import { COM_PORTS, COM_PORT_NAMES, type ComPortName } from './vm/board.js';
+import { applyBootState } from './vm/cpu-setup.js';
 import { SerialBridge, type SerialInput, type SerialSink } from './vm/serial-bridge.js';
 import type { ExitCounts } from './vm/vcpu-loop.js';
 import { Vm } from './vm/vm.js';
 
 export const DEFAULT_MEMORY = '16M';
+
+/** One serial port's connection: input fed to the guest and a sink for its output. */
+export interface SerialEndpoint {
+  input?: SerialInput;
+  output?: SerialSink;
+}
+
+/** A multiboot module: a file path, or its bytes with a name. */
+export type ModuleSource = string | { name: string; bytes: Uint8Array; cmdline?: string };
 
 export interface RunGuestOptions {
   /** A path to the image, or its bytes. */
@@ -19,15 +34,23 @@ export interface RunGuestOptions {
   /** Guest RAM: bytes, or a size such as '16M' (default 16M). */
   memory?: number | string;
   /** How to load the image (default: auto-detect). */
-  format?: FormatChoice;
+  format?: GuestFormatChoice;
+  /** The kernel command line (multiboot), as QEMU's -append. */
+  cmdline?: string;
+  /** Multiboot modules, as QEMU's -initrd "file args,file2". */
+  modules?: ModuleSource[];
+  /** Start an ELF32 in long mode. */
+  longMode?: boolean;
   /** Stop the guest after this many milliseconds (reason 'timeout'). */
   timeoutMs?: number;
   /** COM1 input: a stream (read as the guest consumes it), or all of it at once. */
   serialInput?: SerialInput;
   /** Called with COM1 output as it arrives; a returned promise holds back further output. */
   onSerial?: SerialSink;
-  /** Keep the output in the result's `serial` (default true). */
+  /** Keep COM1's output in the result's `serial` (default true). */
   collectSerial?: boolean;
+  /** COM2-COM4 (and COM1, instead of serialInput/onSerial); ports left out are unconnected. */
+  serialPorts?: Partial<Record<ComPortName, SerialEndpoint>>;
   /** Aborting stops the guest (reason 'stopped'). */
   signal?: AbortSignal;
   /**
@@ -52,32 +75,47 @@ export interface RunResult {
   exits: ExitCounts;
   /** Present when reason is 'crash': what happened, and the vCPU's registers. */
   crash?: { description: string; state: string };
-  format: ImageFormat;
+  format: GuestFormat;
+  /** Loader remarks worth showing the user (e.g. an ignored multiboot video-mode request). */
+  notes: string[];
 }
 
+/** The machine has one vCPU (SMP comes later): the MP table and fw_cfg say so. */
+const CPUS = 1;
+
 export async function runGuest(options: RunGuestOptions): Promise<RunResult> {
-  const memorySize = typeof options.memory === 'number' ? checkMemoryBytes(options.memory) : parseMemorySize(options.memory ?? DEFAULT_MEMORY);
+  const memorySize = typeof options.memory === 'number' ? parseMemorySize(`${options.memory}B`) : parseMemorySize(options.memory ?? DEFAULT_MEMORY);
   const format = options.format ?? 'auto';
-  if (!IMAGE_FORMATS.includes(format)) throw new UsageError(`invalid format '${String(format)}': use one of ${IMAGE_FORMATS.join(', ')}`);
+  if (!GUEST_FORMATS.includes(format)) throw new UsageError(`invalid format '${String(format)}': use one of ${GUEST_FORMATS.join(', ')}`);
   const timeoutMs = options.timeoutMs;
   if (timeoutMs !== undefined && !(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
     throw new UsageError(`invalid timeout ${timeoutMs}: it must be a positive number of milliseconds`);
   }
+  for (const port of Object.keys(options.serialPorts ?? {})) {
+    if (!COM_PORT_NAMES.includes(port as ComPortName)) throw new UsageError(`unknown serial port '${port}': use ${COM_PORT_NAMES.join(', ')}`);
+  }
   const { bytes: image, name } = await readImage(options.image, memorySize);
+  const modules = await Promise.all((options.modules ?? []).map((m) => readModule(m, memorySize)));
 
   const vm = Vm.create({ memorySize, irqchip: options.irqchip ?? true });
   try {
     const vcpu = vm.createVcpu(0);
-    const loaded = loadImage(image, vm.memory.bytes, format, name);
-    applyBootState(vcpu, vm.memory.bytes, { mode: 'real', entry: loaded.entry });
+    const memory = vm.memory.bytes;
+    const e820 = pcE820Map(memorySize);
+    writeFirmwareTables(memory, memorySize);
+    const loaded = loadGuest(image, memory, { format, name, cmdline: options.cmdline, modules, longMode: options.longMode, e820 });
+    applyBootState(vcpu, memory, loaded.bootState);
 
     const collect = options.collectSerial ?? true;
     const chunks: Buffer[] = [];
-    const onSerial = options.onSerial;
-    const bridge = new SerialBridge((chunk) => {
-      if (collect) chunks.push(chunk);
-      return onSerial?.(chunk);
-    }, options.serialInput);
+    const com1: SerialEndpoint = options.serialPorts?.COM1 ?? { input: options.serialInput, output: options.onSerial };
+    const bridges = COM_PORTS.map((port) => {
+      const endpoint = port.name === 'COM1' ? com1 : options.serialPorts?.[port.name];
+      if (port.name !== 'COM1' && !endpoint) return null;
+      const output = endpoint?.output;
+      const sink: SerialSink = port.name === 'COM1' && collect ? (chunk) => (chunks.push(chunk), output?.(chunk)) : (chunk) => output?.(chunk);
+      return new SerialBridge(sink, endpoint?.input);
+    });
 
     let stopReason: RunReason | undefined;
     const stop = (reason: RunReason): void => {
@@ -88,7 +126,7 @@ export async function runGuest(options: RunGuestOptions): Promise<RunResult> {
     const onAbort = (): void => stop('stopped');
     options.signal?.addEventListener('abort', onAbort);
     const started = performance.now();
-    const running = vcpu.run([bridge]);
+    const running = vcpu.run(bridges, { ramSize: memorySize, cpus: CPUS, cmdline: options.cmdline, e820 });
     if (options.signal?.aborted) onAbort();
     let result;
     try {
@@ -96,12 +134,12 @@ export async function runGuest(options: RunGuestOptions): Promise<RunResult> {
     } finally {
       clearTimeout(timer);
       options.signal?.removeEventListener('abort', onAbort);
-      await bridge.finish();
+      await Promise.all(bridges.map((bridge) => bridge?.finish()));
     }
     const durationMs = performance.now() - started;
     const serialBytes = Buffer.concat(chunks);
     const outcome = result.outcome;
-    const base = { serial: serialBytes.toString('utf8'), serialBytes, durationMs, exits: result.exits, format: loaded.format };
+    const base = { serial: serialBytes.toString('utf8'), serialBytes, durationMs, exits: result.exits, format: loaded.format, notes: loaded.notes };
     switch (outcome.reason) {
       case 'debug-exit':
         return { ...base, reason: 'debug-exit', exitCode: outcome.exitCode };
@@ -122,37 +160,51 @@ export async function runGuest(options: RunGuestOptions): Promise<RunResult> {
   }
 }
 
-function checkMemoryBytes(bytes: number): number {
-  return parseMemorySize(`${bytes}B`);
+/**
+ * What a PC BIOS leaves in memory for the guest to find: the BIOS data area (COM ports, memory
+ * size, EBDA) and an MP table (CPUs, IOAPIC, ISA IRQ routing). Written before the image is loaded,
+ * so an image that covers them wins; skipped on machines too small to have those areas.
+ */
+function writeFirmwareTables(memory: Uint8Array, memorySize: number): void {
+  if (memorySize >= VGA_HOLE_ADDRESS) writeBiosDataArea(memory, { memorySize, com: COM_PORTS.map((p) => p.base) });
+  if (memorySize >= BIOS_AREA_END) writeMpTable(memory, { cpus: CPUS });
 }
 
 /** Reads the image, refusing what cannot be one before reading it whole. */
 async function readImage(image: string | Uint8Array, memorySize: number): Promise<{ bytes: Uint8Array; name: string }> {
-  if (typeof image !== 'string') return { bytes: image, name: 'image' };
-  const name = `image '${image}'`;
+  if (typeof image !== 'string') return { bytes: image, name: 'guest' };
+  return { bytes: await readGuestFile(image, `image '${image}'`, memorySize), name: image };
+}
+
+async function readModule(source: ModuleSource, memorySize: number): Promise<MultibootModule> {
+  if (typeof source !== 'string') return source;
+  return { name: source, bytes: await readGuestFile(source, `module '${source}'`, memorySize) };
+}
+
+async function readGuestFile(file: string, what: string, memorySize: number): Promise<Uint8Array> {
   let size: number;
   try {
-    const st = await stat(image);
-    if (st.isDirectory()) throw new UsageError(`${name} is a directory: give the path of a guest binary`, 'EIMAGE');
+    const st = await stat(file);
+    if (st.isDirectory()) throw new UsageError(`${what} is a directory: give the path of a file`, 'EIMAGE');
     size = st.size;
   } catch (err) {
     if (err instanceof UsageError) throw err;
-    throw imageReadError(name, err);
+    throw fileReadError(what, err);
   }
   if (size > memorySize) {
-    throw new UsageError(`${name} is ${size} bytes, larger than guest RAM (${memorySize} bytes): raise --memory`, 'EIMAGE');
+    throw new UsageError(`${what} is ${size} bytes, larger than guest RAM (${memorySize} bytes): raise --memory`, 'EIMAGE');
   }
   try {
-    return { bytes: await readFile(image), name };
+    return await readFile(file);
   } catch (err) {
-    throw imageReadError(name, err);
+    throw fileReadError(what, err);
   }
 }
 
-function imageReadError(name: string, err: unknown): UsageError {
+function fileReadError(what: string, err: unknown): UsageError {
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') return new UsageError(`${name} not found: check the path (build the bundled guests with \`npm run build:guests\`)`, 'EIMAGE');
-  if (code === 'EACCES') return new UsageError(`${name} cannot be read (permission denied): fix its permissions`, 'EIMAGE');
-  if (code === 'EISDIR') return new UsageError(`${name} is a directory: give the path of a guest binary`, 'EIMAGE');
-  return new UsageError(`${name} cannot be read: ${(err as Error).message}`, 'EIMAGE');
+  if (code === 'ENOENT') return new UsageError(`${what} not found: check the path (build the bundled guests with \`npm run build:guests\`)`, 'EIMAGE');
+  if (code === 'EACCES') return new UsageError(`${what} cannot be read (permission denied): fix its permissions`, 'EIMAGE');
+  if (code === 'EISDIR') return new UsageError(`${what} is a directory: give the path of a file`, 'EIMAGE');
+  return new UsageError(`${what} cannot be read: ${(err as Error).message}`, 'EIMAGE');
 }

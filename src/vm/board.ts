@@ -6,6 +6,7 @@
 import { Bus, PIO_ADDRESS_SPACE_SIZE, type MmioBus, type PioBus } from '../devices/bus.js';
 import { DEBUG_EXIT_IOSIZE, DEBUG_EXIT_PORT, DebugExit } from '../devices/debug-exit.js';
 import type { MmioDevice, PioDevice } from '../devices/device.js';
+import { FW_CFG_IO_BASE, FW_CFG_IO_SIZE, FwCfg, type FwCfgConfig } from '../devices/fw-cfg.js';
 import { I8042, I8042_DATA_PORT, I8042_PORT_COUNT } from '../devices/i8042.js';
 import { Serial16550, UART_REGISTER_COUNT, type SerialHost } from '../devices/serial16550.js';
 import type { ByteRing } from './byte-ring.js';
@@ -76,6 +77,8 @@ export interface PcBoardHost {
   serial: readonly SerialHost[];
   /** Absent without an in-kernel irqchip: devices then compute interrupts nobody receives. */
   irqLine?: IrqLineSetter;
+  /** What fw_cfg (0x510/0x511) reports; without it the ports are unassigned. */
+  firmware?: FwCfgConfig;
 }
 
 /** A serial port plugged into nothing: output vanishes, no input ever arrives. */
@@ -93,6 +96,7 @@ export function createPcBoard(host: PcBoardHost): Board {
   const board: Board = { pio, mmio, serial, stop: undefined };
   pio.register(DEBUG_EXIT_PORT, DEBUG_EXIT_IOSIZE, new DebugExit((value) => (board.stop ??= { reason: 'debug-exit', exitCode: value })), 'debug-exit');
   pio.register(I8042_DATA_PORT, I8042_PORT_COUNT, new I8042(() => (board.stop ??= { reason: 'reset' })), 'i8042');
+  if (host.firmware) pio.register(FW_CFG_IO_BASE, FW_CFG_IO_SIZE, new FwCfg(host.firmware), 'fw_cfg');
   // Port 0x80 (POST codes) needs no device: unassigned ports already ignore writes and read all ones.
   return board;
 }

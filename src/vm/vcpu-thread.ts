@@ -4,6 +4,7 @@
  * its vCPU has left KVM_RUN and reported back.
  */
 import { Worker } from 'node:worker_threads';
+import type { FwCfgConfig } from '../devices/fw-cfg.js';
 import type { VcpuRunResult } from './vcpu-loop.js';
 
 export interface VcpuJob {
@@ -15,8 +16,10 @@ export interface VcpuJob {
   runSize: number;
   memoryAddr: bigint;
   memorySize: number;
-  /** Per COM port, COM1 first: the TX and RX rings' buffers. */
-  serial: { tx: SharedArrayBuffer; rx: SharedArrayBuffer }[];
+  /** Per COM port, COM1 first: the TX and RX rings' buffers (null: connected to nothing). */
+  serial: ({ tx: SharedArrayBuffer; rx: SharedArrayBuffer } | null)[];
+  /** What fw_cfg tells the guest; no fw_cfg device without it. */
+  firmware: FwCfgConfig | undefined;
   control: SharedArrayBuffer;
 }
 

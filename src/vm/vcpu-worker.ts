@@ -6,7 +6,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { VcpuFd, VmFd } from '../kvm/ioctls.js';
-import { createPcBoard, ringSerialHost } from './board.js';
+import { createPcBoard, ringSerialHost, UNCONNECTED_SERIAL } from './board.js';
 import { ByteRing } from './byte-ring.js';
 import { GuestMemory } from './guest-memory.js';
 import { VcpuControl } from './vcpu-control.js';
@@ -23,7 +23,8 @@ port.on('message', (job: VcpuJob) => {
     const memory = GuestMemory.attach(job.memoryAddr, job.memorySize);
     const vm = VmFd.attach(job.vmFd);
     const board = createPcBoard({
-      serial: job.serial.map((rings) => ringSerialHost(new ByteRing(rings.tx), new ByteRing(rings.rx))),
+      serial: job.serial.map((rings) => (rings ? ringSerialHost(new ByteRing(rings.tx), new ByteRing(rings.rx)) : UNCONNECTED_SERIAL)),
+      firmware: job.firmware,
       irqLine: job.irqchip ? (irq, level) => vm.irqLine(irq, level) : undefined,
     });
     reply = { type: 'result', result: runVcpu(vcpu, memory, board, new VcpuControl(job.control)) };

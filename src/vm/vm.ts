@@ -6,6 +6,7 @@ import { KVM_IDENTITY_MAP_ADDRESS, KVM_TSS_ADDRESS } from '../kvm/constants.js';
 import { Kvm, type VcpuFd, type VmFd } from '../kvm/ioctls.js';
 import type { KvmRegs, KvmSregs } from '../kvm/structs.js';
 import { KVM_PIT_SPEAKER_DUMMY, type CpuidEntry } from '../kvm/x86.js';
+import type { FwCfgConfig } from '../devices/fw-cfg.js';
 import { vcpuCpuid } from './cpuid.js';
 import { BOOT_MSRS } from './msrs.js';
 import { ByteRing } from './byte-ring.js';
@@ -136,9 +137,10 @@ export class Vcpu {
 
   /**
    * Runs the vCPU in a worker thread until the guest ends the run or stop() is called. The PC
-   * board's COM ports (COM1 first) are wired to `serial`; ports beyond it to nothing.
+   * board's COM ports (COM1 first) are wired to `serial` (null or missing: to nothing); fw_cfg,
+   * when `firmware` is given, tells the guest about the machine.
    */
-  async run(serial: readonly SerialRings[]): Promise<VcpuRunResult> {
+  async run(serial: readonly (SerialRings | null)[], firmware?: FwCfgConfig): Promise<VcpuRunResult> {
     if (this.control) throw new Error(`vCPU ${this.id} is already running`);
     const control = new VcpuControl();
     this.control = control;
@@ -154,7 +156,8 @@ export class Vcpu {
         runSize: this.fd.runSize,
         memoryAddr: this.vm.memory.hostAddr,
         memorySize: this.vm.memory.size,
-        serial: serial.map((rings) => ({ tx: rings.tx.buffer, rx: rings.rx.buffer })),
+        serial: serial.map((rings) => (rings ? { tx: rings.tx.buffer, rx: rings.rx.buffer } : null)),
+        firmware,
         control: control.buffer,
       });
     } finally {

@@ -138,7 +138,7 @@ describe('tskvm run: bad usage and bad input exit 2', () => {
     await usage(['run', '--memory', '1000B', guest('hello')], /whole number of 4K pages/);
     await usage(['run', '--timeout', 'soon', guest('hello')], /invalid timeout 'soon'/);
     await usage(['run', '--timeout', '0', guest('hello')], /longer than 0/);
-    await usage(['run', '--format', 'elf', guest('hello')], /argument 'elf' is invalid.*auto, flat, bootsector/);
+    await usage(['run', '--format', 'coff', guest('hello')], /argument 'coff' is invalid.*auto, flat, bootsector, elf, multiboot/);
   });
 
   it('rejects missing, empty, directory and oversized images', async () => {

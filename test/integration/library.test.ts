@@ -171,7 +171,7 @@ describeKvm('runGuest rejects bad input with a UsageError', () => {
     await rejects({ image: guest('hello'), memory: '12Q' }, 'EUSAGE', /invalid memory size '12Q'/);
     await rejects({ image: guest('hello'), memory: '0' }, 'EUSAGE', /larger than 0/);
     await rejects({ image: guest('hello'), timeoutMs: -1 }, 'EUSAGE', /invalid timeout/);
-    await rejects({ image: guest('hello'), format: 'elf' as never }, 'EUSAGE', /invalid format 'elf'/);
+    await rejects({ image: guest('hello'), format: 'coff' as never }, 'EUSAGE', /invalid format 'coff'/);
     await rejects({ image: guest('hello'), format: 'bootsector' }, 'EIMAGE', /exactly 512/);
   });
 });
