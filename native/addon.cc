@@ -156,6 +156,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   layout.Set("sizeofKvmPitConfig", Napi::Number::New(env, sizeof(struct kvm_pit_config)));
   layout.Set("sizeofKvmIrqLevel", Napi::Number::New(env, sizeof(struct kvm_irq_level)));
   layout.Set("sizeofKvmMpState", Napi::Number::New(env, sizeof(struct kvm_mp_state)));
+  layout.Set("sizeofKvmIrqRoutingEntry", Napi::Number::New(env, sizeof(struct kvm_irq_routing_entry)));
   exports.Set("layout", layout);
   exports.Set("kickSignal", Napi::Number::New(env, shim_kick_signal()));
   return exports;

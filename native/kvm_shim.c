@@ -104,5 +104,6 @@ const struct shim_ioctl_number shim_ioctl_numbers[] = {
     IOCTL_NUMBER(KVM_GET_MP_STATE),
     IOCTL_NUMBER(KVM_SET_MP_STATE),
     IOCTL_NUMBER(KVM_GET_IRQCHIP),
+    IOCTL_NUMBER(KVM_SET_GSI_ROUTING),
     {0, 0},
 };

@@ -17,7 +17,9 @@ import {
   decodeMsrs,
   encodeCpuid2,
   encodeMsrs,
+  encodeIrqRouting,
   type CpuidEntry,
+  type IrqRoute,
   type MsrEntry,
 } from './x86.js';
 import { KVM_REGS_SIZE, KVM_SREGS_SIZE, decodeRegs, decodeSregs, encodeRegs, encodeSregs, type KvmRegs, type KvmSregs } from './structs.js';
@@ -122,6 +124,11 @@ export class VmFd {
     const config = new Uint8Array(KVM_PIT_CONFIG_SIZE);
     new DataView(config.buffer).setUint32(0, flags, true);
     check('KVM_CREATE_PIT2', native().ioctlBuffer(this.fd, native().ioctls.KVM_CREATE_PIT2, config));
+  }
+
+  /** KVM_SET_GSI_ROUTING: replaces the whole GSI → irqchip-pin table. */
+  setGsiRouting(routes: readonly IrqRoute[]): void {
+    check('KVM_SET_GSI_ROUTING', native().ioctlBuffer(this.fd, native().ioctls.KVM_SET_GSI_ROUTING, encodeIrqRouting(routes)));
   }
 
   private readonly irqLevel = new Uint8Array(KVM_IRQ_LEVEL_SIZE);

@@ -30,6 +30,7 @@ export interface NativeIoctls {
   readonly KVM_GET_MP_STATE: number;
   readonly KVM_SET_MP_STATE: number;
   readonly KVM_GET_IRQCHIP: number;
+  readonly KVM_SET_GSI_ROUTING: number;
 }
 
 /** Struct sizes and field offsets from the kernel headers the addon was built against. */

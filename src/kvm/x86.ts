@@ -92,3 +92,32 @@ export const KVM_MP_STATE_UNINITIALIZED = 1;
 export const KVM_MP_STATE_INIT_RECEIVED = 2;
 export const KVM_MP_STATE_HALTED = 3;
 export const KVM_MP_STATE_SIPI_RECEIVED = 4;
+
+/** struct kvm_irq_routing_entry with a kvm_irq_routing_irqchip payload: GSI → irqchip pin. */
+export interface IrqRoute {
+  gsi: number;
+  irqchip: number;
+  pin: number;
+}
+
+export const KVM_IRQ_ROUTING_IRQCHIP = 1;
+export const KVM_IRQCHIP_PIC_MASTER = 0;
+export const KVM_IRQCHIP_PIC_SLAVE = 1;
+export const KVM_IRQCHIP_IOAPIC = 2;
+
+const IRQ_ROUTING_HEADER = 8; // u32 nr, u32 flags
+export const KVM_IRQ_ROUTING_ENTRY_SIZE = 48; // gsi, type, flags, pad, then a 32-byte union
+
+export function encodeIrqRouting(routes: readonly IrqRoute[]): Uint8Array {
+  const bytes = new Uint8Array(IRQ_ROUTING_HEADER + routes.length * KVM_IRQ_ROUTING_ENTRY_SIZE);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(0, routes.length, true);
+  routes.forEach((route, i) => {
+    const at = IRQ_ROUTING_HEADER + i * KVM_IRQ_ROUTING_ENTRY_SIZE;
+    view.setUint32(at, route.gsi, true);
+    view.setUint32(at + 4, KVM_IRQ_ROUTING_IRQCHIP, true);
+    view.setUint32(at + 16, route.irqchip, true);
+    view.setUint32(at + 20, route.pin, true);
+  });
+  return bytes;
+}

@@ -5,7 +5,7 @@
 import { KVM_IDENTITY_MAP_ADDRESS, KVM_TSS_ADDRESS } from '../kvm/constants.js';
 import { Kvm, type VcpuFd, type VmFd } from '../kvm/ioctls.js';
 import type { KvmRegs, KvmSregs } from '../kvm/structs.js';
-import { KVM_PIT_SPEAKER_DUMMY, type CpuidEntry } from '../kvm/x86.js';
+import { KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KVM_PIT_SPEAKER_DUMMY, type CpuidEntry, type IrqRoute } from '../kvm/x86.js';
 import type { FwCfgConfig } from '../devices/fw-cfg.js';
 import { vcpuCpuid } from './cpuid.js';
 import { BOOT_MSRS } from './msrs.js';
@@ -26,6 +26,31 @@ export interface VmOptions {
    * exits to userspace and nothing can interrupt the guest.
    */
   irqchip?: boolean;
+}
+
+/** ISA IRQs 0-15 and the IOAPIC's 24 pins. */
+const ISA_IRQS = 16;
+const IOAPIC_PINS = 24;
+const PIC_CASCADE_IRQ = 2;
+/** The PIT's IRQ0 reaches the IOAPIC on pin 2, as on PC chipsets (and in the MP table). */
+const IOAPIC_TIMER_PIN = 2;
+
+/**
+ * QEMU's PC routing (kvm_pc_setup_irq_routing): GSI 0-15 to the PICs (less the cascade), GSI
+ * 0-23 to the IOAPIC pin of the same number, except the timer's GSI 0, which goes to pin 2.
+ * KVM's default sends GSI 0 to pin 0, which no PC's MP table or ACPI MADT describes.
+ */
+export function pcIrqRoutes(): IrqRoute[] {
+  const routes: IrqRoute[] = [];
+  for (let gsi = 0; gsi < ISA_IRQS; gsi++) {
+    if (gsi === PIC_CASCADE_IRQ) continue;
+    routes.push(gsi < 8 ? { gsi, irqchip: KVM_IRQCHIP_PIC_MASTER, pin: gsi } : { gsi, irqchip: KVM_IRQCHIP_PIC_SLAVE, pin: gsi - 8 });
+  }
+  for (let gsi = 0; gsi < IOAPIC_PINS; gsi++) {
+    if (gsi === PIC_CASCADE_IRQ) continue;
+    routes.push({ gsi, irqchip: KVM_IRQCHIP_IOAPIC, pin: gsi === 0 ? IOAPIC_TIMER_PIN : gsi });
+  }
+  return routes;
 }
 
 /** How often a running vCPU is asked whether it has halted for good (in-kernel irqchip only). */
@@ -64,6 +89,7 @@ export class Vm {
       fd.setUserMemoryRegion(RAM_SLOT, 0, vm.memory.size, vm.memory.hostAddr);
       if (irqchip) {
         fd.createIrqchip();
+        fd.setGsiRouting(pcIrqRoutes());
         fd.createPit2(KVM_PIT_SPEAKER_DUMMY);
       }
       return vm;
