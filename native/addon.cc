@@ -156,6 +156,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   layout.Set("sizeofKvmPitConfig", Napi::Number::New(env, sizeof(struct kvm_pit_config)));
   layout.Set("sizeofKvmIrqLevel", Napi::Number::New(env, sizeof(struct kvm_irq_level)));
   layout.Set("sizeofKvmMpState", Napi::Number::New(env, sizeof(struct kvm_mp_state)));
+  layout.Set("sizeofKvmGuestDebug", Napi::Number::New(env, sizeof(struct kvm_guest_debug)));
+  EXPORT_OFFSET(layout, struct kvm_run, debug.arch.exception, "runDebugException");
+  EXPORT_OFFSET(layout, struct kvm_run, debug.arch.pc, "runDebugPc");
+  EXPORT_OFFSET(layout, struct kvm_run, debug.arch.dr6, "runDebugDr6");
+  EXPORT_OFFSET(layout, struct kvm_run, debug.arch.dr7, "runDebugDr7");
   layout.Set("sizeofKvmIrqRoutingEntry", Napi::Number::New(env, sizeof(struct kvm_irq_routing_entry)));
   exports.Set("layout", layout);
   exports.Set("kickSignal", Napi::Number::New(env, shim_kick_signal()));

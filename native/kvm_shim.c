@@ -105,5 +105,7 @@ const struct shim_ioctl_number shim_ioctl_numbers[] = {
     IOCTL_NUMBER(KVM_SET_MP_STATE),
     IOCTL_NUMBER(KVM_GET_IRQCHIP),
     IOCTL_NUMBER(KVM_SET_GSI_ROUTING),
+    IOCTL_NUMBER(KVM_SET_GUEST_DEBUG),
+    IOCTL_NUMBER(KVM_TRANSLATE),
     {0, 0},
 };

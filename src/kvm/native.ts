@@ -31,6 +31,8 @@ export interface NativeIoctls {
   readonly KVM_SET_MP_STATE: number;
   readonly KVM_GET_IRQCHIP: number;
   readonly KVM_SET_GSI_ROUTING: number;
+  readonly KVM_SET_GUEST_DEBUG: number;
+  readonly KVM_TRANSLATE: number;
 }
 
 /** Struct sizes and field offsets from the kernel headers the addon was built against. */
