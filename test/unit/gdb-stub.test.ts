@@ -1,0 +1,546 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import net from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { CpuMode, DebugTarget, HwBreakpointKind, StopReason } from '../../src/gdb/target.js';
+import type { KvmRegs, KvmSegment, KvmSregs } from '../../src/kvm/structs.js';
+import { KVM_REGS_FIELDS } from '../../src/kvm/structs.js';
+import { PacketDecoder, encodePacket, fromLittleEndianHex, toLittleEndianHex } from '../../src/gdb/packet.js';
+import { I386_LAYOUT, X86_64_LAYOUT, type RegisterLayout } from '../../src/gdb/registers.js';
+import { startGdbServer, type GdbServer } from '../../src/gdb/stub.js';
+
+const GDB = '/usr/bin/gdb';
+const GDB_TIMEOUT_MS = 20_000;
+const MEMORY_SIZE = 0x200000;
+const ENTRY = 0x100000n;
+const DEBUG_REGISTER_SLOTS = 4;
+
+function seg(selector: number, overrides: Partial<KvmSegment> = {}): KvmSegment {
+  return { base: 0n, limit: 0xffffffff, selector, type: 3, present: 1, dpl: 0, db: 1, s: 1, l: 0, g: 1, avl: 0, unusable: 0, ...overrides };
+}
+
+function longModeSregs(): KvmSregs {
+  return {
+    cs: seg(0x18, { type: 0xb, l: 1, db: 0 }), ds: seg(0x10), es: seg(0x10), fs: seg(0x10, { base: 0x7000n }),
+    gs: seg(0x10, { base: 0xffff800000001000n }), ss: seg(0x10), tr: seg(0, { type: 0xb, s: 0 }), ldt: seg(0, { type: 2, s: 0, unusable: 1 }),
+    gdt: { base: 0x500n, limit: 0x1f }, idt: { base: 0n, limit: 0 },
+    cr0: 0x80000011n, cr2: 0n, cr3: 0x1000n, cr4: 0x20n, cr8: 0n, efer: 0x500n, apicBase: 0xfee00900n,
+    interruptBitmap: [0n, 0n, 0n, 0n],
+  };
+}
+
+function realModeSregs(): KvmSregs {
+  const real = (sel: number) => seg(sel, { base: BigInt(sel) << 4n, limit: 0xffff, db: 0, g: 0 });
+  return { ...longModeSregs(), cs: real(0x1000), ds: real(0x1000), es: real(0x1000), fs: real(0x1000), gs: real(0x1000), ss: real(0x1000), cr0: 0x60000010n, cr3: 0n, cr4: 0n, efer: 0n, gdt: { base: 0n, limit: 0xffff } };
+}
+
+interface Breakpoint { kind: HwBreakpointKind; address: bigint; length: number }
+
+/** A pretend vCPU: 2 MiB of identity-mapped memory, 1-byte instructions, four debug registers. */
+class FakeTarget implements DebugTarget {
+  regs: KvmRegs;
+  sregs: KvmSregs;
+  memory = new Uint8Array(MEMORY_SIZE);
+  breakpoints: Breakpoint[] = [];
+  calls: string[] = [];
+  killed = false;
+  detached = false;
+  /** What the next `continue` does when no breakpoint is set: wait for interrupt() or end the guest. */
+  onContinue: 'wait' | StopReason = 'wait';
+  private pending: ((reason: StopReason) => void) | undefined;
+
+  constructor(private cpuMode: CpuMode = 'long') {
+    const r = {} as KvmRegs;
+    for (const name of KVM_REGS_FIELDS) r[name] = 0n;
+    this.regs = { ...r, rip: cpuMode === 'real' ? 0n : ENTRY, rflags: 0x2n, rsp: 0x8000n, rax: 0x1122334455667788n };
+    this.sregs = cpuMode === 'long' ? longModeSregs() : realModeSregs();
+    this.memory.set([0x90, 0x90, 0xf4, 0xcc], Number(ENTRY));
+    this.memory.set([0xde, 0xad, 0xbe, 0xef], 0x1000);
+  }
+
+  mode(): CpuMode { return this.cpuMode; }
+  getRegs(): KvmRegs { return { ...this.regs }; }
+  setRegs(regs: KvmRegs): void { this.calls.push('setRegs'); this.regs = { ...regs }; }
+  getSregs(): KvmSregs { return structuredClone(this.sregs); }
+  setSregs(sregs: KvmSregs): void { this.calls.push('setSregs'); this.sregs = structuredClone(sregs); }
+
+  readMemory(address: bigint, length: number): Uint8Array | undefined {
+    if (address < 0n || address + BigInt(length) > BigInt(MEMORY_SIZE)) return undefined;
+    return this.memory.slice(Number(address), Number(address) + length);
+  }
+
+  writeMemory(address: bigint, data: Uint8Array): boolean {
+    if (address < 0n || address + BigInt(data.length) > BigInt(MEMORY_SIZE)) return false;
+    this.memory.set(data, Number(address));
+    return true;
+  }
+
+  resume(how: 'continue' | 'step'): Promise<StopReason> {
+    this.calls.push(how);
+    if (how === 'step') {
+      this.regs.rip += 1n;
+      return Promise.resolve({ kind: 'step' });
+    }
+    const exec = this.breakpoints.find((b) => b.kind === 'exec' && b.address > this.regs.rip);
+    if (exec) {
+      this.regs.rip = exec.address;
+      return Promise.resolve({ kind: 'breakpoint', address: exec.address });
+    }
+    const watch = this.breakpoints.find((b) => b.kind !== 'exec');
+    if (watch) {
+      // Pretend the guest wrote the watched byte: gdb resumes silently from a write that changed nothing.
+      this.memory[Number(watch.address)]! += 1;
+      return Promise.resolve({ kind: 'watchpoint', watch: watch.kind as 'write', address: watch.address });
+    }
+    if (this.onContinue !== 'wait') return Promise.resolve(this.onContinue);
+    return new Promise((resolve) => { this.pending = resolve; });
+  }
+
+  interrupt(): void {
+    this.calls.push('interrupt');
+    this.pending?.({ kind: 'interrupt' });
+    this.pending = undefined;
+  }
+
+  insertBreakpoint(kind: HwBreakpointKind, address: bigint, length: number): boolean {
+    if (this.breakpoints.length >= DEBUG_REGISTER_SLOTS) return false;
+    this.breakpoints.push({ kind, address, length });
+    return true;
+  }
+
+  removeBreakpoint(kind: HwBreakpointKind, address: bigint, length: number): boolean {
+    const i = this.breakpoints.findIndex((b) => b.kind === kind && b.address === address && b.length === length);
+    if (i < 0) return false;
+    this.breakpoints.splice(i, 1);
+    return true;
+  }
+
+  kill(): void { this.killed = true; }
+  detach(): void { this.detached = true; this.breakpoints = []; }
+}
+
+/** A minimal gdb side: sends packets, acks replies, collects them. */
+class RspClient {
+  private readonly decoder = new PacketDecoder();
+  private readonly replies: string[] = [];
+  private waiter: (() => void) | undefined;
+  readonly raw: string[] = [];
+  closed = false;
+
+  private constructor(readonly socket: net.Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      this.raw.push(chunk.toString('latin1'));
+      for (const event of this.decoder.feed(chunk)) {
+        if (event.type !== 'packet') continue;
+        socket.write('+');
+        this.replies.push(event.data.toString('latin1'));
+      }
+      this.waiter?.();
+    });
+    socket.on('close', () => { this.closed = true; this.waiter?.(); });
+  }
+
+  static connect(port: number): Promise<RspClient> {
+    return new Promise((resolve, reject) => {
+      const socket = net.connect(port, '127.0.0.1', () => resolve(new RspClient(socket)));
+      socket.on('error', reject);
+    });
+  }
+
+  send(payload: string | Buffer): void { this.socket.write(encodePacket(payload)); }
+
+  async next(): Promise<string> {
+    while (this.replies.length === 0) {
+      if (this.closed) throw new Error('connection closed');
+      await new Promise<void>((resolve) => { this.waiter = resolve; });
+    }
+    return this.replies.shift()!;
+  }
+
+  async request(payload: string | Buffer): Promise<string> {
+    this.send(payload);
+    return this.next();
+  }
+
+  async waitClosed(): Promise<void> {
+    while (!this.closed) await new Promise<void>((resolve) => { this.waiter = resolve; });
+  }
+}
+
+let server: GdbServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+async function connect(target: FakeTarget): Promise<RspClient> {
+  server = await startGdbServer(0, target);
+  return RspClient.connect(server.port);
+}
+
+function regOffset(layout: RegisterLayout, name: string): [number, number] {
+  let at = 0;
+  for (const reg of layout.registers) {
+    if (reg.name === name) return [at * 2, reg.bitsize / 4];
+    at += reg.bitsize / 8;
+  }
+  throw new Error(`no register ${name}`);
+}
+
+function regnum(layout: RegisterLayout, name: string): string {
+  return layout.registers.findIndex((r) => r.name === name).toString(16);
+}
+
+describe('target description', () => {
+  for (const layout of [I386_LAYOUT, X86_64_LAYOUT]) {
+    it(`${layout.name}: is well-formed and lists every register of the layout, in order`, () => {
+      const xml = layout.targetXml;
+      expect(xml).toContain(`<architecture>${layout.architecture}</architecture>`);
+      // Every opened element is closed, in order (a tiny well-formedness check).
+      const stack: string[] = [];
+      for (const [, close, name, selfClose] of xml.replace(/<\?.*?\?>|<!.*?>/g, '').matchAll(/<(\/?)([\w:]+)[^>]*?(\/?)>/g)) {
+        if (selfClose) continue;
+        if (close) expect(stack.pop()).toBe(name);
+        else stack.push(name!);
+      }
+      expect(stack).toEqual([]);
+      const regs = [...xml.matchAll(/<reg name="([^"]+)" bitsize="(\d+)"[^>]*regnum="(\d+)"/g)];
+      expect(regs.length).toBe(layout.registers.length);
+      regs.forEach(([, name, bits, num], i) => {
+        expect(name).toBe(layout.registers[i]!.name);
+        expect(Number(bits)).toBe(layout.registers[i]!.bitsize);
+        expect(Number(num)).toBe(i);
+      });
+      const features = ['org.gnu.gdb.i386.core', 'org.tskvm.gdb.i386.sys', ...(layout === X86_64_LAYOUT ? ['org.gnu.gdb.i386.segments'] : [])];
+      expect([...xml.matchAll(/<feature name="([^"]+)">/g)].map((m) => m[1]).sort()).toEqual(features.sort());
+    });
+  }
+
+  it('follows gdb’s register order for each architecture', () => {
+    expect(I386_LAYOUT.registers.slice(0, 16).map((r) => r.name)).toEqual(
+      ['eax', 'ecx', 'edx', 'ebx', 'esp', 'ebp', 'esi', 'edi', 'eip', 'eflags', 'cs', 'ss', 'ds', 'es', 'fs', 'gs']);
+    expect(X86_64_LAYOUT.registers.slice(0, 24).map((r) => r.name)).toEqual(
+      ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rsp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15',
+        'rip', 'eflags', 'cs', 'ss', 'ds', 'es', 'fs', 'gs']);
+  });
+});
+
+describe('GdbStub over TCP', () => {
+  it('acks packets, naks bad checksums and answers qSupported', async () => {
+    const client = await connect(new FakeTarget());
+    client.socket.write('$g#00');
+    const supported = await client.request('qSupported:multiprocess+;swbreak+;hwbreak+;xmlRegisters=i386');
+    expect(supported.split(';')).toEqual(expect.arrayContaining(['PacketSize=4000', 'qXfer:features:read+', 'QStartNoAckMode+', 'swbreak+', 'hwbreak+']));
+    expect(client.raw.join('').startsWith('-+')).toBe(true);
+    expect(await client.request('vMustReplyEmpty')).toBe('');
+    expect(await client.request('vCont?')).toBe('');
+    expect(await client.request('qAttached')).toBe('1');
+    expect(await client.request('qC')).toBe('QC01');
+    expect(await client.request('qfThreadInfo')).toBe('m01');
+    expect(await client.request('qsThreadInfo')).toBe('l');
+    expect(await client.request('Hg0')).toBe('OK');
+    expect(await client.request('?')).toBe('T05thread:01;');
+  });
+
+  it('stops acking after QStartNoAckMode', async () => {
+    const client = await connect(new FakeTarget());
+    expect(await client.request('QStartNoAckMode')).toBe('OK');
+    const before = client.raw.join('').length;
+    expect(await client.request('?')).toBe('T05thread:01;');
+    expect(client.raw.join('').slice(before)).toBe(encodePacket('T05thread:01;').toString());
+  });
+
+  it('serves target.xml in chunks', async () => {
+    const target = new FakeTarget('long');
+    const client = await connect(target);
+    let xml = '';
+    for (;;) {
+      const reply = await client.request(`qXfer:features:read:target.xml:${xml.length.toString(16)},100`);
+      xml += reply.slice(1);
+      if (reply[0] === 'l') break;
+      expect(reply[0]).toBe('m');
+    }
+    expect(xml).toBe(X86_64_LAYOUT.targetXml);
+    expect(await client.request('qXfer:features:read:other.xml:0,100')).toMatch(/^E/);
+  });
+
+  it('g returns every x86-64 register; G and P write them back', async () => {
+    const target = new FakeTarget('long');
+    const client = await connect(target);
+    const g = await client.request('g');
+    expect(g.length).toBe(X86_64_LAYOUT.totalBytes * 2);
+    expect(X86_64_LAYOUT.totalBytes).toBe(16 * 8 + 8 + 4 + 6 * 4 + 8 * 10 + 8 * 4 + 2 * 8 + 6 * 8 + 2 * 8 + 2 * 4);
+    const [ripAt, ripLen] = regOffset(X86_64_LAYOUT, 'rip');
+    expect(fromLittleEndianHex(g.slice(ripAt, ripAt + ripLen))).toBe(ENTRY);
+    expect(fromLittleEndianHex(g.slice(0, 16))).toBe(0x1122334455667788n);
+    const [crAt, crLen] = regOffset(X86_64_LAYOUT, 'cr3');
+    expect(fromLittleEndianHex(g.slice(crAt, crAt + crLen))).toBe(0x1000n);
+    const [gsAt] = regOffset(X86_64_LAYOUT, 'gs_base');
+    expect(fromLittleEndianHex(g.slice(gsAt, gsAt + 16))).toBe(0xffff800000001000n);
+
+    // G with the same data writes nothing new; with a changed rbx and cr2, both structs change.
+    expect(await client.request(`G${g}`)).toBe('OK');
+    expect(target.regs.rax).toBe(0x1122334455667788n);
+    const [rbxAt] = regOffset(X86_64_LAYOUT, 'rbx');
+    const [cr2At] = regOffset(X86_64_LAYOUT, 'cr2');
+    let changed = g.slice(0, rbxAt) + toLittleEndianHex(0xabcdn, 8) + g.slice(rbxAt + 16);
+    changed = changed.slice(0, cr2At) + toLittleEndianHex(0xdead000n, 8) + changed.slice(cr2At + 16);
+    expect(await client.request(`G${changed}`)).toBe('OK');
+    expect(target.regs.rbx).toBe(0xabcdn);
+    expect(target.sregs.cr2).toBe(0xdead000n);
+    expect(await client.request(`G${g}00`)).toMatch(/^E/);
+
+    // p / P on single registers, including the system feature and an ignored x87 register.
+    expect(await client.request(`p${regnum(X86_64_LAYOUT, 'efer')}`)).toBe(toLittleEndianHex(0x500n, 8));
+    expect(await client.request(`P${regnum(X86_64_LAYOUT, 'rip')}=${toLittleEndianHex(0x100002n, 8)}`)).toBe('OK');
+    expect(target.regs.rip).toBe(0x100002n);
+    expect(await client.request(`p${regnum(X86_64_LAYOUT, 'rip')}`)).toBe(toLittleEndianHex(0x100002n, 8));
+    expect(await client.request(`P${regnum(X86_64_LAYOUT, 'st0')}=${'11'.repeat(10)}`)).toBe('OK');
+    expect(await client.request(`p${regnum(X86_64_LAYOUT, 'st0')}`)).toBe('00'.repeat(10));
+    expect(await client.request(`P${regnum(X86_64_LAYOUT, 'rip')}=1234`)).toMatch(/^E/);
+    expect(await client.request('pfff')).toMatch(/^E/);
+  });
+
+  it('uses the i386 layout in real mode and keeps the upper halves on write', async () => {
+    const target = new FakeTarget('real');
+    target.regs.rcx = 0xffffffff00000001n;
+    const client = await connect(target);
+    const g = await client.request('g');
+    expect(g.length).toBe(I386_LAYOUT.totalBytes * 2);
+    const [ecxAt] = regOffset(I386_LAYOUT, 'ecx');
+    expect(g.slice(ecxAt, ecxAt + 8)).toBe('01000000');
+    expect(await client.request(`P${regnum(I386_LAYOUT, 'ecx')}=02000000`)).toBe('OK');
+    expect(target.regs.rcx).toBe(0xffffffff00000002n);
+    // A real-mode selector write moves the segment base with it.
+    expect(await client.request(`P${regnum(I386_LAYOUT, 'ds')}=00200000`)).toBe('OK');
+    expect(target.sregs.ds.selector).toBe(0x2000);
+    expect(target.sregs.ds.base).toBe(0x20000n);
+    const xml = await client.request('qXfer:features:read:target.xml:0,4000');
+    expect(xml.slice(1)).toBe(I386_LAYOUT.targetXml);
+  });
+
+  it('reads and writes memory with m, M and X', async () => {
+    const target = new FakeTarget();
+    const client = await connect(target);
+    expect(await client.request('m1000,4')).toBe('deadbeef');
+    expect(await client.request('M1000,2:5566')).toBe('OK');
+    expect([...target.memory.subarray(0x1000, 0x1004)]).toEqual([0x55, 0x66, 0xbe, 0xef]);
+    expect(await client.request('X1000,0:')).toBe('OK');
+    // Binary data with bytes that need escaping on the wire ($ # } *).
+    expect(await client.request(Buffer.concat([Buffer.from('X1002,4:'), Buffer.from([0x24, 0x23, 0x7d, 0x2a])]))).toBe('OK');
+    expect([...target.memory.subarray(0x1000, 0x1006)]).toEqual([0x55, 0x66, 0x24, 0x23, 0x7d, 0x2a]);
+    expect(await client.request('m10000000,4')).toMatch(/^E/);
+    expect(await client.request('M10000000,1:00')).toMatch(/^E/);
+    expect(await client.request('M1000,2:55')).toMatch(/^E/);
+  });
+
+  it('maps Z0-Z4 onto debug-register kinds and answers E when the four slots are full', async () => {
+    const target = new FakeTarget();
+    const client = await connect(target);
+    expect(await client.request('Z0,100010,1')).toBe('OK');
+    expect(await client.request('Z1,100020,1')).toBe('OK');
+    expect(await client.request('Z2,2000,4')).toBe('OK');
+    expect(await client.request('Z3,2008,8')).toBe('OK');
+    expect(target.breakpoints).toEqual([
+      { kind: 'exec', address: 0x100010n, length: 1 },
+      { kind: 'exec', address: 0x100020n, length: 1 },
+      { kind: 'write', address: 0x2000n, length: 4 },
+      { kind: 'read', address: 0x2008n, length: 8 },
+    ]);
+    expect(await client.request('Z4,3000,2')).toMatch(/^E/);
+    expect(await client.request('z3,2008,8')).toBe('OK');
+    expect(await client.request('Z4,3000,2')).toBe('OK');
+    expect(target.breakpoints.at(-1)).toEqual({ kind: 'access', address: 0x3000n, length: 2 });
+    expect(await client.request('z0,100010,1')).toBe('OK');
+    expect(await client.request('z0,100010,1')).toMatch(/^E/);
+    expect(await client.request('Z9,0,1')).toMatch(/^E/);
+  });
+
+  it('reports hwbreak, watch and step stops', async () => {
+    const target = new FakeTarget();
+    const client = await connect(target);
+    await client.request('qSupported:swbreak+;hwbreak+');
+    expect(await client.request('s')).toBe('T05thread:01;');
+    expect(target.regs.rip).toBe(ENTRY + 1n);
+    await client.request('Z0,100010,1');
+    expect(await client.request('c')).toBe('T05thread:01;hwbreak:;');
+    expect(target.regs.rip).toBe(0x100010n);
+    expect(await client.request('?')).toBe('T05thread:01;hwbreak:;');
+    await client.request('z0,100010,1');
+    await client.request('Z2,2000,4');
+    expect(await client.request('c')).toBe('T05thread:01;watch:2000;');
+    // c ADDR resumes from ADDR.
+    await client.request('z2,2000,4');
+    await client.request('Z1,100040,1');
+    expect(await client.request('c100030')).toBe('T05thread:01;hwbreak:;');
+    expect(target.calls).toContain('setRegs');
+  });
+
+  it('stays responsive to Ctrl-C while a continue is in flight', async () => {
+    const target = new FakeTarget();
+    const client = await connect(target);
+    client.send('c');
+    await new Promise((r) => setTimeout(r, 20));
+    expect(target.calls).toContain('continue');
+    client.socket.write(Buffer.from([0x03]));
+    expect(await client.next()).toBe('T02thread:01;');
+    expect(target.calls.at(-1)).toBe('interrupt');
+  });
+
+  it('sends W with the exit code when the guest ends, and X0b when it crashes', async () => {
+    const target = new FakeTarget();
+    target.onContinue = { kind: 'exited', code: 0x12a };
+    const client = await connect(target);
+    expect(await client.request('c')).toBe('W2a');
+    expect(await client.request('?')).toBe('W2a');
+    client.socket.end();
+    await server!.connection;
+    // An exited guest is not detached or killed again.
+    expect(target.detached).toBe(false);
+    expect(target.killed).toBe(false);
+
+    const crashing = new FakeTarget();
+    crashing.onContinue = { kind: 'crashed', description: 'triple fault' };
+    await server!.close();
+    const client2 = await connect(crashing);
+    expect(await client2.request('c')).toBe('X0b');
+  });
+
+  it('D replies OK, detaches and closes; k kills and closes', async () => {
+    const target = new FakeTarget();
+    const client = await connect(target);
+    await client.request('Z1,100020,1');
+    expect(await client.request('D')).toBe('OK');
+    await client.waitClosed();
+    await server!.connection;
+    expect(target.detached).toBe(true);
+    expect(target.killed).toBe(false);
+
+    await server!.close();
+    const target2 = new FakeTarget();
+    const client2 = await connect(target2);
+    client2.send('k');
+    await client2.waitClosed();
+    await server!.connection;
+    expect(target2.killed).toBe(true);
+    expect(target2.detached).toBe(false);
+  });
+
+  it('detaches when gdb drops the connection mid-run', async () => {
+    const target = new FakeTarget();
+    const client = await connect(target);
+    client.send('c');
+    await new Promise((r) => setTimeout(r, 20));
+    client.socket.destroy();
+    await server!.connection;
+    expect(target.calls.at(-1)).toBe('interrupt');
+    expect(target.detached).toBe(true);
+  });
+
+  it('listens on 127.0.0.1 only and accepts one connection', async () => {
+    const ports: number[] = [];
+    server = await startGdbServer(0, new FakeTarget(), { onListening: (p) => ports.push(p) });
+    expect(ports).toEqual([server.port]);
+    const first = await RspClient.connect(server.port);
+    expect(await first.request('?')).toBe('T05thread:01;');
+    await expect(RspClient.connect(server.port)).rejects.toThrow();
+  });
+});
+
+function runGdb(port: number, commands: string[], arch: string): Promise<{ stdout: string; stderr: string }> {
+  // An internal error in gdb should fail the test, not leave a 50 MB core file in the tree.
+  const noCore = ['-iex', 'maint set internal-error corefile no', '-iex', 'maint set internal-error quit yes'];
+  const args = ['-nx', '-batch', ...noCore, '-ex', `set architecture ${arch}`, '-ex', `target remote 127.0.0.1:${port}`, ...commands.flatMap((c) => ['-ex', c])];
+  return new Promise((resolve, reject) => {
+    execFile(GDB, args, { timeout: GDB_TIMEOUT_MS }, (err, stdout, stderr) => {
+      if (err && err.killed) reject(new Error(`gdb timed out\n${stdout}\n${stderr}`));
+      else resolve({ stdout, stderr });
+    });
+  });
+}
+
+describe.skipIf(!existsSync(GDB))('the real gdb client', () => {
+  it('x86-64: registers, control registers, memory, stepi, hbreak, break, watch, continue, kill', async () => {
+    const target = new FakeTarget('long');
+    server = await startGdbServer(0, target);
+    const { stdout, stderr } = await runGdb(server.port, [
+      'info registers rip',
+      'info registers cr0',
+      'p/x $cr0',
+      'p/x $efer',
+      'p/x $fs_base',
+      'p/x $cs',
+      'x/4xb 0x1000',
+      'set {char}0x1000 = 0x55',
+      'set $rbx = 0x1234',
+      'stepi',
+      'p/x $pc',
+      'hbreak *0x100010',
+      'continue',
+      'p/x $pc',
+      'delete',
+      'break *0x100020',
+      'continue',
+      'p/x $pc',
+      'delete',
+      'watch *(int *)0x2000',
+      'continue',
+      'delete',
+      'kill',
+    ], 'i386:x86-64');
+    expect(stdout).toMatch(/rip\s+0x100000/);
+    expect(stdout).toMatch(/cr0\s+0x80000011/);
+    expect(stdout).toContain('$1 = 0x80000011');
+    expect(stdout).toContain('$2 = 0x500');
+    expect(stdout).toContain('$3 = 0x7000');
+    expect(stdout).toContain('$4 = 0x18');
+    expect(stdout).toMatch(/0x1000:\s+0xde\s+0xad\s+0xbe\s+0xef/);
+    expect(stdout).toContain('$5 = 0x100001');
+    expect(stdout).toMatch(/Hardware assisted breakpoint 1 at 0x100010/);
+    expect(stdout).toContain('$6 = 0x100010');
+    expect(stdout).toContain('$7 = 0x100020');
+    expect(stdout).toMatch(/Hardware watchpoint 3: \*\(int \*\)0x2000/);
+    expect(stdout).toMatch(/Old value = 0\s+New value = 1/);
+    expect(stdout).toMatch(/\[Inferior 1 \(.*\) killed\]/);
+    expect(stderr).not.toMatch(/Remote failure|Could not insert|Cannot insert/);
+    expect(target.memory[0x1000]).toBe(0x55);
+    expect(target.regs.rbx).toBe(0x1234n);
+    expect(target.killed).toBe(true);
+    // gdb never wrote an int3 (0xcc) into guest memory for `break`.
+    expect(target.memory[0x100020]).toBe(0);
+    await server.connection;
+  }, GDB_TIMEOUT_MS + 5_000);
+
+  it('i386 (real mode): registers, segment registers, memory and detach', async () => {
+    const target = new FakeTarget('real');
+    server = await startGdbServer(0, target);
+    const { stdout, stderr } = await runGdb(server.port, [
+      'info registers eip',
+      'p/x $ds',
+      'p/x $cr0',
+      'x/2xb 0x1000',
+      'stepi',
+      'p/x $eip',
+      'detach',
+    ], 'i386');
+    expect(stdout).toMatch(/eip\s+0x0\s/);
+    expect(stdout).toContain('$1 = 0x1000');
+    expect(stdout).toContain('$2 = 0x60000010');
+    expect(stdout).toMatch(/0x1000:\s+0xde\s+0xad/);
+    expect(stdout).toContain('$3 = 0x1');
+    expect(stderr).not.toMatch(/Remote failure|truncated|Remote 'g' packet reply is too long/);
+    await server.connection;
+    expect(target.detached).toBe(true);
+  }, GDB_TIMEOUT_MS + 5_000);
+
+  it('reports the guest\'s exit code (W) to gdb', async () => {
+    const target = new FakeTarget('long');
+    target.onContinue = { kind: 'exited', code: 42 };
+    server = await startGdbServer(0, target);
+    const { stdout } = await runGdb(server.port, ['continue'], 'i386:x86-64');
+    // gdb prints exit codes in octal: 42 is 052.
+    expect(stdout).toMatch(/\[Inferior 1 \(.*\) exited with code 052\]/);
+    await server.connection;
+    expect(target.killed).toBe(false);
+  }, GDB_TIMEOUT_MS + 5_000);
+});
