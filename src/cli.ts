@@ -2,12 +2,14 @@
  * The tskvm command line: parse, call the library, map the result to an exit status. stdout
  * carries the guest's serial output and nothing else; every diagnostic goes to stderr.
  */
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, openSync, type WriteStream } from 'node:fs';
 import { access, readFile, writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import type { Readable } from 'node:stream';
 import { Command, CommanderError, Option } from 'commander';
 import { TerminalEscapes } from './cli/terminal.js';
+import { formatStatsTable } from './debug/stats.js';
+import { parseTraceKinds, parseTracePorts } from './debug/trace.js';
 import { UsageError } from './errors.js';
 import { KvmError } from './kvm/error.js';
 import { GUEST_FORMATS, type GuestFormatChoice } from './loader/guest.js';
@@ -33,6 +35,14 @@ interface RunOptions {
   initrd?: string;
   longMode?: boolean;
   resultJson?: string;
+  trace?: string | true;
+  traceFile?: string;
+  tracePort?: string;
+  stats?: boolean;
+  dumpOnExit?: boolean;
+  step?: boolean;
+  gdb?: string;
+  gdbWait?: boolean;
 }
 
 const HELP_AFTER = `
@@ -79,13 +89,21 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--long-mode', 'start an ELF32 in 64-bit long mode (ELF64 always is)')
     .option('--serial <COMn=route>', 'route COM1-COM4: stdio, file:PATH or null (repeatable; default COM1=stdio)', collect, [])
     .option('--result-json <file>', 'write {reason, exitCode, durationMs, exits} to FILE at the end')
+    .option('--trace [kinds]', 'one line per VM exit on stderr; kinds: io,mmio,hlt,shutdown,intr,internal-error,fail-entry,debug,unknown (default all)')
+    .option('--trace-file <file>', 'write the trace to FILE instead of stderr (implies --trace)')
+    .option('--trace-port <ports>', 'trace only I/O exits on these ports: 0x3f8,0x2f8-0x2ff (implies --trace)')
+    .option('--stats', 'at the end, a table of exits by reason and device, and where the time went')
+    .option('--dump-on-exit', 'at the end, the vCPU registers, decoded, and the code at CS:RIP')
+    .option('--step', 'run one instruction at a time, printing each with the registers it changed')
+    .option('--gdb <port>', 'serve the GDB remote protocol on 127.0.0.1:PORT')
+    .option('--gdb-wait', 'with --gdb: stop before the first instruction until gdb continues')
     .addHelpText('after', HELP_AFTER)
     .action(async (image: string, opts: RunOptions) => {
       status = await run(image, opts);
     });
 
   try {
-    await program.parseAsync(argv, { from: 'user' });
+    await program.parseAsync(bareTraceFlag(argv), { from: 'user' });
     return status;
   } catch (err) {
     if (err instanceof CommanderError) {
@@ -96,10 +114,29 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
+/**
+ * `--trace` takes an optional kind list, so `--trace IMAGE` would read the image as kinds: a
+ * `--trace` followed by anything that is not a kind list means `--trace=all`.
+ */
+function bareTraceFlag(argv: readonly string[]): string[] {
+  return argv.map((arg, i) => (arg === '--trace' && !/^[a-z-]+(,[a-z-]+)*$/.test(argv[i + 1] ?? '') ? '--trace=all' : arg));
+}
+
 async function run(image: string, opts: RunOptions): Promise<number> {
   const memory = parseMemorySize(opts.memory);
   const timeoutMs = opts.timeout === undefined ? undefined : parseDuration(opts.timeout, 'timeout');
   const routes = parseSerialRoutes(opts.serial);
+  const gdbPort = opts.gdb === undefined ? undefined : parsePort(opts.gdb);
+  if (opts.gdbWait && gdbPort === undefined) throw new UsageError('--gdb-wait needs --gdb PORT');
+  const traceWanted = opts.trace !== undefined || opts.traceFile !== undefined || opts.tracePort !== undefined;
+  const traceFd = opts.traceFile === undefined ? undefined : openTraceFile(opts.traceFile);
+  const trace = traceWanted
+    ? {
+        fd: traceFd,
+        kinds: typeof opts.trace === 'string' ? [...parseTraceKinds(opts.trace)] : undefined,
+        ports: opts.tracePort === undefined ? undefined : parseTracePorts(opts.tracePort),
+      }
+    : undefined;
   if (opts.serialInput !== undefined) await checkReadable(opts.serialInput, 'serial input file');
   const stdioPort = COM_PORT_NAMES.find((port) => routes[port]?.kind === 'stdio');
 
@@ -159,8 +196,14 @@ async function run(image: string, opts: RunOptions): Promise<number> {
       collectSerial: false,
       serialPorts,
       signal: abort.signal,
+      trace,
+      stats: opts.stats,
+      step: opts.step ? {} : undefined,
+      dumpOnExit: opts.dumpOnExit,
+      gdb: gdbPort === undefined ? undefined : { port: gdbPort, wait: opts.gdbWait, onListening: (port) => process.stderr.write(`tskvm: gdb server on 127.0.0.1:${port}${opts.gdbWait ? ' (waiting for gdb to continue)' : ''}\n`) },
     });
   } finally {
+    if (traceFd !== undefined) closeSync(traceFd);
     process.off('SIGINT', onSigint);
     process.off('SIGTERM', onSigterm);
     if (terminal) {
@@ -173,8 +216,17 @@ async function run(image: string, opts: RunOptions): Promise<number> {
   }
 
   for (const note of result.notes) process.stderr.write(`tskvm: note: ${note}\n`);
+  if (result.stats) process.stderr.write(formatStatsTable(result.stats));
+  if (result.state !== undefined) process.stderr.write(`vCPU state at exit (${result.reason}):\n${result.state}\n`);
   if (opts.resultJson !== undefined) {
-    const json = { reason: result.reason, exitCode: result.exitCode, durationMs: result.durationMs, exits: result.exits, ...(stoppedBy && stoppedBy !== 'quit' ? { signal: stoppedBy } : {}) };
+    const json = {
+      reason: result.reason,
+      exitCode: result.exitCode,
+      durationMs: result.durationMs,
+      exits: result.exits,
+      ...(result.stats ? { stats: result.stats } : {}),
+      ...(stoppedBy && stoppedBy !== 'quit' ? { signal: stoppedBy } : {}),
+    };
     await writeFile(opts.resultJson, `${JSON.stringify(json, null, 2)}\n`);
   }
   return exitStatus(result, stoppedBy, timeoutMs);
@@ -252,6 +304,20 @@ async function checkReadable(file: string, what: string): Promise<void> {
     await access(file);
   } catch {
     throw new UsageError(`${what} '${file}' not found: check the path`, 'EIMAGE');
+  }
+}
+
+function parsePort(text: string): number {
+  const port = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!(port >= 0 && port <= 65535)) throw new UsageError(`invalid --gdb port '${text}': use a TCP port number from 0 (any free port) to 65535`);
+  return port;
+}
+
+function openTraceFile(file: string): number {
+  try {
+    return openSync(file, 'w');
+  } catch (err) {
+    throw new UsageError(`cannot write the trace to '${file}': ${(err as Error).message}`);
   }
 }
 

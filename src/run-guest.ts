@@ -16,6 +16,9 @@ import { applyBootState } from './vm/cpu-setup.js';
 import { SerialBridge, type SerialInput, type SerialSink } from './vm/serial-bridge.js';
 import type { ExitCounts } from './vm/vcpu-loop.js';
 import { Vm } from './vm/vm.js';
+import type { VcpuJobDebug } from './vm/vcpu-thread.js';
+import type { ExitStatsJson } from './debug/stats.js';
+import { startGdb } from './gdb/attach.js';
 
 export const DEFAULT_MEMORY = '16M';
 
@@ -58,6 +61,31 @@ export interface RunGuestOptions {
    * to userspace and nothing interrupts the guest.
    */
   irqchip?: boolean;
+  /** One line per VM exit (see src/debug/trace.ts), to `fd` (default 2, stderr), filtered. */
+  trace?: TraceOptions;
+  /** Time every exit; the result then carries `stats`. */
+  stats?: boolean;
+  /** Single-step the guest, writing each instruction and the registers it changed to `fd`. */
+  step?: { fd?: number };
+  /** Put the vCPU's registers, decoded, in the result's `state` whatever ends the run. */
+  dumpOnExit?: boolean;
+  /** Serve gdb on 127.0.0.1:port (0: any free port); `wait` stops before the first instruction. */
+  gdb?: GdbOptions;
+}
+
+export interface TraceOptions {
+  fd?: number;
+  /** Exit kinds to show (io, mmio, hlt, ...); all when absent. */
+  kinds?: string[];
+  /** Port ranges [first, last] to show I/O exits for; all when absent. */
+  ports?: [number, number][];
+}
+
+export interface GdbOptions {
+  port: number;
+  wait?: boolean;
+  /** Called once the server listens, with its port (useful with port 0). */
+  onListening?: (port: number) => void;
 }
 
 export type RunReason = 'debug-exit' | 'halt' | 'reset' | 'timeout' | 'crash' | 'stopped';
@@ -78,6 +106,10 @@ export interface RunResult {
   format: GuestFormat;
   /** Loader remarks worth showing the user (e.g. an ignored multiboot video-mode request). */
   notes: string[];
+  /** With `stats`: exits by reason and device, KVM_RUN vs handler vs wall time. */
+  stats?: ExitStatsJson;
+  /** With `dumpOnExit`: the vCPU's registers at the end of the run. */
+  state?: string;
 }
 
 /** The machine has one vCPU (SMP comes later): the MP table and fw_cfg say so. */
@@ -126,7 +158,10 @@ export async function runGuest(options: RunGuestOptions): Promise<RunResult> {
     const onAbort = (): void => stop('stopped');
     options.signal?.addEventListener('abort', onAbort);
     const started = performance.now();
-    const running = vcpu.run(bridges, { ramSize: memorySize, cpus: CPUS, cmdline: options.cmdline, e820 });
+    const debug = debugOptions(options);
+    const gdb = options.gdb ? await startGdb(vcpu, vm.memory, options.gdb) : undefined;
+    const running = vcpu.run(bridges, { ramSize: memorySize, cpus: CPUS, cmdline: options.cmdline, e820 }, { debug, onDebugStop: gdb?.target.onDebugStop.bind(gdb.target) });
+    gdb?.attach(running);
     if (options.signal?.aborted) onAbort();
     let result;
     try {
@@ -135,11 +170,21 @@ export async function runGuest(options: RunGuestOptions): Promise<RunResult> {
       clearTimeout(timer);
       options.signal?.removeEventListener('abort', onAbort);
       await Promise.all(bridges.map((bridge) => bridge?.finish()));
+      await gdb?.close();
     }
     const durationMs = performance.now() - started;
     const serialBytes = Buffer.concat(chunks);
     const outcome = result.outcome;
-    const base = { serial: serialBytes.toString('utf8'), serialBytes, durationMs, exits: result.exits, format: loaded.format, notes: loaded.notes };
+    const base = {
+      serial: serialBytes.toString('utf8'),
+      serialBytes,
+      durationMs,
+      exits: result.exits,
+      format: loaded.format,
+      notes: loaded.notes,
+      ...(result.stats ? { stats: result.stats as ExitStatsJson } : {}),
+      ...(result.state !== undefined ? { state: result.state } : {}),
+    };
     switch (outcome.reason) {
       case 'debug-exit':
         return { ...base, reason: 'debug-exit', exitCode: outcome.exitCode };
@@ -159,6 +204,21 @@ export async function runGuest(options: RunGuestOptions): Promise<RunResult> {
     void vm.close(); // the kernel's VM teardown finishes in the background
   }
 }
+
+/** The vCPU thread's debugging and tracing options, or undefined for the plain loop. */
+function debugOptions(options: RunGuestOptions): VcpuJobDebug | undefined {
+  if (!options.trace && !options.stats && !options.step && !options.dumpOnExit && !options.gdb) return undefined;
+  return {
+    startNs: process.hrtime.bigint(),
+    ...(options.trace ? { trace: { fd: options.trace.fd ?? STDERR_FD, kinds: options.trace.kinds ?? null, ports: options.trace.ports ?? null } } : {}),
+    ...(options.stats ? { stats: true } : {}),
+    ...(options.step ? { step: { fd: options.step.fd ?? STDERR_FD } } : {}),
+    ...(options.dumpOnExit ? { dumpOnExit: true } : {}),
+    ...(options.gdb ? { debugger: { waitAtStart: options.gdb.wait ?? false } } : {}),
+  };
+}
+
+const STDERR_FD = 2;
 
 /**
  * What a PC BIOS leaves in memory for the guest to find: the BIOS data area (COM ports, memory

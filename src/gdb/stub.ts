@@ -408,6 +408,8 @@ export class GdbStub {
 export interface GdbServerOptions extends GdbStubOptions {
   /** Called with the real port once listening (useful with port 0). */
   onListening?: (port: number) => void;
+  /** Awaited when gdb connects, before the first packet is read: e.g. stop a running target. */
+  beforeSession?: () => Promise<void>;
 }
 
 export interface GdbServer {
@@ -440,10 +442,15 @@ export async function startGdbServer(port: number, target: DebugTarget, options:
     server.close(); // one connection: stop accepting more
     incoming.setNoDelay(true);
     log(`gdb connected from ${incoming.remoteAddress}:${incoming.remotePort}`);
-    const stub = new GdbStub(incoming, target, { log });
-    void stub.done.then(() => {
-      log('gdb disconnected');
-      resolveConnection();
+    // Hold gdb's first packets until the target is ready for them (paused: 'data' waits).
+    incoming.pause();
+    void (options.beforeSession?.() ?? Promise.resolve()).then(() => {
+      const stub = new GdbStub(incoming, target, { log });
+      incoming.resume();
+      void stub.done.then(() => {
+        log('gdb disconnected');
+        resolveConnection();
+      });
     });
   });
 

@@ -18,6 +18,9 @@ import {
   encodeCpuid2,
   encodeMsrs,
   encodeIrqRouting,
+  encodeGuestDebug,
+  KVM_TRANSLATION_SIZE,
+  type GuestDebug,
   type CpuidEntry,
   type IrqRoute,
   type MsrEntry,
@@ -240,6 +243,20 @@ export class VcpuFd {
     const bytes = encodeMsrs(indices.map((index) => ({ index, data: 0n })));
     const got = check('KVM_GET_MSRS', native().ioctlBuffer(this.fd, native().ioctls.KVM_GET_MSRS, bytes));
     return decodeMsrs(bytes, got);
+  }
+
+  /** KVM_SET_GUEST_DEBUG: single-step and debug-register breakpoints under the host's control. */
+  setGuestDebug(debug: GuestDebug): void {
+    check('KVM_SET_GUEST_DEBUG', native().ioctlBuffer(this.fd, native().ioctls.KVM_SET_GUEST_DEBUG, encodeGuestDebug(debug)));
+  }
+
+  /** KVM_TRANSLATE: the guest-physical address of a linear address under the guest's page tables. */
+  translate(linear: bigint): number | undefined {
+    const bytes = new Uint8Array(KVM_TRANSLATION_SIZE);
+    const view = new DataView(bytes.buffer);
+    view.setBigUint64(0, linear, true);
+    check('KVM_TRANSLATE', native().ioctlBuffer(this.fd, native().ioctls.KVM_TRANSLATE, bytes));
+    return view.getUint8(16) ? Number(view.getBigUint64(8, true)) : undefined;
   }
 
   /** KVM_GET_MP_STATE: runnable, halted, waiting for INIT/SIPI... (KVM_MP_STATE_*). */

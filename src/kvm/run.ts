@@ -3,6 +3,7 @@
  * decoding of an exit into a discriminated union, as rust-vmm's VcpuExit does.
  */
 import {
+  KVM_EXIT_DEBUG,
   KVM_EXIT_FAIL_ENTRY,
   KVM_EXIT_HLT,
   KVM_EXIT_INTERNAL_ERROR,
@@ -33,6 +34,10 @@ export const KVM_RUN_INTERNAL_SUBERROR = 32;
 export const KVM_RUN_INTERNAL_NDATA = 36;
 export const KVM_RUN_INTERNAL_DATA = 40;
 export const KVM_RUN_HW_EXIT_REASON = 32;
+export const KVM_RUN_DEBUG_EXCEPTION = 32;
+export const KVM_RUN_DEBUG_PC = 40;
+export const KVM_RUN_DEBUG_DR6 = 48;
+export const KVM_RUN_DEBUG_DR7 = 56;
 /** kvm_run.internal.data holds at most 16 u64s. */
 const KVM_INTERNAL_DATA_MAX = 16;
 /** kvm_run.mmio.data is 8 bytes. */
@@ -46,6 +51,8 @@ export type VcpuExit =
   /** A guest-physical access outside every memory slot. The data lives at KVM_RUN_MMIO_DATA. */
   | { readonly kind: 'mmio'; readonly physAddr: number; readonly len: number; readonly isWrite: boolean }
   | { readonly kind: 'hlt' }
+  /** A debug exception under KVM_SET_GUEST_DEBUG: #DB (1) for single-step and debug registers, #BP (3). */
+  | { readonly kind: 'debug'; readonly exception: number; readonly pc: bigint; readonly dr6: bigint; readonly dr7: bigint }
   /** Triple fault: the CPU shut down. */
   | { readonly kind: 'shutdown' }
   /** KVM_RUN returned because a signal arrived (the vCPU was kicked). */
@@ -98,6 +105,14 @@ export class KvmRun {
         };
       case KVM_EXIT_HLT:
         return { kind: 'hlt' };
+      case KVM_EXIT_DEBUG:
+        return {
+          kind: 'debug',
+          exception: v.getUint32(KVM_RUN_DEBUG_EXCEPTION, true),
+          pc: v.getBigUint64(KVM_RUN_DEBUG_PC, true),
+          dr6: v.getBigUint64(KVM_RUN_DEBUG_DR6, true),
+          dr7: v.getBigUint64(KVM_RUN_DEBUG_DR7, true),
+        };
       case KVM_EXIT_SHUTDOWN:
         return { kind: 'shutdown' };
       case KVM_EXIT_INTR:

@@ -121,3 +121,29 @@ export function encodeIrqRouting(routes: readonly IrqRoute[]): Uint8Array {
   });
   return bytes;
 }
+
+/** struct kvm_guest_debug: u32 control, u32 pad, u64 debugreg[8]. */
+export const KVM_GUEST_DEBUG_SIZE = 72;
+export const KVM_GUESTDBG_ENABLE = 0x1;
+export const KVM_GUESTDBG_SINGLESTEP = 0x2;
+export const KVM_GUESTDBG_USE_SW_BP = 0x10000;
+export const KVM_GUESTDBG_USE_HW_BP = 0x20000;
+
+export interface GuestDebug {
+  control: number;
+  /** DR0-DR3 addresses and DR7 (debugreg[7]); DR6 is KVM's. */
+  debugreg: [bigint, bigint, bigint, bigint];
+  dr7: bigint;
+}
+
+export function encodeGuestDebug(debug: GuestDebug): Uint8Array {
+  const bytes = new Uint8Array(KVM_GUEST_DEBUG_SIZE);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(0, debug.control, true);
+  debug.debugreg.forEach((addr, i) => view.setBigUint64(8 + i * 8, addr, true));
+  view.setBigUint64(8 + 7 * 8, debug.dr7, true);
+  return bytes;
+}
+
+/** struct kvm_translation: u64 linear_address, u64 physical_address, u8 valid, writeable, usermode, pad[5]. */
+export const KVM_TRANSLATION_SIZE = 24;

@@ -12,8 +12,17 @@ import { native } from '../kvm/native.js';
 const STOP = 0;
 /** The main thread wants the vCPU to look at its halt state (in-kernel irqchip: HLT never exits). */
 const POLL = 1;
-const CONTROL_INT32S = 2;
-const THREAD_OFFSET = 8; // BigInt64 after the int32 words
+/** The main thread (gdb's Ctrl-C) wants the vCPU stopped for the debugger. */
+const PAUSE = 2;
+/** Main → vCPU thread while stopped for the debugger: what to do next (DebugCommand). */
+const COMMAND = 3;
+const CONTROL_INT32S = 4;
+
+export const DEBUG_COMMAND_NONE = 0;
+export const DEBUG_COMMAND_RESUME = 1;
+export const DEBUG_COMMAND_END = 2;
+export type DebugCommand = typeof DEBUG_COMMAND_RESUME | typeof DEBUG_COMMAND_END;
+const THREAD_OFFSET = CONTROL_INT32S * 4; // BigInt64 after the int32 words
 
 export class VcpuControl {
   private readonly words: Int32Array;
@@ -33,6 +42,32 @@ export class VcpuControl {
     return Atomics.exchange(this.words, POLL, 0) !== 0;
   }
 
+  /** vCPU thread: takes (and clears) a pending pause request. */
+  takePause(): boolean {
+    return Atomics.exchange(this.words, PAUSE, 0) !== 0;
+  }
+
+  /** vCPU thread, stopped for the debugger: sleeps until the main thread says what to do. */
+  waitForCommand(): DebugCommand {
+    for (;;) {
+      Atomics.wait(this.words, COMMAND, DEBUG_COMMAND_NONE);
+      const command = Atomics.exchange(this.words, COMMAND, DEBUG_COMMAND_NONE);
+      if (command === DEBUG_COMMAND_RESUME || command === DEBUG_COMMAND_END) return command;
+    }
+  }
+
+  /** Main thread: let a vCPU stopped for the debugger go on (or end the run). */
+  command(command: DebugCommand): void {
+    Atomics.store(this.words, COMMAND, command);
+    Atomics.notify(this.words, COMMAND);
+  }
+
+  /** Main thread: stop a running vCPU for the debugger (it reports back when stopped). */
+  requestPause(runAddr: bigint): void {
+    Atomics.store(this.words, PAUSE, 1);
+    this.kick(runAddr);
+  }
+
   /** Called by the vCPU thread before its first KVM_RUN. */
   publishThread(): void {
     Atomics.store(this.thread, 0, native().threadSelf());
@@ -46,6 +81,7 @@ export class VcpuControl {
   /** Main thread: ask the vCPU to stop and kick it out of KVM_RUN. Safe to call repeatedly. */
   requestStop(runAddr: bigint): void {
     Atomics.store(this.words, STOP, 1);
+    this.command(DEBUG_COMMAND_END); // in case it is stopped for the debugger
     this.kick(runAddr);
   }
 

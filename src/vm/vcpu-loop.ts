@@ -23,6 +23,7 @@ export interface ExitCounts {
   intr: number;
   internalError: number;
   failEntry: number;
+  debug: number;
   unknown: number;
 }
 
@@ -37,40 +38,94 @@ export type VcpuOutcome =
 export interface VcpuRunResult {
   outcome: VcpuOutcome;
   exits: ExitCounts;
+  /** Present when the run was asked for statistics (ExitStats.toJSON()). */
+  stats?: unknown;
+  /** Present when the run was asked for a final register dump. */
+  state?: string;
+}
+
+/**
+ * Watches the exit loop without changing it (tracing, statistics). Called after every exit
+ * the loop handled, with the device that took it (undefined: unassigned) and, when `timed`,
+ * the KVM_RUN and handler times.
+ */
+export interface ExitObserver {
+  readonly timed: boolean;
+  afterExit(exit: VcpuExit, device: string | undefined, runNs: number, handlerNs: number): void;
+  /** Called once at the end; its value becomes the result's `stats`. */
+  finish?(): unknown;
+}
+
+/** Why the vCPU stopped for the debugger (the main thread's DebugTarget turns it into gdb's terms). */
+export type DebugStop = { kind: 'interrupt' } | { kind: 'debug'; exception: number; pc: bigint; dr6: bigint };
+
+export interface LoopHooks {
+  observer?: ExitObserver;
+  /** KVM_EXIT_DEBUG while single-stepping for --step: print, then go on. */
+  onStep?: () => void;
+  /**
+   * A debugger is attached: stop here (tell the main thread, wait for its command). Returns false
+   * when the main thread ends the run instead of resuming it.
+   */
+  debugStop?: (why: DebugStop) => boolean;
+  /** Stop for the debugger before the first instruction (--gdb-wait). */
+  waitAtStart?: boolean;
+  /** Dump the registers into the result at the end, whatever ended the run. */
+  dumpOnExit?: boolean;
 }
 
 export function newExitCounts(): ExitCounts {
-  return { io: 0, mmio: 0, hlt: 0, shutdown: 0, intr: 0, internalError: 0, failEntry: 0, unknown: 0 };
+  return { io: 0, mmio: 0, hlt: 0, shutdown: 0, intr: 0, internalError: 0, failEntry: 0, debug: 0, unknown: 0 };
 }
 
 /** What an unassigned port or MMIO address reads as: all ones, as on an ISA bus with no driver. */
 const ALL_ONES_BYTE = 0xff;
 
-export function runVcpu(vcpu: VcpuFd, memory: GuestMemory, board: Board, control: VcpuControl): VcpuRunResult {
+export function runVcpu(vcpu: VcpuFd, memory: GuestMemory, board: Board, control: VcpuControl, hooks: LoopHooks = {}): VcpuRunResult {
+  const result = runExitLoop(vcpu, memory, board, control, hooks);
+  const stats = hooks.observer?.finish?.();
+  const state = hooks.dumpOnExit && result.outcome.reason !== 'crash' ? vcpuState(vcpu, memory) : undefined;
+  return { ...result, ...(stats === undefined ? {} : { stats }), ...(state === undefined ? {} : { state }) };
+}
+
+function runExitLoop(vcpu: VcpuFd, memory: GuestMemory, board: Board, control: VcpuControl, hooks: LoopHooks): VcpuRunResult {
   const exits = newExitCounts();
   const run = vcpu.kvmRun;
   const data = new DataView(run.bytes.buffer);
+  const { observer, debugStop } = hooks;
+  const timed = observer?.timed === true;
+  const stopped = (): VcpuRunResult => ({ outcome: { reason: 'stopped' }, exits });
   control.publishThread();
   try {
+    if (hooks.waitAtStart && debugStop && !debugStop({ kind: 'interrupt' })) return stopped();
     for (;;) {
-      if (control.stopRequested) return { outcome: { reason: 'stopped' }, exits };
+      if (control.stopRequested) return stopped();
+      const t0 = timed ? performance.now() : 0;
       if (!vcpu.run()) {
         // Kicked. Clear immediate_exit before looking at the requests: a kick that lands after
         // this sets it again, so no request is missed.
         exits.intr++;
         run.immediateExit = false;
         if (control.takePoll() && haltedForGood(vcpu)) return { outcome: { reason: 'halt' }, exits };
+        if (control.takePause() && debugStop && !debugStop({ kind: 'interrupt' })) return stopped();
         continue;
       }
+      const t1 = timed ? performance.now() : 0;
       const exit = run.exit();
+      let device: string | undefined;
       switch (exit.kind) {
         case 'io':
           exits.io++;
-          handleIo(exit, data, board);
+          device = handleIo(exit, data, board);
           break;
         case 'mmio':
           exits.mmio++;
-          handleMmio(exit, run.bytes, board);
+          device = handleMmio(exit, run.bytes, board);
+          break;
+        case 'debug':
+          exits.debug++;
+          if (hooks.onStep) hooks.onStep();
+          else if (debugStop && !debugStop({ kind: 'debug', exception: exit.exception, pc: exit.pc, dr6: exit.dr6 })) return stopped();
           break;
         case 'hlt':
           // Only without an in-kernel irqchip does HLT exit, and then nothing can wake the vCPU.
@@ -112,6 +167,7 @@ export function runVcpu(vcpu: VcpuFd, memory: GuestMemory, board: Board, control
           throw new Error(`unreachable exit ${JSON.stringify(never)}`);
         }
       }
+      if (observer) observer.afterExit(exit, device, (t1 - t0) * 1e6, timed ? (performance.now() - t1) * 1e6 : 0);
       if (board.stop !== undefined) return { outcome: board.stop, exits };
     }
   } finally {
@@ -127,8 +183,11 @@ function haltedForGood(vcpu: VcpuFd): boolean {
   return vcpu.getMpState() === KVM_MP_STATE_HALTED && (vcpu.getRegs().rflags & RFLAGS_IF) === 0n;
 }
 
-/** A port access: `count` > 1 is string I/O (rep ins/outs), each element `size` bytes. */
-function handleIo(exit: Extract<VcpuExit, { kind: 'io' }>, data: DataView, board: Board): void {
+/**
+ * A port access: `count` > 1 is string I/O (rep ins/outs), each element `size` bytes. Returns
+ * the name of the device that took it (undefined: unassigned).
+ */
+function handleIo(exit: Extract<VcpuExit, { kind: 'io' }>, data: DataView, board: Board): string | undefined {
   const { size, port, count, dataOffset } = exit;
   const slot = board.pio.find(port);
   for (let i = 0, at = dataOffset; i < count; i++, at += size) {
@@ -138,14 +197,16 @@ function handleIo(exit: Extract<VcpuExit, { kind: 'io' }>, data: DataView, board
       writeLe(data, at, size, slot ? slot.device.pioRead(port - slot.base, size) : ALL_ONES[size]);
     }
   }
+  return slot?.name;
 }
 
-function handleMmio(exit: Extract<VcpuExit, { kind: 'mmio' }>, runBytes: Uint8Array, board: Board): void {
+function handleMmio(exit: Extract<VcpuExit, { kind: 'mmio' }>, runBytes: Uint8Array, board: Board): string | undefined {
   const bytes = runBytes.subarray(KVM_RUN_MMIO_DATA, KVM_RUN_MMIO_DATA + exit.len);
   const slot = board.mmio.find(exit.physAddr);
   if (exit.isWrite) slot?.device.mmioWrite(exit.physAddr - slot.base, bytes);
   else if (slot) slot.device.mmioRead(exit.physAddr - slot.base, bytes);
   else bytes.fill(ALL_ONES_BYTE);
+  return slot?.name;
 }
 
 const ALL_ONES: Readonly<Record<PioSize, number>> = { 1: 0xff, 2: 0xffff, 4: 0xffffffff };
@@ -161,11 +222,14 @@ function writeLe(view: DataView, at: number, size: PioSize, value: number): void
 }
 
 function crash(vcpu: VcpuFd, memory: GuestMemory, description: string, exits: ExitCounts): VcpuRunResult {
-  let state: string;
+  return { outcome: { reason: 'crash', description, state: vcpuState(vcpu, memory) }, exits };
+}
+
+/** The register dump, with code at CS:RIP found through the guest's page tables when paging is on. */
+function vcpuState(vcpu: VcpuFd, memory: GuestMemory): string {
   try {
-    state = formatVcpuState(vcpu.getRegs(), vcpu.getSregs(), memory.bytes);
+    return formatVcpuState(vcpu.getRegs(), vcpu.getSregs(), memory.bytes, (linear) => vcpu.translate(linear));
   } catch (err) {
-    state = `(registers unavailable: ${(err as Error).message})`;
+    return `(registers unavailable: ${(err as Error).message})`;
   }
-  return { outcome: { reason: 'crash', description, state }, exits };
 }

@@ -5,9 +5,10 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { FwCfgConfig } from '../devices/fw-cfg.js';
-import type { VcpuRunResult } from './vcpu-loop.js';
+import type { DebugStop, VcpuRunResult } from './vcpu-loop.js';
 
 export interface VcpuJob {
+  vcpuId: number;
   vmFd: number;
   /** The VM has an in-kernel irqchip: devices drive KVM_IRQ_LINE, and HLT never exits. */
   irqchip: boolean;
@@ -20,11 +21,29 @@ export interface VcpuJob {
   serial: ({ tx: SharedArrayBuffer; rx: SharedArrayBuffer } | null)[];
   /** What fw_cfg tells the guest; no fw_cfg device without it. */
   firmware: FwCfgConfig | undefined;
+  debug: VcpuJobDebug | undefined;
   control: SharedArrayBuffer;
+}
+
+/** Debugging and tracing, as the vCPU thread needs them (all plain data, postMessage-able). */
+export interface VcpuJobDebug {
+  /** A debugger (the GDB stub) drives the vCPU: stop on debug exits and pause requests. */
+  debugger?: { waitAtStart: boolean };
+  /** --trace: write one line per exit to this fd. */
+  trace?: { fd: number; kinds: string[] | null; ports: [number, number][] | null };
+  /** --stats: time every exit and return ExitStats in the result. */
+  stats?: boolean;
+  /** --step: single-step, writing each instruction and the registers it changed to this fd. */
+  step?: { fd: number };
+  /** --dump-on-exit: the registers, decoded, in the result's `state`. */
+  dumpOnExit?: boolean;
+  /** process.hrtime.bigint() at the start of the run, for trace timestamps (same clock in every thread). */
+  startNs: bigint;
 }
 
 export type VcpuThreadReply =
   | { type: 'result'; result: VcpuRunResult }
+  | { type: 'debug-stop'; why: DebugStop }
   | { type: 'error'; message: string; code: string | undefined; stack: string | undefined };
 
 /** Idle threads kept for reuse; more than this are terminated when released. */
@@ -49,8 +68,8 @@ export class VcpuThread {
     return thread ?? new VcpuThread();
   }
 
-  /** Runs one vCPU job to its end. */
-  run(job: VcpuJob): Promise<VcpuRunResult> {
+  /** Runs one vCPU job to its end; `onDebugStop` hears each stop for the debugger. */
+  run(job: VcpuJob, onDebugStop?: (why: DebugStop) => void): Promise<VcpuRunResult> {
     this.worker.ref();
     return new Promise<VcpuRunResult>((resolve, reject) => {
       const settle = (): void => {
@@ -60,6 +79,7 @@ export class VcpuThread {
         this.worker.unref();
       };
       const onMessage = (reply: VcpuThreadReply): void => {
+        if (reply.type === 'debug-stop') return onDebugStop?.(reply.why);
         settle();
         if (reply.type === 'result') return resolve(reply.result);
         reject(Object.assign(new Error(reply.message), { code: reply.code, stack: reply.stack }));

@@ -9,12 +9,30 @@ import { VcpuFd, VmFd } from '../kvm/ioctls.js';
 import { createPcBoard, ringSerialHost, UNCONNECTED_SERIAL } from './board.js';
 import { ByteRing } from './byte-ring.js';
 import { GuestMemory } from './guest-memory.js';
-import { VcpuControl } from './vcpu-control.js';
-import { runVcpu } from './vcpu-loop.js';
+import { DEBUG_COMMAND_RESUME, VcpuControl } from './vcpu-control.js';
+import { createExitObserver, startSingleStep } from './exit-observers.js';
+import { runVcpu, type LoopHooks } from './vcpu-loop.js';
 import type { VcpuJob, VcpuThreadReply } from './vcpu-thread.js';
 
 if (!parentPort) throw new Error('vcpu-worker must run in a worker thread');
 const port = parentPort;
+
+/** The loop's hooks for this job's debugging and tracing options (none: the plain, fast loop). */
+function loopHooks(job: VcpuJob, vcpu: VcpuFd, memory: GuestMemory, control: VcpuControl): LoopHooks {
+  const debug = job.debug;
+  if (!debug) return {};
+  const hooks: LoopHooks = { observer: createExitObserver(debug, vcpu, job.vcpuId), dumpOnExit: debug.dumpOnExit };
+  if (debug.step) hooks.onStep = startSingleStep(vcpu, memory, debug.step.fd);
+  if (debug.debugger) {
+    hooks.waitAtStart = debug.debugger.waitAtStart;
+    hooks.debugStop = (why) => {
+      control.takePause(); // stopping anyway: a pause asked for meanwhile is answered by this stop
+      port.postMessage({ type: 'debug-stop', why } satisfies VcpuThreadReply);
+      return control.waitForCommand() === DEBUG_COMMAND_RESUME;
+    };
+  }
+  return hooks;
+}
 
 port.on('message', (job: VcpuJob) => {
   let reply: VcpuThreadReply;
@@ -27,7 +45,8 @@ port.on('message', (job: VcpuJob) => {
       firmware: job.firmware,
       irqLine: job.irqchip ? (irq, level) => vm.irqLine(irq, level) : undefined,
     });
-    reply = { type: 'result', result: runVcpu(vcpu, memory, board, new VcpuControl(job.control)) };
+    const control = new VcpuControl(job.control);
+    reply = { type: 'result', result: runVcpu(vcpu, memory, board, control, loopHooks(job, vcpu, memory, control)) };
   } catch (err) {
     const e = err as Error & { code?: string };
     reply = { type: 'error', message: e.message, code: e.code, stack: e.stack };

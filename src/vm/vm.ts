@@ -5,15 +5,15 @@
 import { KVM_IDENTITY_MAP_ADDRESS, KVM_TSS_ADDRESS } from '../kvm/constants.js';
 import { Kvm, type VcpuFd, type VmFd } from '../kvm/ioctls.js';
 import type { KvmRegs, KvmSregs } from '../kvm/structs.js';
-import { KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KVM_PIT_SPEAKER_DUMMY, type CpuidEntry, type IrqRoute } from '../kvm/x86.js';
+import { KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KVM_PIT_SPEAKER_DUMMY, type CpuidEntry, type GuestDebug, type IrqRoute } from '../kvm/x86.js';
 import type { FwCfgConfig } from '../devices/fw-cfg.js';
 import { vcpuCpuid } from './cpuid.js';
 import { BOOT_MSRS } from './msrs.js';
 import { ByteRing } from './byte-ring.js';
 import { GuestMemory } from './guest-memory.js';
-import { VcpuControl } from './vcpu-control.js';
-import type { VcpuRunResult } from './vcpu-loop.js';
-import { VcpuThread } from './vcpu-thread.js';
+import { DEBUG_COMMAND_RESUME, VcpuControl } from './vcpu-control.js';
+import type { DebugStop, VcpuRunResult } from './vcpu-loop.js';
+import { VcpuThread, type VcpuJobDebug } from './vcpu-thread.js';
 
 /** The guest-physical slot that holds all of RAM, from address 0. */
 export const RAM_SLOT = 0;
@@ -130,6 +130,13 @@ export class Vm {
   }
 }
 
+export interface VcpuRunOptions {
+  /** Debugger, tracing, statistics, single-step (see VcpuJobDebug). */
+  debug?: VcpuJobDebug;
+  /** Each stop for the debugger (the vCPU then waits for resumeFromDebugger() or stop()). */
+  onDebugStop?: (why: DebugStop) => void;
+}
+
 /** The serial rings a run's COM1 is wired to; the main-thread side is SerialBridge. */
 export interface SerialRings {
   tx: ByteRing;
@@ -166,7 +173,7 @@ export class Vcpu {
    * board's COM ports (COM1 first) are wired to `serial` (null or missing: to nothing); fw_cfg,
    * when `firmware` is given, tells the guest about the machine.
    */
-  async run(serial: readonly (SerialRings | null)[], firmware?: FwCfgConfig): Promise<VcpuRunResult> {
+  async run(serial: readonly (SerialRings | null)[], firmware?: FwCfgConfig, options: VcpuRunOptions = {}): Promise<VcpuRunResult> {
     if (this.control) throw new Error(`vCPU ${this.id} is already running`);
     const control = new VcpuControl();
     this.control = control;
@@ -174,7 +181,9 @@ export class Vcpu {
     // HLT does not exit under the in-kernel irqchip: ask now and then whether the guest is done.
     const poll = this.vm.irqchip ? setInterval(() => control.requestPoll(this.fd.runAddr), HALT_POLL_INTERVAL_MS) : undefined;
     try {
-      return await thread.run({
+      const job = {
+        vcpuId: this.id,
+        debug: options.debug,
         vmFd: this.vm.fd.fd,
         irqchip: this.vm.irqchip,
         vcpuFd: this.fd.fd,
@@ -185,7 +194,8 @@ export class Vcpu {
         serial: serial.map((rings) => (rings ? { tx: rings.tx.buffer, rx: rings.rx.buffer } : null)),
         firmware,
         control: control.buffer,
-      });
+      };
+      return await thread.run(job, options.onDebugStop);
     } finally {
       clearInterval(poll);
       this.control = undefined;
@@ -196,6 +206,20 @@ export class Vcpu {
   /** Kicks the vCPU out of KVM_RUN and ends its run (the run() promise then resolves 'stopped'). */
   stop(): void {
     this.control?.requestStop(this.fd.runAddr);
+  }
+
+  /** Debugger: stop the running vCPU; options.onDebugStop hears { kind: 'interrupt' } once it has. */
+  pauseForDebugger(): void {
+    this.control?.requestPause(this.fd.runAddr);
+  }
+
+  /** Debugger: let a vCPU stopped for the debugger run on. */
+  resumeFromDebugger(): void {
+    this.control?.command(DEBUG_COMMAND_RESUME);
+  }
+
+  setGuestDebug(debug: GuestDebug): void {
+    this.fd.setGuestDebug(debug);
   }
 
   close(): void {

@@ -1,0 +1,110 @@
+/**
+ * What --trace, --stats and --step add to the exit loop, built in the vCPU thread from the job's
+ * options. None of it exists when those options are off: the plain loop pays one `if`.
+ */
+import { writeSync } from 'node:fs';
+import { disassemble, bitnessFor } from '../debug/disasm.js';
+import { ExitStats } from '../debug/stats.js';
+import { formatStep } from '../debug/step.js';
+import { formatTraceLine } from '../debug/trace.js';
+import type { VcpuFd } from '../kvm/ioctls.js';
+import { KVM_RUN_MMIO_DATA, type VcpuExit } from '../kvm/run.js';
+import type { KvmRegs } from '../kvm/structs.js';
+import { KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP } from '../kvm/x86.js';
+import { CR0_PG } from './cpu-setup.js';
+import type { GuestMemory } from './guest-memory.js';
+import { cpuMode } from './register-dump.js';
+import type { ExitObserver } from './vcpu-loop.js';
+import type { VcpuJobDebug } from './vcpu-thread.js';
+
+/** The longest x86 instruction. */
+const MAX_INSTRUCTION_BYTES = 15;
+
+/** The kind names --trace filters on, for each exit. */
+function traceKind(exit: VcpuExit): string {
+  return exit.kind;
+}
+
+export function createExitObserver(debug: VcpuJobDebug, vcpu: VcpuFd, vcpuId: number): ExitObserver | undefined {
+  const { trace } = debug;
+  const stats = debug.stats ? new ExitStats() : undefined;
+  if (!trace && !stats) return undefined;
+  const runBytes = vcpu.kvmRun.bytes;
+  const kinds = trace?.kinds ? new Set(trace.kinds) : undefined;
+  const ports = trace?.ports;
+  const wallStart = performance.now();
+
+  const traced = (exit: VcpuExit): boolean => {
+    if (kinds && !kinds.has(traceKind(exit))) return false;
+    if (ports && exit.kind === 'io') return ports.some(([lo, hi]) => exit.port >= lo && exit.port <= hi);
+    return !ports || exit.kind !== 'io';
+  };
+
+  return {
+    timed: stats !== undefined,
+    afterExit(exit, device, runNs, handlerNs) {
+      if (stats) {
+        stats.addRunNs(runNs);
+        stats.record(exit.kind, statsKey(exit, device), handlerNs);
+      }
+      if (trace && traced(exit)) {
+        const regs = vcpu.getRegs();
+        const cs = vcpu.getSregs().cs.selector;
+        const line = formatTraceLine({
+          elapsedNs: process.hrtime.bigint() - debug.startNs,
+          vcpu: vcpuId,
+          exit,
+          data: exitData(exit, runBytes),
+          device,
+          rip: regs.rip,
+          cs,
+        });
+        writeSync(trace.fd, `${line}\n`);
+      }
+    },
+    finish() {
+      if (!stats) return undefined;
+      stats.setWallNs((performance.now() - wallStart) * 1e6);
+      return stats.toJSON();
+    },
+  };
+}
+
+function statsKey(exit: VcpuExit, device: string | undefined): string {
+  const where = device ?? 'unassigned';
+  if (exit.kind === 'io') return `${where} 0x${exit.port.toString(16)}`;
+  if (exit.kind === 'mmio') return `${where} (mmio)`; // by device: a framebuffer would make a row per address
+  return exit.kind;
+}
+
+function exitData(exit: VcpuExit, runBytes: Uint8Array): Uint8Array | undefined {
+  if (exit.kind === 'io') return runBytes.slice(exit.dataOffset, exit.dataOffset + exit.size * exit.count);
+  if (exit.kind === 'mmio') return runBytes.slice(KVM_RUN_MMIO_DATA, KVM_RUN_MMIO_DATA + exit.len);
+  return undefined;
+}
+
+/**
+ * --step: turns on single-stepping and returns the hook for each KVM_EXIT_DEBUG, which prints
+ * the instruction just executed and the registers it changed.
+ */
+export function startSingleStep(vcpu: VcpuFd, memory: GuestMemory, fd: number): () => void {
+  vcpu.setGuestDebug({ control: KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP, debugreg: [0n, 0n, 0n, 0n], dr7: 0n });
+  let before = snapshot(vcpu, memory);
+  return () => {
+    const after = snapshot(vcpu, memory);
+    writeSync(fd, `${formatStep(before.regs, after.regs, before.insn, before.cs, before.mode)}\n`);
+    before = after;
+  };
+}
+
+function snapshot(vcpu: VcpuFd, memory: GuestMemory): { regs: KvmRegs; insn: ReturnType<typeof disassemble>[number] | undefined; cs: number; mode: ReturnType<typeof cpuMode> } {
+  const regs = vcpu.getRegs();
+  const sregs = vcpu.getSregs();
+  const mode = cpuMode(sregs);
+  // 64-bit code ignores the CS base; elsewhere the linear address wraps at 4 GiB.
+  const linear = sregs.cs.l ? regs.rip : (sregs.cs.base + regs.rip) & 0xffffffffn;
+  const physical = sregs.cr0 & CR0_PG ? vcpu.translate(linear) : Number(linear);
+  const bytes = physical === undefined || physical >= memory.size ? new Uint8Array(0) : memory.bytes.subarray(physical, Math.min(physical + MAX_INSTRUCTION_BYTES, memory.size));
+  const [insn] = disassemble(bytes, regs.rip, bitnessFor(mode, sregs.cs.db, sregs.cs.l), 1);
+  return { regs, insn, cs: sregs.cs.selector, mode };
+}
