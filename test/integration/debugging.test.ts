@@ -163,3 +163,52 @@ describeKvm('the GDB stub with the real gdb', () => {
     expect(stdout).toBe('value=42\ngdb says Hi\n');
   }, 90_000);
 });
+
+describeKvm('the GDB stub on a running guest', () => {
+  /** A bare RSP client: enough to check Ctrl-C against the real vCPU. */
+  const rsp = async (port: number) => {
+    const { connect } = await import('node:net');
+    const socket = connect(port, '127.0.0.1');
+    let buffered = '';
+    socket.on('data', (c: Buffer) => (buffered += c.toString('latin1')));
+    const checksum = (s: string): string => ([...s].reduce((a, ch) => a + ch.charCodeAt(0), 0) & 0xff).toString(16).padStart(2, '0');
+    const reply = async (): Promise<string> => {
+      for (let i = 0; i < 400; i++) {
+        const m = /\$([^#]*)#[0-9a-f]{2}/.exec(buffered);
+        if (m) {
+          buffered = buffered.slice(m.index + m[0].length);
+          socket.write('+');
+          return m[1]!;
+        }
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      throw new Error(`no reply; got ${JSON.stringify(buffered)}`);
+    };
+    return {
+      send: (payload: string) => socket.write(`$${payload}#${checksum(payload)}`),
+      interrupt: () => socket.write('\x03'),
+      reply,
+      close: () => socket.destroy(),
+    };
+  };
+
+  it('stops a spinning guest on attach and on Ctrl-C, and kills it', async () => {
+    let port = 0;
+    const running = runGuest({ image: guest('spin'), timeoutMs: 60_000, gdb: { port: 0, onListening: (p) => (port = p) } });
+    while (port === 0) await new Promise((r) => setTimeout(r, 10));
+    const gdb = await rsp(port);
+    gdb.send('?'); // attaching stops the running guest first
+    expect(await gdb.reply()).toMatch(/^T05/);
+    gdb.send('c');
+    await new Promise((r) => setTimeout(r, 200));
+    gdb.interrupt();
+    expect(await gdb.reply()).toBe('T02thread:01;');
+    gdb.send('p8'); // eip: inside the spin loop, after the greeting
+    expect(await gdb.reply()).toMatch(/^[0-9a-f]{8}$/);
+    gdb.send('k');
+    const r = await running;
+    gdb.close();
+    expect(r.reason).toBe('stopped');
+    expect(r.serial).toBe('spinning\n');
+  }, 90_000);
+});
