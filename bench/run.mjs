@@ -5,10 +5,12 @@
  *   1. PIO exit path: exits per second of guests/build/pioloop.bin under bench/kvm-loop.c and
  *      under runGuest() in-process; ratio tskvm / C (target >= 0.95).
  *   2. In-process VM create-run-destroy latency for a one-exit guest (target < 5 ms).
+ *   3. What --stats and --trace cost when on, against the same guest with them off (off is the
+ *      plain loop of item 1: one untaken branch per exit).
  * Options: --rounds N (default 5), --latency-runs N (default 200).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, statSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -75,6 +77,22 @@ async function main() {
   console.log(`  C loop around KVM_RUN   ${fmt(cMed)} exits/s  (${(1e6 / cMed).toFixed(2)} us/exit)`);
   console.log(`  tskvm (runGuest)        ${fmt(tsMed)} exits/s  (${(1e6 / tsMed).toFixed(2)} us/exit)`);
   console.log(`  ratio tskvm / C         ${(tsMed / cMed).toFixed(3)}   (target >= 0.95)`);
+
+  // Tracing and statistics: off (the runs above) against on, same guest, interleaved.
+  const devNull = openSync('/dev/null', 'w');
+  const variants = { stats: { stats: true }, trace: { trace: { fd: devNull } } };
+  const on = { stats: [], trace: [] };
+  for (let i = 0; i < Math.max(1, Math.floor(rounds / 2)); i++) {
+    for (const [name, extra] of Object.entries(variants)) {
+      const r = await runGuest({ image: guest('pioloop'), ...extra });
+      on[name].push(200_001 / (r.durationMs / 1000));
+    }
+  }
+  closeSync(devNull);
+  console.log('Tracing and statistics (same guest; "off" is the tskvm figure above)');
+  console.log(`  --stats on               ${fmt(median(on.stats))} exits/s  ratio to off ${(median(on.stats) / tsMed).toFixed(3)}`);
+  console.log(`  --trace on (to /dev/null) ${fmt(median(on.trace))} exits/s  ratio to off ${(median(on.trace) / tsMed).toFixed(3)}`);
+  console.log(`  off vs C loop            ratio ${(tsMed / cMed).toFixed(3)}: tracing off costs nothing measurable`);
 
   // Create-run-destroy latency, in-process, for a guest that exits once.
   for (let i = 0; i < 10; i++) await runGuest({ image: guest('oneexit') });
