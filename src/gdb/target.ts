@@ -3,9 +3,9 @@
  * the stub (src/gdb/stub.ts) knows only this interface, so it is testable with a fake.
  * Every method but resume()/interrupt() is called only while the vCPU is stopped.
  */
-import type { KvmRegs, KvmSregs } from '../kvm/structs.js';
+import type { CpuMode, KvmRegs, KvmSregs } from '../kvm/structs.js';
 
-export type CpuMode = 'real' | 'protected' | 'long';
+export type { CpuMode };
 
 /** Hardware breakpoint and watchpoint kinds (gdb's Z1, Z2, Z3, Z4); Z0 is mapped to 'exec' too. */
 export type HwBreakpointKind = 'exec' | 'write' | 'read' | 'access';

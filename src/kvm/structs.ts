@@ -21,6 +21,14 @@ export type KvmRegs = Record<KvmRegName, bigint>;
 export const RFLAGS_RESERVED_1 = 0x2n;
 export const RFLAGS_IF = 0x200n;
 
+// Control-register and EFER bits that decide the CPU mode.
+export const CR0_PE = 1n << 0n; // protected mode
+export const CR0_ET = 1n << 4n; // extension type: always 1 on a 387-or-later FPU
+export const CR0_PG = 1n << 31n; // paging
+export const CR4_PAE = 1n << 5n; // physical address extension: required for long mode
+export const EFER_LME = 1n << 8n; // long mode enable
+export const EFER_LMA = 1n << 10n; // long mode active
+
 export function decodeRegs(bytes: Uint8Array): KvmRegs {
   const view = new DataView(bytes.buffer, bytes.byteOffset, KVM_REGS_SIZE);
   const regs = {} as KvmRegs;
@@ -136,4 +144,12 @@ export function encodeSregs(sregs: KvmSregs, bytes: Uint8Array = new Uint8Array(
   });
   sregs.interruptBitmap.forEach((word, i) => view.setBigUint64(SREGS_INTERRUPT_BITMAP + i * 8, word, true));
   return bytes;
+}
+
+export type CpuMode = 'real' | 'protected' | 'long';
+
+/** The CPU mode the segment and control registers put the vCPU in. */
+export function cpuMode(sregs: Pick<KvmSregs, 'cr0' | 'efer'>): CpuMode {
+  if (sregs.efer & EFER_LMA) return 'long';
+  return sregs.cr0 & CR0_PE ? 'protected' : 'real';
 }

@@ -3,19 +3,11 @@
  * 32-bit protected mode as multiboot specifies, or 64-bit long mode with identity-mapped page
  * tables — writing the boot GDT and page tables into guest memory where pc-layout.ts reserves.
  */
-import { KVM_REGS_FIELDS, RFLAGS_RESERVED_1, type KvmRegs, type KvmSegment, type KvmSregs } from '../kvm/structs.js';
+import { CR0_ET, CR0_PE, CR0_PG, CR4_PAE, EFER_LMA, EFER_LME, KVM_REGS_FIELDS, RFLAGS_RESERVED_1, type KvmRegs, type KvmSegment, type KvmSregs } from '../kvm/structs.js';
 import type { BootState } from '../loader/boot-state.js';
 import type { RealModeEntry } from '../loader/image.js';
 import { BOOT_GDT_ADDRESS, PAGE_TABLES_ADDRESS } from '../loader/pc-layout.js';
 import type { Vcpu } from './vm.js';
-
-// Control-register and EFER bits.
-export const CR0_PE = 1n << 0n; // protected mode
-export const CR0_ET = 1n << 4n; // extension type: always 1 on a 387-or-later FPU
-export const CR0_PG = 1n << 31n; // paging
-export const CR4_PAE = 1n << 5n; // physical address extension: required for long mode
-export const EFER_LME = 1n << 8n; // long mode enable
-export const EFER_LMA = 1n << 10n; // long mode active
 
 // Boot GDT selectors (index × 8): the layout Linux's boot protocol and multiboot loaders use.
 export const GDT_SELECTOR_CODE32 = 0x08;

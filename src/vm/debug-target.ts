@@ -5,9 +5,8 @@
  * stopped, in the exit loop.
  */
 import type { CpuMode, DebugTarget, HwBreakpointKind, StopReason } from '../gdb/target.js';
-import type { KvmRegs, KvmSregs } from '../kvm/structs.js';
+import { CR0_PG, cpuMode, type KvmRegs, type KvmSregs } from '../kvm/structs.js';
 import { KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_HW_BP } from '../kvm/x86.js';
-import { CR0_PE, CR0_PG, EFER_LMA } from './cpu-setup.js';
 import type { GuestMemory } from './guest-memory.js';
 import type { DebugStop, VcpuRunResult } from './vcpu-loop.js';
 import type { Vcpu } from './vm.js';
@@ -76,9 +75,7 @@ export class VcpuDebugTarget implements DebugTarget {
   }
 
   mode(): CpuMode {
-    const sregs = this.vcpu.getSregs();
-    if (sregs.efer & EFER_LMA) return 'long';
-    return sregs.cr0 & CR0_PE ? 'protected' : 'real';
+    return cpuMode(this.vcpu.getSregs());
   }
 
   getRegs(): KvmRegs {

@@ -9,11 +9,9 @@ import { formatStep } from '../debug/step.js';
 import { formatTraceLine } from '../debug/trace.js';
 import type { VcpuFd } from '../kvm/ioctls.js';
 import { KVM_RUN_MMIO_DATA, type VcpuExit } from '../kvm/run.js';
-import type { KvmRegs } from '../kvm/structs.js';
+import { CR0_PG, cpuMode, type KvmRegs } from '../kvm/structs.js';
 import { KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP } from '../kvm/x86.js';
-import { CR0_PG } from './cpu-setup.js';
 import type { GuestMemory } from './guest-memory.js';
-import { cpuMode } from './register-dump.js';
 import type { ExitObserver } from './vcpu-loop.js';
 import type { VcpuJobDebug } from './vcpu-thread.js';
 

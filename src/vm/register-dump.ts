@@ -3,11 +3,9 @@
  * monitor shows, plus the named flag and control bits and the next instructions at CS:RIP.
  */
 import { bitnessFor, disassemble } from '../debug/disasm.js';
-import { KVM_SREGS_SEGMENTS, type KvmRegs, type KvmSregs } from '../kvm/structs.js';
+import { CR0_PG, cpuMode, KVM_SREGS_SEGMENTS, type CpuMode, type KvmRegs, type KvmSregs } from '../kvm/structs.js';
 
-export const CR0_PE = 0x1n; // protection enable
-export const CR0_PG = 0x80000000n; // paging
-export const EFER_LMA = 0x400n; // long mode active
+export { cpuMode, type CpuMode };
 
 /** How many instruction bytes at CS:RIP a dump shows. */
 const CODE_BYTES = 16;
@@ -47,15 +45,8 @@ export const EFER_BITS: BitNames = [
   [0, 'SCE'], [8, 'LME'], [10, 'LMA'], [11, 'NXE'], [12, 'SVME'], [13, 'LMSLE'], [14, 'FFXSR'], [15, 'TCE'],
 ];
 
-export type CpuMode = 'real' | 'protected' | 'long';
-
 /** Maps a guest-linear address to guest-physical (KVM_TRANSLATE); undefined when unmapped. */
 export type Translate = (linear: bigint) => number | undefined;
-
-export function cpuMode(sregs: KvmSregs): CpuMode {
-  if (sregs.efer & EFER_LMA) return 'long';
-  return sregs.cr0 & CR0_PE ? 'protected' : 'real';
-}
 
 const hex = (v: bigint, width: number): string => v.toString(16).padStart(width, '0');
 

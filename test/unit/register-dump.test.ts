@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { KvmRegs, KvmSegment, KvmSregs } from '../../src/kvm/structs.js';
-import { KVM_REGS_FIELDS } from '../../src/kvm/structs.js';
-import { CR0_PE, CR0_PG, EFER_LMA, bitNames, CR0_BITS, cpuMode, formatAddress, formatRflags, formatVcpuState } from '../../src/vm/register-dump.js';
+import { CR0_PE, CR0_PG, EFER_LMA, KVM_REGS_FIELDS } from '../../src/kvm/structs.js';
+import { bitNames, CR0_BITS, cpuMode, formatAddress, formatRflags, formatVcpuState } from '../../src/vm/register-dump.js';
 
 const codeLine = (text: string): string | undefined => text.split('\n').find((l) => l.startsWith('Code at'));
 const disasmLines = (text: string): string[] => text.split('\n').slice(text.split('\n').findIndex((l) => l.startsWith('Code at')) + 1);
