@@ -1,7 +1,9 @@
 /**
  * docs/tour.md is executable: every ```console block in it is a list of commands (lines starting
  * `$ `) each followed by its exact stdout, and optionally `[exit status N]` (default 0). `...` on
- * a line of its own matches any number of lines. This file runs every command with bash from the
+ * a line of its own matches any number of lines; `…` (U+2026) inside a line matches any run of
+ * characters on that line, empty included (for timings and other values that differ from run to
+ * run, such as the start of a --trace line). This file runs every command with bash from the
  * repository root, in document order (later commands may read files earlier ones wrote), with
  * stdin empty (/dev/null) unless the command pipes into itself, and fails when stdout or the exit
  * status differs from what the tour says.
@@ -19,6 +21,8 @@ const TOUR = path.join(ROOT, 'docs', 'tour.md');
 /** Per command: generous, because guest code outside long mode is slow on nested KVM hosts. */
 const COMMAND_TIMEOUT_MS = 60_000;
 const WILDCARD = '...';
+/** Inside an expected line: any run of characters on that line. */
+const INLINE_WILDCARD = '…';
 const STATUS_LINE = /^\[exit status (\d+)\]$/;
 
 export interface TourCommand {
@@ -78,6 +82,16 @@ export function parseTour(markdown: string): TourCommand[] {
   return commands;
 }
 
+/** Whether one actual line matches one expected line: exactly, or with INLINE_WILDCARD as `.*`. */
+export function lineMatches(expected: string, actual: string): boolean {
+  if (!expected.includes(INLINE_WILDCARD)) return expected === actual;
+  const pattern = expected
+    .split(INLINE_WILDCARD)
+    .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+    .join('.*');
+  return new RegExp(`^${pattern}$`, 's').test(actual);
+}
+
 /** Whether `actual` lines match `expected` lines, WILDCARD matching any run of lines. */
 export function linesMatch(expected: readonly string[], actual: readonly string[]): boolean {
   const memo = new Map<string, boolean>();
@@ -88,7 +102,7 @@ export function linesMatch(expected: readonly string[], actual: readonly string[
     let r: boolean;
     if (e === expected.length) r = a === actual.length;
     else if (expected[e] === WILDCARD) r = go(e + 1, a) || (a < actual.length && go(e, a + 1));
-    else r = a < actual.length && expected[e] === actual[a] && go(e + 1, a + 1);
+    else r = a < actual.length && lineMatches(expected[e]!, actual[a]!) && go(e + 1, a + 1);
     memo.set(key, r);
     return r;
   };
@@ -162,6 +176,19 @@ describe('the tour checker', () => {
     expect(outputLines('')).toEqual([]);
     expect(outputLines('a\n\nb\n')).toEqual(['a', '', 'b']);
   });
+
+  it('matches `…` inside a line as any run of characters on that line', () => {
+    expect(lineMatches('…cpu0 io', '  0.123456789 cpu0 io')).toBe(true);
+    expect(lineMatches('…cpu0 io', 'cpu0 io')).toBe(true);
+    expect(lineMatches('a…b…c', 'a.x*b(y)c')).toBe(true);
+    expect(lineMatches('a…b', 'a b c')).toBe(false);
+    expect(lineMatches('x.y (z) $1', 'x.y (z) $1')).toBe(true); // regex characters are literal
+    expect(lineMatches('x.y', 'xzy')).toBe(false);
+    expect(lineMatches('…', '')).toBe(true);
+    expect(linesMatch(['…ms', '...', 'end'], ['3.5 ms', 'a', 'end'])).toBe(true);
+    expect(linesMatch(['…ms'], ['3.5 ms', 'more'])).toBe(false); // one line only
+    expect(linesMatch(['...'], ['anything'])).toBe(true); // `...` alone still means lines
+  });
 });
 
 describeKvm('docs/tour.md: every command does what the tour says', () => {
@@ -179,9 +206,9 @@ describeKvm('docs/tour.md: every command does what the tour says', () => {
         const context = `${where}\n--- stderr ---\n${r.stderr}`;
         expect(r.timedOut, `${where}\ntimed out after ${COMMAND_TIMEOUT_MS} ms`).toBe(false);
         const actual = outputLines(r.stdout);
-        if (cmd.expected.includes(WILDCARD)) {
+        if (cmd.expected.includes(WILDCARD) || cmd.expected.some((l) => l.includes(INLINE_WILDCARD))) {
           const ok = linesMatch(cmd.expected, actual);
-          if (!ok) expect(actual.join('\n'), `${context}\nstdout does not match (\`...\` = any lines)`).toBe(cmd.expected.join('\n'));
+          if (!ok) expect(actual.join('\n'), `${context}\nstdout does not match (\`...\` = any lines, \`…\` = any characters)`).toBe(cmd.expected.join('\n'));
         } else {
           expect(actual.join('\n'), `${context}\nstdout differs`).toBe(cmd.expected.join('\n'));
         }
