@@ -89,7 +89,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--long-mode', 'start an ELF32 in 64-bit long mode (ELF64 always is)')
     .option('--serial <COMn=route>', 'route COM1-COM4: stdio, file:PATH or null (repeatable; default COM1=stdio)', collect, [])
     .option('--result-json <file>', 'write {reason, exitCode, durationMs, exits} to FILE at the end')
-    .option('--trace [kinds]', 'one line per VM exit on stderr; kinds: io,mmio,hlt,shutdown,intr,internal-error,fail-entry,debug,unknown (default all)')
+    .option('--trace [kinds]', 'one line per VM exit on stderr; kinds: io,mmio,hlt,shutdown,intr,internal-error,fail-entry,debug,unknown,all (default all but intr, the kicks)')
     .option('--trace-file <file>', 'write the trace to FILE instead of stderr (implies --trace)')
     .option('--trace-port <ports>', 'trace only I/O exits on these ports: 0x3f8,0x2f8-0x2ff (implies --trace)')
     .option('--stats', 'at the end, a table of exits by reason and device, and where the time went')
@@ -116,10 +116,10 @@ export async function main(argv: readonly string[]): Promise<number> {
 
 /**
  * `--trace` takes an optional kind list, so `--trace IMAGE` would read the image as kinds: a
- * `--trace` followed by anything that is not a kind list means `--trace=all`.
+ * `--trace` followed by anything that is not a kind list becomes `--trace=` (the default kinds).
  */
 function bareTraceFlag(argv: readonly string[]): string[] {
-  return argv.map((arg, i) => (arg === '--trace' && !/^[a-z-]+(,[a-z-]+)*$/.test(argv[i + 1] ?? '') ? '--trace=all' : arg));
+  return argv.map((arg, i) => (arg === '--trace' && !/^[a-z-]+(,[a-z-]+)*$/.test(argv[i + 1] ?? '') ? '--trace=' : arg));
 }
 
 async function run(image: string, opts: RunOptions): Promise<number> {
@@ -133,7 +133,7 @@ async function run(image: string, opts: RunOptions): Promise<number> {
   const trace = traceWanted
     ? {
         fd: traceFd,
-        kinds: typeof opts.trace === 'string' ? [...parseTraceKinds(opts.trace)] : undefined,
+        kinds: typeof opts.trace === 'string' && opts.trace !== '' ? [...parseTraceKinds(opts.trace)] : undefined,
         ports: opts.tracePort === undefined ? undefined : parseTracePorts(opts.tracePort),
       }
     : undefined;

@@ -36,7 +36,8 @@ const UNDECODED = '(not decoded)';
  */
 export function formatStep(prev: KvmRegs | undefined, regs: KvmRegs, insn: StepInstruction | undefined, csSelector: number, mode: CpuMode): string {
   const ip = insn?.ip ?? prev?.rip ?? regs.rip;
-  const head = `${formatAddress(ip, csSelector, mode)}  ${(insn?.bytes ?? '').padEnd(BYTES_COLUMN)}`;
+  // A long instruction (up to 15 bytes) pushes the text right rather than running into it.
+  const head = `${formatAddress(ip, csSelector, mode)}  ${`${insn?.bytes ?? ''} `.padEnd(BYTES_COLUMN)}`;
   const text = insn?.text ?? UNDECODED;
   const changes = prev ? changedRegisters(prev, regs, insn) : [];
   return changes.length ? `${head}${text.padEnd(TEXT_COLUMN)} ; ${changes.join(' ')}` : `${head}${text}`;

@@ -6,7 +6,7 @@ import { writeSync } from 'node:fs';
 import { disassemble, bitnessFor } from '../debug/disasm.js';
 import { ExitStats } from '../debug/stats.js';
 import { formatStep } from '../debug/step.js';
-import { formatTraceLine } from '../debug/trace.js';
+import { formatTraceLine, TRACE_KINDS } from '../debug/trace.js';
 import type { VcpuFd } from '../kvm/ioctls.js';
 import { KVM_RUN_MMIO_DATA, type VcpuExit } from '../kvm/run.js';
 import { CR0_PG, cpuMode, type KvmRegs } from '../kvm/structs.js';
@@ -18,6 +18,9 @@ import type { VcpuJobDebug } from './vcpu-thread.js';
 /** The longest x86 instruction. */
 const MAX_INSTRUCTION_BYTES = 15;
 
+/** --trace without kinds: every exit but the kicks (tskvm's own halt polls; `--trace all` shows them). */
+const DEFAULT_TRACE_KINDS = TRACE_KINDS.filter((kind) => kind !== 'intr');
+
 /** The kind names --trace filters on, for each exit. */
 function traceKind(exit: VcpuExit): string {
   return exit.kind;
@@ -28,12 +31,13 @@ export function createExitObserver(debug: VcpuJobDebug, vcpu: VcpuFd, vcpuId: nu
   const stats = debug.stats ? new ExitStats() : undefined;
   if (!trace && !stats) return undefined;
   const runBytes = vcpu.kvmRun.bytes;
-  const kinds = trace?.kinds ? new Set(trace.kinds) : undefined;
+  const kinds = new Set(trace?.kinds ?? DEFAULT_TRACE_KINDS);
   const ports = trace?.ports;
   const wallStart = performance.now();
+  let traceOpen = true;
 
   const traced = (exit: VcpuExit): boolean => {
-    if (kinds && !kinds.has(traceKind(exit))) return false;
+    if (!kinds.has(traceKind(exit))) return false;
     if (ports && exit.kind === 'io') return ports.some(([lo, hi]) => exit.port >= lo && exit.port <= hi);
     return !ports || exit.kind !== 'io';
   };
@@ -43,9 +47,11 @@ export function createExitObserver(debug: VcpuJobDebug, vcpu: VcpuFd, vcpuId: nu
     afterExit(exit, device, runNs, handlerNs) {
       if (stats) {
         stats.addRunNs(runNs);
-        stats.record(exit.kind, statsKey(exit, device), handlerNs);
+        // A kick (-EINTR) is tskvm's own doing, not the guest's: its KVM_RUN time counts, but it
+        // is no exit of the guest's (result JSON's exits.intr counts kicks).
+        if (exit.kind !== 'intr') stats.record(exit.kind, statsKey(exit, device), handlerNs);
       }
-      if (trace && traced(exit)) {
+      if (trace && traceOpen && traced(exit)) {
         const regs = vcpu.getRegs();
         const cs = vcpu.getSregs().cs.selector;
         const line = formatTraceLine({
@@ -57,7 +63,7 @@ export function createExitObserver(debug: VcpuJobDebug, vcpu: VcpuFd, vcpuId: nu
           rip: regs.rip,
           cs,
         });
-        writeSync(trace.fd, `${line}\n`);
+        traceOpen = writeLine(trace.fd, line);
       }
     },
     finish() {
@@ -88,9 +94,10 @@ function exitData(exit: VcpuExit, runBytes: Uint8Array): Uint8Array | undefined 
 export function startSingleStep(vcpu: VcpuFd, memory: GuestMemory, fd: number): () => void {
   vcpu.setGuestDebug({ control: KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP, debugreg: [0n, 0n, 0n, 0n], dr7: 0n });
   let before = snapshot(vcpu, memory);
+  let open = true;
   return () => {
     const after = snapshot(vcpu, memory);
-    writeSync(fd, `${formatStep(before.regs, after.regs, before.insn, before.cs, before.mode)}\n`);
+    if (open) open = writeLine(fd, formatStep(before.regs, after.regs, before.insn, before.cs, before.mode));
     before = after;
   };
 }
@@ -105,4 +112,18 @@ function snapshot(vcpu: VcpuFd, memory: GuestMemory): { regs: KvmRegs; insn: Ret
   const bytes = physical === undefined || physical >= memory.size ? new Uint8Array(0) : memory.bytes.subarray(physical, Math.min(physical + MAX_INSTRUCTION_BYTES, memory.size));
   const [insn] = disassemble(bytes, regs.rip, bitnessFor(mode, sregs.cs.db, sregs.cs.l), 1);
   return { regs, insn, cs: sregs.cs.selector, mode };
+}
+
+/**
+ * Writes a line to a trace or step fd; false once the reader has gone (EPIPE, as under `| head`):
+ * the guest then runs on without the output, as it does when stdout's reader goes away.
+ */
+function writeLine(fd: number, line: string): boolean {
+  try {
+    writeSync(fd, `${line}\n`);
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EPIPE') return false;
+    throw err;
+  }
 }

@@ -78,6 +78,9 @@ export function newExitCounts(): ExitCounts {
   return { io: 0, mmio: 0, hlt: 0, shutdown: 0, intr: 0, internalError: 0, failEntry: 0, debug: 0, unknown: 0 };
 }
 
+/** A KVM_RUN that a signal ended (-EINTR), as the observers see it. */
+const KICKED: VcpuExit = { kind: 'intr' };
+
 /** What an unassigned port or MMIO address reads as: all ones, as on an ISA bus with no driver. */
 const ALL_ONES_BYTE = 0xff;
 
@@ -106,6 +109,7 @@ function runExitLoop(vcpu: VcpuFd, memory: GuestMemory, board: Board, control: V
         // this sets it again, so no request is missed.
         exits.intr++;
         run.immediateExit = false;
+        if (observer) observer.afterExit(KICKED, undefined, timed ? (performance.now() - t0) * 1e6 : 0, 0);
         if (control.takePoll() && haltedForGood(vcpu)) return { outcome: { reason: 'halt' }, exits };
         if (control.takePause() && debugStop && !debugStop({ kind: 'interrupt' })) return stopped();
         continue;
