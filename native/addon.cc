@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <linux/kvm.h>
+#include <sys/mman.h>
 
 #include "kvm_shim.h"
 
@@ -63,7 +64,8 @@ Napi::Value Run(const Napi::CallbackInfo &info) {
 
 Napi::Value MmapAnonymous(const Napi::CallbackInfo &info) {
   int err = 0;
-  void *p = shim_mmap_anonymous(static_cast<size_t>(info[0].As<Napi::Number>().Int64Value()), &err);
+  bool shared = info.Length() < 2 || info[1].As<Napi::Boolean>().Value();
+  void *p = shim_mmap_anonymous(static_cast<size_t>(info[0].As<Napi::Number>().Int64Value()), shared ? 1 : 0, &err);
   return MappingResult(info.Env(), p, err);
 }
 
@@ -77,6 +79,11 @@ Napi::Value MmapFd(const Napi::CallbackInfo &info) {
 Napi::Value Munmap(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(),
                            shim_munmap(ToPtr(info[0]), static_cast<size_t>(info[1].As<Napi::Number>().Int64Value())));
+}
+
+Napi::Value Madvise(const Napi::CallbackInfo &info) {
+  return Napi::Number::New(info.Env(), shim_madvise(ToPtr(info[0]), static_cast<size_t>(info[1].As<Napi::Number>().Int64Value()),
+                                                    info[2].As<Napi::Number>().Int32Value()));
 }
 
 // An ArrayBuffer over memory the caller mapped: no copy, no finalizer. The mapping's owner
@@ -110,6 +117,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("mmapAnonymous", Napi::Function::New(env, MmapAnonymous));
   exports.Set("mmapFd", Napi::Function::New(env, MmapFd));
   exports.Set("munmap", Napi::Function::New(env, Munmap));
+  exports.Set("madvise", Napi::Function::New(env, Madvise));
   exports.Set("externalBuffer", Napi::Function::New(env, ExternalBuffer));
   exports.Set("threadSelf", Napi::Function::New(env, ThreadSelf));
   exports.Set("kick", Napi::Function::New(env, Kick));
@@ -164,6 +172,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   layout.Set("sizeofKvmIrqRoutingEntry", Napi::Number::New(env, sizeof(struct kvm_irq_routing_entry)));
   exports.Set("layout", layout);
   exports.Set("kickSignal", Napi::Number::New(env, shim_kick_signal()));
+  Napi::Object madvice = Napi::Object::New(env);
+  madvice.Set("MADV_MERGEABLE", Napi::Number::New(env, MADV_MERGEABLE));
+  madvice.Set("MADV_HUGEPAGE", Napi::Number::New(env, MADV_HUGEPAGE));
+#ifdef MADV_POPULATE_WRITE
+  madvice.Set("MADV_POPULATE_WRITE", Napi::Number::New(env, MADV_POPULATE_WRITE));
+#endif
+  exports.Set("madvice", madvice);
   return exports;
 }
 

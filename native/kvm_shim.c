@@ -47,8 +47,9 @@ int shim_set_user_memory_region(int vm_fd, uint32_t slot, uint32_t flags, uint64
 
 int shim_run(int vcpu_fd) { return ioctl(vcpu_fd, KVM_RUN, 0) < 0 ? -errno : 0; }
 
-void *shim_mmap_anonymous(size_t size, int *err) {
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+void *shim_mmap_anonymous(size_t size, int shared, int *err) {
+  int flags = (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_NORESERVE;
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, flags, -1, 0);
   *err = p == MAP_FAILED ? errno : 0;
   return p == MAP_FAILED ? NULL : p;
 }
@@ -60,6 +61,8 @@ void *shim_mmap_fd(int fd, size_t size, int *err) {
 }
 
 int shim_munmap(void *addr, size_t size) { return munmap(addr, size) < 0 ? -errno : 0; }
+
+int shim_madvise(void *addr, size_t size, int advice) { return madvise(addr, size, advice) < 0 ? -errno : 0; }
 
 static void kick_handler(int sig) { (void)sig; }
 

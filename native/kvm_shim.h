@@ -23,11 +23,16 @@ int shim_set_user_memory_region(int vm_fd, uint32_t slot, uint32_t flags, uint64
 /* KVM_RUN: 0, or -errno (-EINTR when kicked). Blocks the calling thread while the guest runs. */
 int shim_run(int vcpu_fd);
 
-/* Anonymous shared memory for guest RAM: reserved, not committed (MAP_NORESERVE). */
-void *shim_mmap_anonymous(size_t size, int *err);
+/*
+ * Anonymous memory for guest RAM, reserved, not committed (MAP_NORESERVE): MAP_SHARED, or
+ * MAP_PRIVATE where KSM or transparent huge pages must work (they skip shared mappings).
+ */
+void *shim_mmap_anonymous(size_t size, int shared, int *err);
 /* The vCPU's struct kvm_run page(s). */
 void *shim_mmap_fd(int fd, size_t size, int *err);
 int shim_munmap(void *addr, size_t size);
+/* madvise(2): KSM merging, transparent huge pages, prefaulting guest RAM. */
+int shim_madvise(void *addr, size_t size, int advice);
 
 /* Installs the no-op kick signal handler once per process (without SA_RESTART). */
 int shim_install_kick_handler(void);

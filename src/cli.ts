@@ -43,6 +43,9 @@ interface RunOptions {
   step?: boolean;
   gdb?: string;
   gdbWait?: boolean;
+  memPrealloc?: boolean;
+  ksm?: boolean;
+  hugepages?: boolean;
 }
 
 const HELP_AFTER = `
@@ -95,6 +98,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--stats', 'at the end, a table of exits by reason and device, and where the time went')
     .option('--dump-on-exit', 'at the end, the vCPU registers, decoded, and the code at CS:RIP')
     .option('--step', 'run one instruction at a time, printing each with the registers it changed')
+    .option('--mem-prealloc', 'commit all guest RAM up front (by default a page costs host memory once the guest touches it)')
+    .option('--ksm', 'mark guest RAM mergeable so KSM can share identical pages between guests')
+    .option('--hugepages', 'ask for transparent huge pages for guest RAM')
     .option('--gdb <port>', 'serve the GDB remote protocol on 127.0.0.1:PORT')
     .option('--gdb-wait', 'with --gdb: stop before the first instruction until gdb continues')
     .addHelpText('after', HELP_AFTER)
@@ -200,6 +206,9 @@ async function run(image: string, opts: RunOptions): Promise<number> {
       stats: opts.stats,
       step: opts.step ? {} : undefined,
       dumpOnExit: opts.dumpOnExit,
+      memPrealloc: opts.memPrealloc,
+      ksm: opts.ksm,
+      hugepages: opts.hugepages,
       gdb: gdbPort === undefined ? undefined : { port: gdbPort, wait: opts.gdbWait, onListening: (port) => process.stderr.write(`tskvm: gdb server on 127.0.0.1:${port}${opts.gdbWait ? ' (waiting for gdb to continue)' : ''}\n`) },
     });
   } finally {
@@ -216,6 +225,8 @@ async function run(image: string, opts: RunOptions): Promise<number> {
   }
 
   for (const note of result.notes) process.stderr.write(`tskvm: note: ${note}\n`);
+  for (const warning of result.warnings) process.stderr.write(`tskvm: warning: ${warning}\n`);
+  if (result.ksm) process.stderr.write(`tskvm: ksm: ${result.ksm.mergingPages ?? 'unknown'} pages of this process merged (KSM ${result.ksm.running ? 'on' : 'off'})\n`);
   if (result.stats) process.stderr.write(formatStatsTable(result.stats));
   if (result.state !== undefined) process.stderr.write(`vCPU state at exit (${result.reason}):\n${result.state}\n`);
   if (opts.resultJson !== undefined) {

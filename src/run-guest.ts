@@ -10,6 +10,7 @@ import { GUEST_FORMATS, loadGuest, type GuestFormat, type GuestFormatChoice } fr
 import { writeBiosDataArea, writeMpTable } from './loader/pc-tables.js';
 import { BIOS_AREA_END, VGA_HOLE_ADDRESS } from './loader/pc-layout.js';
 import type { MultibootModule } from './loader/multiboot.js';
+import { availableMemory, ksmMergingPages, ksmRunning } from './host.js';
 import { parseMemorySize } from './units.js';
 import { COM_PORTS, COM_PORT_NAMES, type ComPortName } from './vm/board.js';
 import { applyBootState } from './vm/cpu-setup.js';
@@ -71,6 +72,12 @@ export interface RunGuestOptions {
   dumpOnExit?: boolean;
   /** Serve gdb on 127.0.0.1:port (0: any free port); `wait` stops before the first instruction. */
   gdb?: GdbOptions;
+  /** Commit all guest RAM up front (QEMU's -mem-prealloc); by default pages cost memory when touched. */
+  memPrealloc?: boolean;
+  /** Mark guest RAM mergeable so KSM can share identical pages between guests; `ksm` is then in the result. */
+  ksm?: boolean;
+  /** Ask for transparent huge pages for guest RAM. */
+  hugepages?: boolean;
 }
 
 export interface TraceOptions {
@@ -110,6 +117,10 @@ export interface RunResult {
   stats?: ExitStatsJson;
   /** With `dumpOnExit`: the vCPU's registers at the end of the run. */
   state?: string;
+  /** Things the user should know about the host (over-commit and the like), for stderr. */
+  warnings: string[];
+  /** With `ksm`: whether the kernel's KSM daemon runs, and how many of this process's pages it merged. */
+  ksm?: { running: boolean | undefined; mergingPages: number | undefined };
 }
 
 /** The machine has one vCPU (SMP comes later): the MP table and fw_cfg say so. */
@@ -129,7 +140,8 @@ export async function runGuest(options: RunGuestOptions): Promise<RunResult> {
   const { bytes: image, name } = await readImage(options.image, memorySize);
   const modules = await Promise.all((options.modules ?? []).map((m) => readModule(m, memorySize)));
 
-  const vm = Vm.create({ memorySize, irqchip: options.irqchip ?? true });
+  const warnings = overcommitWarnings(memorySize, options);
+  const vm = Vm.create({ memorySize, irqchip: options.irqchip ?? true, prealloc: options.memPrealloc, ksm: options.ksm, hugepages: options.hugepages });
   try {
     const vcpu = vm.createVcpu(0);
     const memory = vm.memory.bytes;
@@ -182,6 +194,8 @@ export async function runGuest(options: RunGuestOptions): Promise<RunResult> {
       exits: result.exits,
       format: loaded.format,
       notes: loaded.notes,
+      warnings,
+      ...(options.ksm ? { ksm: { running: ksmRunning(), mergingPages: ksmMergingPages() } } : {}),
       ...(result.stats ? { stats: result.stats as ExitStatsJson } : {}),
       ...(result.state !== undefined ? { state: result.state } : {}),
     };
@@ -204,6 +218,28 @@ export async function runGuest(options: RunGuestOptions): Promise<RunResult> {
     void vm.close(); // the kernel's VM teardown finishes in the background
   }
 }
+
+/**
+ * Memory over-commit, as a KVM user expects it: guest RAM is reserved, not committed, so a guest
+ * larger than the host's free memory runs — but deserves a warning, since touching it all would
+ * push the host into swap or the OOM killer. With --mem-prealloc it is committed up front.
+ */
+function overcommitWarnings(memorySize: number, options: RunGuestOptions): string[] {
+  const warnings: string[] = [];
+  const available = availableMemory();
+  if (available !== undefined && memorySize > available) {
+    warnings.push(
+      `guest RAM (${mib(memorySize)} MiB) is larger than the host's available memory (${mib(available)} MiB): ` +
+        (options.memPrealloc ? '--mem-prealloc may fail or push the host into swap' : 'pages are committed only when the guest touches them, so this works until it touches more than the host has'),
+    );
+  }
+  if (options.ksm && ksmRunning() === false) {
+    warnings.push('KSM is off (/sys/kernel/mm/ksm/run is 0): guest RAM is marked mergeable, but nothing merges it until root writes 1 there');
+  }
+  return warnings;
+}
+
+const mib = (bytes: number): number => Math.round(bytes / 2 ** 20);
 
 /** The vCPU thread's debugging and tracing options, or undefined for the plain loop. */
 function debugOptions(options: RunGuestOptions): VcpuJobDebug | undefined {

@@ -7,8 +7,11 @@ const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, K: 2 ** 10, M: 2 *
 
 /** Guest RAM is mapped and registered in whole pages. */
 export const MEMORY_GRANULE = 4096;
-/** The largest guest RAM accepted: well past what a tiny guest needs, well inside one KVM slot. */
-export const MEMORY_MAX = 64 * 2 ** 30;
+/**
+ * The largest guest RAM accepted: 4 GiB, the largest ArrayBuffer Node 20 makes over a mapping,
+ * and tskvm views guest RAM as one buffer. Larger guests need windowed views (not yet).
+ */
+export const MEMORY_MAX = 4 * 2 ** 30;
 
 /**
  * Parses a size: a number with an optional binary suffix K, M, G or T (KiB/KB/k... all mean
@@ -28,7 +31,7 @@ export function parseMemorySize(text: string): number {
   const bytes = parseSize(text, 'memory size');
   if (bytes <= 0) throw new UsageError(`invalid memory size '${text}': guest memory must be larger than 0`);
   if (bytes % MEMORY_GRANULE !== 0) throw new UsageError(`invalid memory size '${text}': guest memory must be a whole number of 4K pages`);
-  if (bytes > MEMORY_MAX) throw new UsageError(`invalid memory size '${text}': at most 64G of guest memory is supported`);
+  if (bytes > MEMORY_MAX) throw new UsageError(`invalid memory size '${text}': at most 4G of guest memory is supported`);
   return bytes;
 }
 

@@ -47,15 +47,19 @@ export interface NativeKvm {
   ioctlBuffer(fd: number, request: number, bytes: Uint8Array): number;
   setUserMemoryRegion(vmFd: number, slot: number, flags: number, guestPhysAddr: number, size: number, userAddr: bigint): number;
   run(vcpuFd: number): number;
-  mmapAnonymous(size: number): bigint;
+  /** MAP_SHARED (default) or MAP_PRIVATE anonymous memory, MAP_NORESERVE either way. */
+  mmapAnonymous(size: number, shared?: boolean): bigint;
   mmapFd(fd: number, size: number): bigint;
   munmap(addr: bigint, size: number): number;
+  madvise(addr: bigint, size: number, advice: number): number;
   externalBuffer(addr: bigint, size: number): ArrayBuffer;
   threadSelf(): bigint;
   kick(runAddr: bigint, thread: bigint): number;
   readonly ioctls: NativeIoctls;
   readonly layout: NativeLayout;
   readonly kickSignal: number;
+  /** madvise(2) advice values from <sys/mman.h>; MADV_POPULATE_WRITE only where the headers have it. */
+  readonly madvice: { readonly MADV_MERGEABLE: number; readonly MADV_HUGEPAGE: number; readonly MADV_POPULATE_WRITE?: number };
 }
 
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -26,6 +26,12 @@ export interface VmOptions {
    * exits to userspace and nothing can interrupt the guest.
    */
   irqchip?: boolean;
+  /** Commit all of guest RAM up front (default: pages are committed when first touched). */
+  prealloc?: boolean;
+  /** Mark guest RAM MADV_MERGEABLE for KSM (and map it private: KSM skips shared mappings). */
+  ksm?: boolean;
+  /** Ask for transparent huge pages (MADV_HUGEPAGE; private mapping, as for KSM). */
+  hugepages?: boolean;
 }
 
 /** ISA IRQs 0-15 and the IOAPIC's 24 pins. */
@@ -66,10 +72,10 @@ export class Vm {
   private constructor(
     private readonly kvm: Kvm,
     readonly fd: VmFd,
-    memorySize: number,
+    options: VmOptions,
     readonly irqchip: boolean,
   ) {
-    this.memory = GuestMemory.create(memorySize);
+    this.memory = GuestMemory.create(options.memorySize, { private: options.ksm === true || options.hugepages === true });
   }
 
   /** KVM_CREATE_VM, KVM_SET_TSS_ADDR, and RAM as slot 0. Throws KvmError. */
@@ -83,7 +89,10 @@ export class Vm {
       fd.setTssAddr(KVM_TSS_ADDRESS);
       fd.setIdentityMapAddr(KVM_IDENTITY_MAP_ADDRESS);
       const irqchip = options.irqchip ?? true;
-      vm = new Vm(kvm, fd, options.memorySize, irqchip);
+      vm = new Vm(kvm, fd, options, irqchip);
+      if (options.ksm) vm.memory.mergeable();
+      if (options.hugepages) vm.memory.hugepages();
+      if (options.prealloc) vm.memory.prefault();
       // RAM before the irqchip: a memslot change on a VM with an irqchip waits for an RCU grace
       // period (~7 ms here); before it, it is free.
       fd.setUserMemoryRegion(RAM_SLOT, 0, vm.memory.size, vm.memory.hostAddr);
