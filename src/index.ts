@@ -4,6 +4,8 @@
  */
 export {
   runGuest,
+  startGuest,
+  type GuestRun,
   DEFAULT_MEMORY,
   type RunGuestOptions,
   type RunResult,
@@ -13,7 +15,7 @@ export {
   type TraceOptions,
   type GdbOptions,
 } from './run-guest.js';
-export { Vm, Vcpu, type VmOptions, type SerialRings, type VcpuRunOptions } from './vm/vm.js';
+export { Vm, Vcpu, type VmOptions, type SerialRings, type VcpuRunOptions, type VcpuState } from './vm/vm.js';
 export { GuestMemory } from './vm/guest-memory.js';
 export { SerialBridge, type SerialInput, type SerialSink } from './vm/serial-bridge.js';
 export { COM_PORTS, type ComPortName } from './vm/board.js';

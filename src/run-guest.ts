@@ -15,8 +15,11 @@ import { parseMemorySize } from './units.js';
 import { COM_PORTS, COM_PORT_NAMES, type ComPortName } from './vm/board.js';
 import { applyBootState } from './vm/cpu-setup.js';
 import { SerialBridge, type SerialInput, type SerialSink } from './vm/serial-bridge.js';
-import type { ExitCounts } from './vm/vcpu-loop.js';
-import { Vm } from './vm/vm.js';
+import type { ExitCounts, VcpuRunResult } from './vm/vcpu-loop.js';
+import { Vm, type Vcpu, type VcpuState } from './vm/vm.js';
+import type { KvmRegs, KvmSregs } from './kvm/structs.js';
+import type { LoadedGuest } from './loader/guest.js';
+import type { AttachedGdb } from './gdb/attach.js';
 import type { VcpuJobDebug } from './vm/vcpu-thread.js';
 import type { ExitStatsJson } from './debug/stats.js';
 import { startGdb } from './gdb/attach.js';
@@ -126,7 +129,31 @@ export interface RunResult {
 /** The machine has one vCPU (SMP comes later): the MP table and fw_cfg say so. */
 const CPUS = 1;
 
+/**
+ * A running guest: pause, resume or stop it whatever it is doing (in KVM_RUN, halted in the
+ * kernel, in an exit), read its registers while paused, and await how the run ended.
+ */
+export interface GuestRun {
+  /** 'running', 'paused' or 'stopped' (the run has ended). */
+  readonly state: VcpuState;
+  /** Stops the vCPU where it is; resolves once it is paused. */
+  pause(): Promise<void>;
+  /** Lets a paused vCPU go on. */
+  resume(): void;
+  /** Ends the run (reason 'stopped'), paused or not. */
+  stop(): void;
+  /** The registers of a paused vCPU (consistent: nothing runs while it is paused). */
+  registers(): { regs: KvmRegs; sregs: KvmSregs };
+  readonly result: Promise<RunResult>;
+}
+
+/** Runs a guest to its end: `(await startGuest(options)).result`. */
 export async function runGuest(options: RunGuestOptions): Promise<RunResult> {
+  return (await startGuest(options)).result;
+}
+
+/** Creates the machine, loads the image and starts the vCPU; the returned handle controls the run. */
+export async function startGuest(options: RunGuestOptions): Promise<GuestRun> {
   const memorySize = typeof options.memory === 'number' ? parseMemorySize(`${options.memory}B`) : parseMemorySize(options.memory ?? DEFAULT_MEMORY);
   const format = options.format ?? 'auto';
   if (!GUEST_FORMATS.includes(format)) throw new UsageError(`invalid format '${String(format)}': use one of ${GUEST_FORMATS.join(', ')}`);
@@ -142,81 +169,104 @@ export async function runGuest(options: RunGuestOptions): Promise<RunResult> {
 
   const warnings = overcommitWarnings(memorySize, options);
   const vm = Vm.create({ memorySize, irqchip: options.irqchip ?? true, prealloc: options.memPrealloc, ksm: options.ksm, hugepages: options.hugepages });
+  let vcpu: Vcpu;
+  let loaded: LoadedGuest;
+  let gdb: AttachedGdb | undefined;
+  const e820 = pcE820Map(memorySize);
   try {
-    const vcpu = vm.createVcpu(0);
+    vcpu = vm.createVcpu(0);
     const memory = vm.memory.bytes;
-    const e820 = pcE820Map(memorySize);
     writeFirmwareTables(memory, memorySize);
-    const loaded = loadGuest(image, memory, { format, name, cmdline: options.cmdline, modules, longMode: options.longMode, e820 });
+    loaded = loadGuest(image, memory, { format, name, cmdline: options.cmdline, modules, longMode: options.longMode, e820 });
     applyBootState(vcpu, memory, loaded.bootState);
-
-    const collect = options.collectSerial ?? true;
-    const chunks: Buffer[] = [];
-    const com1: SerialEndpoint = options.serialPorts?.COM1 ?? { input: options.serialInput, output: options.onSerial };
-    const bridges = COM_PORTS.map((port) => {
-      const endpoint = port.name === 'COM1' ? com1 : options.serialPorts?.[port.name];
-      if (port.name !== 'COM1' && !endpoint) return null;
-      const output = endpoint?.output;
-      const sink: SerialSink = port.name === 'COM1' && collect ? (chunk) => (chunks.push(chunk), output?.(chunk)) : (chunk) => output?.(chunk);
-      return new SerialBridge(sink, endpoint?.input);
-    });
-
-    let stopReason: RunReason | undefined;
-    const stop = (reason: RunReason): void => {
-      stopReason ??= reason;
-      vcpu.stop();
-    };
-    const timer = timeoutMs === undefined ? undefined : setTimeout(() => stop('timeout'), timeoutMs);
-    const onAbort = (): void => stop('stopped');
-    options.signal?.addEventListener('abort', onAbort);
-    const started = performance.now();
-    const debug = debugOptions(options);
-    const gdb = options.gdb ? await startGdb(vcpu, vm.memory, options.gdb) : undefined;
-    const running = vcpu.run(bridges, { ramSize: memorySize, cpus: CPUS, cmdline: options.cmdline, e820 }, { debug, onDebugStop: gdb?.target.onDebugStop.bind(gdb.target) });
-    gdb?.attach(running);
-    if (options.signal?.aborted) onAbort();
-    let result;
-    try {
-      result = await running;
-    } finally {
-      clearTimeout(timer);
-      options.signal?.removeEventListener('abort', onAbort);
-      await Promise.all(bridges.map((bridge) => bridge?.finish()));
-      await gdb?.close();
-    }
-    const durationMs = performance.now() - started;
-    const serialBytes = Buffer.concat(chunks);
-    const outcome = result.outcome;
-    const base = {
-      serial: serialBytes.toString('utf8'),
-      serialBytes,
-      durationMs,
-      exits: result.exits,
-      format: loaded.format,
-      notes: loaded.notes,
-      warnings,
-      ...(options.ksm ? { ksm: { running: ksmRunning(), mergingPages: ksmMergingPages() } } : {}),
-      ...(result.stats ? { stats: result.stats as ExitStatsJson } : {}),
-      ...(result.state !== undefined ? { state: result.state } : {}),
-    };
-    switch (outcome.reason) {
-      case 'debug-exit':
-        return { ...base, reason: 'debug-exit', exitCode: outcome.exitCode };
-      case 'stopped':
-        return { ...base, reason: stopReason ?? 'stopped', exitCode: 0 };
-      case 'crash':
-        return { ...base, reason: 'crash', exitCode: 0, crash: { description: outcome.description, state: outcome.state } };
-      case 'halt':
-      case 'reset':
-        return { ...base, reason: outcome.reason, exitCode: 0 };
-      default: {
-        const never: never = outcome;
-        throw new Error(`unreachable outcome ${JSON.stringify(never)}`);
-      }
-    }
-  } finally {
-    void vm.close(); // the kernel's VM teardown finishes in the background
+    gdb = options.gdb ? await startGdb(vcpu, vm.memory, options.gdb) : undefined;
+  } catch (err) {
+    void vm.close();
+    throw err;
   }
+
+  const collect = options.collectSerial ?? true;
+  const chunks: Buffer[] = [];
+  const com1: SerialEndpoint = options.serialPorts?.COM1 ?? { input: options.serialInput, output: options.onSerial };
+  const bridges = COM_PORTS.map((port) => {
+    const endpoint = port.name === 'COM1' ? com1 : options.serialPorts?.[port.name];
+    if (port.name !== 'COM1' && !endpoint) return null;
+    const output = endpoint?.output;
+    const sink: SerialSink = port.name === 'COM1' && collect ? (chunk) => (chunks.push(chunk), output?.(chunk)) : (chunk) => output?.(chunk);
+    return new SerialBridge(sink, endpoint?.input);
+  });
+
+  let stopReason: RunReason | undefined;
+  const stop = (reason: RunReason): void => {
+    stopReason ??= reason;
+    vcpu.stop();
+  };
+  const timer = timeoutMs === undefined ? undefined : setTimeout(() => stop('timeout'), timeoutMs);
+  const onAbort = (): void => stop('stopped');
+  options.signal?.addEventListener('abort', onAbort);
+  const started = performance.now();
+  const running = vcpu.run(bridges, { ramSize: memorySize, cpus: CPUS, cmdline: options.cmdline, e820 }, { debug: debugOptions(options), onDebugStop: gdb?.target.onDebugStop.bind(gdb.target) });
+  gdb?.attach(running);
+  if (options.signal?.aborted) onAbort();
+
+  const result = (async (): Promise<RunResult> => {
+    try {
+      let vcpuResult: VcpuRunResult;
+      try {
+        vcpuResult = await running;
+      } finally {
+        clearTimeout(timer);
+        options.signal?.removeEventListener('abort', onAbort);
+        await Promise.all(bridges.map((bridge) => bridge?.finish()));
+        await gdb?.close();
+      }
+      const serialBytes = Buffer.concat(chunks);
+      const base = {
+        serial: serialBytes.toString('utf8'),
+        serialBytes,
+        durationMs: performance.now() - started,
+        exits: vcpuResult.exits,
+        format: loaded.format,
+        notes: loaded.notes,
+        warnings,
+        ...(options.ksm ? { ksm: { running: ksmRunning(), mergingPages: ksmMergingPages() } } : {}),
+        ...(vcpuResult.stats ? { stats: vcpuResult.stats as ExitStatsJson } : {}),
+        ...(vcpuResult.state !== undefined ? { state: vcpuResult.state } : {}),
+      };
+      const outcome = vcpuResult.outcome;
+      switch (outcome.reason) {
+        case 'debug-exit':
+          return { ...base, reason: 'debug-exit', exitCode: outcome.exitCode };
+        case 'stopped':
+          return { ...base, reason: stopReason ?? 'stopped', exitCode: 0 };
+        case 'crash':
+          return { ...base, reason: 'crash', exitCode: 0, crash: { description: outcome.description, state: outcome.state } };
+        case 'halt':
+        case 'reset':
+          return { ...base, reason: outcome.reason, exitCode: 0 };
+        default: {
+          const never: never = outcome;
+          throw new Error(`unreachable outcome ${JSON.stringify(never)}`);
+        }
+      }
+    } finally {
+      void vm.close(); // the kernel's VM teardown finishes in the background
+    }
+  })();
+
+  return {
+    get state() {
+      return vcpu.state;
+    },
+    pause: () => vcpu.pause(),
+    resume: () => vcpu.resume(),
+    stop: () => stop('stopped'),
+    registers() {
+      if (vcpu.state !== 'paused') throw new Error(`registers can be read only while the guest is paused (it is ${vcpu.state})`);
+      return { regs: vcpu.getRegs(), sregs: vcpu.getSregs() };
+    },
+    result,
+  };
 }
 
 /**

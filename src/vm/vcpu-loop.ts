@@ -56,7 +56,10 @@ export interface ExitObserver {
   finish?(): unknown;
 }
 
-/** Why the vCPU stopped for the debugger (the main thread's DebugTarget turns it into gdb's terms). */
+/**
+ * Why the vCPU stopped and waits for the main thread: a pause request (pause(), gdb's Ctrl-C,
+ * --gdb-wait) or a debug exception under the debugger. DebugTarget turns it into gdb's terms.
+ */
 export type DebugStop = { kind: 'interrupt' } | { kind: 'debug'; exception: number; pc: bigint; dr6: bigint };
 
 export interface LoopHooks {
@@ -64,10 +67,13 @@ export interface LoopHooks {
   /** KVM_EXIT_DEBUG while single-stepping for --step: print, then go on. */
   onStep?: () => void;
   /**
-   * A debugger is attached: stop here (tell the main thread, wait for its command). Returns false
-   * when the main thread ends the run instead of resuming it.
+   * Stop here for the main thread (tell it, wait for its command): on a pause request, and on
+   * debug exits when `debugger` is set. Returns false when the main thread ends the run instead
+   * of resuming it. Without it, pause requests are ignored.
    */
   debugStop?: (why: DebugStop) => boolean;
+  /** A debugger is attached: debug exits stop the vCPU (without one they are ignored). */
+  debugger?: boolean;
   /** Stop for the debugger before the first instruction (--gdb-wait). */
   waitAtStart?: boolean;
   /** Dump the registers into the result at the end, whatever ended the run. */
@@ -129,7 +135,7 @@ function runExitLoop(vcpu: VcpuFd, memory: GuestMemory, board: Board, control: V
         case 'debug':
           exits.debug++;
           if (hooks.onStep) hooks.onStep();
-          else if (debugStop && !debugStop({ kind: 'debug', exception: exit.exception, pc: exit.pc, dr6: exit.dr6 })) return stopped();
+          else if (hooks.debugger && debugStop && !debugStop({ kind: 'debug', exception: exit.exception, pc: exit.pc, dr6: exit.dr6 })) return stopped();
           break;
         case 'hlt':
           // Only without an in-kernel irqchip does HLT exit, and then nothing can wake the vCPU.

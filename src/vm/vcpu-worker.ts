@@ -17,19 +17,24 @@ import type { VcpuJob, VcpuThreadReply } from './vcpu-thread.js';
 if (!parentPort) throw new Error('vcpu-worker must run in a worker thread');
 const port = parentPort;
 
-/** The loop's hooks for this job's debugging and tracing options (none: the plain, fast loop). */
+/** The loop's hooks: pausing always; debugging and tracing as the job asks (none: the fast loop). */
 function loopHooks(job: VcpuJob, vcpu: VcpuFd, memory: GuestMemory, control: VcpuControl): LoopHooks {
-  const debug = job.debug;
-  if (!debug) return {};
-  const hooks: LoopHooks = { observer: createExitObserver(debug, vcpu, job.vcpuId), dumpOnExit: debug.dumpOnExit };
-  if (debug.step) hooks.onStep = startSingleStep(vcpu, memory, debug.step.fd);
-  if (debug.debugger) {
-    hooks.waitAtStart = debug.debugger.waitAtStart;
-    hooks.debugStop = (why) => {
+  const hooks: LoopHooks = {
+    // Stopped for the main thread (pause() or the debugger): report, then sleep until told.
+    debugStop: (why) => {
       control.takePause(); // stopping anyway: a pause asked for meanwhile is answered by this stop
       port.postMessage({ type: 'debug-stop', why } satisfies VcpuThreadReply);
       return control.waitForCommand() === DEBUG_COMMAND_RESUME;
-    };
+    },
+  };
+  const debug = job.debug;
+  if (!debug) return hooks;
+  hooks.observer = createExitObserver(debug, vcpu, job.vcpuId);
+  hooks.dumpOnExit = debug.dumpOnExit;
+  if (debug.step) hooks.onStep = startSingleStep(vcpu, memory, debug.step.fd);
+  if (debug.debugger) {
+    hooks.debugger = true;
+    hooks.waitAtStart = debug.debugger.waitAtStart;
   }
   return hooks;
 }

@@ -152,8 +152,13 @@ export interface SerialRings {
   rx: ByteRing;
 }
 
+/** A vCPU's life: created, then running (and paused, any number of times), then stopped. */
+export type VcpuState = 'created' | 'running' | 'paused' | 'stopped';
+
 export class Vcpu {
   private control: VcpuControl | undefined;
+  private currentState: VcpuState = 'created';
+  private pauseWaiters: (() => void)[] = [];
 
   constructor(
     private readonly vm: Vm,
@@ -186,7 +191,13 @@ export class Vcpu {
     if (this.control) throw new Error(`vCPU ${this.id} is already running`);
     const control = new VcpuControl();
     this.control = control;
+    this.currentState = 'running';
     const thread = VcpuThread.acquire();
+    const onStop = (why: DebugStop): void => {
+      this.currentState = 'paused';
+      for (const resolve of this.pauseWaiters.splice(0)) resolve();
+      options.onDebugStop?.(why);
+    };
     // HLT does not exit under the in-kernel irqchip: ask now and then whether the guest is done.
     const poll = this.vm.irqchip ? setInterval(() => control.requestPoll(this.fd.runAddr), HALT_POLL_INTERVAL_MS) : undefined;
     try {
@@ -204,10 +215,12 @@ export class Vcpu {
         firmware,
         control: control.buffer,
       };
-      return await thread.run(job, options.onDebugStop);
+      return await thread.run(job, onStop);
     } finally {
       clearInterval(poll);
       this.control = undefined;
+      this.currentState = 'stopped';
+      for (const resolve of this.pauseWaiters.splice(0)) resolve(); // a pause() in flight ends with the run
       thread.release();
     }
   }
@@ -217,6 +230,26 @@ export class Vcpu {
     this.control?.requestStop(this.fd.runAddr);
   }
 
+  get state(): VcpuState {
+    return this.currentState;
+  }
+
+  /**
+   * Stops a running vCPU wherever it is (in KVM_RUN, halted in the kernel, handling an exit) and
+   * resolves once it waits, paused; at once if it is not running.
+   */
+  pause(): Promise<void> {
+    if (this.currentState !== 'running') return Promise.resolve();
+    const paused = new Promise<void>((resolve) => this.pauseWaiters.push(resolve));
+    this.pauseForDebugger();
+    return paused;
+  }
+
+  /** Lets a paused vCPU go on (nothing if it is not paused). */
+  resume(): void {
+    if (this.currentState === 'paused') this.resumeFromDebugger();
+  }
+
   /** Debugger: stop the running vCPU; options.onDebugStop hears { kind: 'interrupt' } once it has. */
   pauseForDebugger(): void {
     this.control?.requestPause(this.fd.runAddr);
@@ -224,6 +257,7 @@ export class Vcpu {
 
   /** Debugger: let a vCPU stopped for the debugger run on. */
   resumeFromDebugger(): void {
+    if (this.currentState === 'paused') this.currentState = 'running';
     this.control?.command(DEBUG_COMMAND_RESUME);
   }
 

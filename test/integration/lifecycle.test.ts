@@ -1,0 +1,76 @@
+/**
+ * The VM lifecycle on /dev/kvm: pause, resume and stop work whatever the guest is doing — in
+ * KVM_RUN with no exits, halted inside the kernel, or making an exit after another — and the
+ * registers read while paused hold still.
+ */
+import { expect, it } from 'vitest';
+import { startGuest } from '../../dist/index.js';
+import { assertKvm, describeKvm, guest } from './helpers.js';
+
+/** sti; 1: hlt; jmp 1b — halted in the kernel with interrupts on (nothing is programmed to fire). */
+const HALT_IN_KERNEL = new Uint8Array([0xfb, 0xf4, 0xeb, 0xfd]);
+const settle = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+describeKvm('pause, resume and stop', () => {
+  it('in KVM_RUN (a guest that spins without exits)', async () => {
+    assertKvm();
+    const run = await startGuest({ image: guest('spin'), timeoutMs: 60_000 });
+    await settle(100);
+    expect(run.state).toBe('running');
+    await run.pause();
+    expect(run.state).toBe('paused');
+    const first = run.registers();
+    await settle(50);
+    const second = run.registers();
+    expect(second.regs.rip).toBe(first.regs.rip); // nothing runs while paused
+    expect(second.regs).toEqual(first.regs);
+    expect(first.sregs.cs.selector).toBe(0x1000);
+    run.resume();
+    expect(run.state).toBe('running');
+    await settle(50);
+    await run.pause(); // and again
+    expect(run.state).toBe('paused');
+    run.stop(); // stopping a paused guest
+    const r = await run.result;
+    expect([r.reason, r.serial]).toEqual(['stopped', 'spinning\n']);
+    expect(run.state).toBe('stopped');
+  });
+
+  it('halted in the kernel (hlt with interrupts on)', async () => {
+    const run = await startGuest({ image: HALT_IN_KERNEL, timeoutMs: 60_000 });
+    await settle(100);
+    await run.pause();
+    const { regs } = run.registers();
+    expect(regs.rip === 2n || regs.rip === 1n).toBe(true); // at or just after the hlt
+    expect(regs.rflags & 0x200n).toBe(0x200n); // IF
+    run.resume();
+    await settle(50);
+    expect(run.state).toBe('running');
+    run.stop(); // stopping a running, halted guest
+    expect((await run.result).reason).toBe('stopped');
+  });
+
+  it('between exits, and the guest finishes its work as if never paused', async () => {
+    const run = await startGuest({ image: guest('pioloop'), timeoutMs: 60_000 });
+    for (let i = 0; i < 3; i++) {
+      await settle(30);
+      if (run.state !== 'running') break;
+      await run.pause();
+      expect(run.state).toBe('paused');
+      run.resume();
+    }
+    const r = await run.result;
+    expect([r.reason, r.exitCode, r.exits.io]).toEqual(['debug-exit', 0, 200_001]);
+  });
+
+  it('pause and resume are no-ops once the run has ended', async () => {
+    const run = await startGuest({ image: guest('oneexit') });
+    const r = await run.result;
+    expect(r.exitCode).toBe(7);
+    expect(run.state).toBe('stopped');
+    await run.pause();
+    run.resume();
+    run.stop();
+    expect(() => run.registers()).toThrow(/only while the guest is paused/);
+  });
+});
