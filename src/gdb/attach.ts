@@ -12,6 +12,8 @@ import { startGdbServer } from './stub.js';
 
 export interface GdbAttachOptions {
   port: number;
+  /** The vCPU stops before its first instruction (--gdb-wait). */
+  wait?: boolean;
   onListening?: (port: number) => void;
   log?: (line: string) => void;
 }
@@ -24,7 +26,7 @@ export interface AttachedGdb {
 }
 
 export async function startGdb(vcpu: Vcpu, memory: GuestMemory, options: GdbAttachOptions): Promise<AttachedGdb> {
-  const target = new VcpuDebugTarget(vcpu, memory);
+  const target = new VcpuDebugTarget(vcpu, memory, options.wait === true);
   let server;
   try {
     server = await startGdbServer(options.port, target, {

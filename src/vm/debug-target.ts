@@ -40,9 +40,14 @@ export class VcpuDebugTarget implements DebugTarget {
   private stepping = false;
   private detached = false;
 
+  /**
+   * @param stopComing the vCPU will stop by itself (--gdb-wait): waitForStop() must not ask it to,
+   *   or that request, answered by the coming stop, would stop it again once gdb continues.
+   */
   constructor(
     private readonly vcpu: Vcpu,
     private readonly memory: GuestMemory,
+    private stopComing = false,
   ) {}
 
   /** Wire to Vcpu.run's onDebugStop. */
@@ -70,7 +75,8 @@ export class VcpuDebugTarget implements DebugTarget {
       return Promise.resolve(why);
     }
     const stopped = new Promise<StopReason>((resolve) => (this.waiting = resolve));
-    this.interrupt();
+    if (!this.stopComing) this.interrupt();
+    this.stopComing = false;
     return stopped;
   }
 
