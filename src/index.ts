@@ -15,7 +15,7 @@ export {
   type TraceOptions,
   type GdbOptions,
 } from './run-guest.js';
-export { Vm, Vcpu, type VmOptions, type SerialRings, type VcpuRunOptions, type VcpuState } from './vm/vm.js';
+export { Vm, Vcpu, releaseIdleResources, type VmOptions, type SerialRings, type VcpuRunOptions, type VcpuState } from './vm/vm.js';
 export { GuestMemory } from './vm/guest-memory.js';
 export { SerialBridge, type SerialInput, type SerialSink } from './vm/serial-bridge.js';
 export { COM_PORTS, type ComPortName } from './vm/board.js';

@@ -104,6 +104,16 @@ export class VcpuThread {
   release(): void {
     if (this.dead) return;
     if (idle.length < MAX_IDLE_THREADS) idle.push(this);
-    else void this.worker.terminate();
+    else void this.terminate();
+  }
+
+  terminate(): Promise<number> {
+    this.dead = true;
+    return this.worker.terminate();
+  }
+
+  /** Ends every idle thread (each costs ~8 MB and a few fds); the pool refills on demand. */
+  static async closeIdle(): Promise<void> {
+    await Promise.all(idle.splice(0).map((thread) => thread.terminate()));
   }
 }

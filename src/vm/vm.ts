@@ -15,6 +15,19 @@ import { DEBUG_COMMAND_RESUME, VcpuControl } from './vcpu-control.js';
 import type { DebugStop, VcpuRunResult } from './vcpu-loop.js';
 import { VcpuThread, type VcpuJobDebug } from './vcpu-thread.js';
 
+/** VM fds being closed in the background (the kernel destroying the VM). */
+const teardowns = new Set<Promise<void>>();
+
+/**
+ * Waits for the VMs still being torn down and ends the idle vCPU threads: afterwards a process
+ * that runs no guest holds no tskvm thread, fd or mapping. Call it before counting resources, or
+ * before exiting a long-lived process that has finished with guests.
+ */
+export async function releaseIdleResources(): Promise<void> {
+  await Promise.all([...teardowns]);
+  await VcpuThread.closeIdle();
+}
+
 /** The guest-physical slot that holds all of RAM, from address 0. */
 export const RAM_SLOT = 0;
 
@@ -135,7 +148,10 @@ export class Vm {
     for (const vcpu of this.vcpus) vcpu.close();
     this.memory.close();
     this.kvm.close();
-    return this.fd.closeAsync();
+    const closing = this.fd.closeAsync();
+    teardowns.add(closing);
+    void closing.then(() => teardowns.delete(closing));
+    return closing;
   }
 }
 
