@@ -7,9 +7,8 @@ import { KVM_EXIT_NAMES, KVM_INTERNAL_ERROR_NAMES } from '../kvm/constants.js';
 import type { VcpuFd } from '../kvm/ioctls.js';
 import { RFLAGS_IF } from '../kvm/structs.js';
 import { KVM_MP_STATE_HALTED } from '../kvm/x86.js';
-import { KVM_RUN_MMIO_DATA, type VcpuExit } from '../kvm/run.js';
-import type { PioSize } from '../devices/device.js';
-import type { Board } from './board.js';
+import { KVM_MMIO_DATA_MAX, KVM_RUN_MMIO_DATA, type VcpuExit } from '../kvm/run.js';
+import type { ExitDevices } from './dispatch.js';
 import type { GuestMemory } from './guest-memory.js';
 import { formatVcpuState } from './register-dump.js';
 import type { VcpuControl } from './vcpu-control.js';
@@ -87,20 +86,19 @@ export function newExitCounts(): ExitCounts {
 /** A KVM_RUN that a signal ended (-EINTR), as the observers see it. */
 const KICKED: VcpuExit = { kind: 'intr' };
 
-/** What an unassigned port or MMIO address reads as: all ones, as on an ISA bus with no driver. */
-const ALL_ONES_BYTE = 0xff;
 
-export function runVcpu(vcpu: VcpuFd, memory: GuestMemory, board: Board, control: VcpuControl, hooks: LoopHooks = {}): VcpuRunResult {
-  const result = runExitLoop(vcpu, memory, board, control, hooks);
+export function runVcpu(vcpu: VcpuFd, memory: GuestMemory, devices: ExitDevices, control: VcpuControl, hooks: LoopHooks = {}): VcpuRunResult {
+  const result = runExitLoop(vcpu, memory, devices, control, hooks);
   const stats = hooks.observer?.finish?.();
   const state = hooks.dumpOnExit && result.outcome.reason !== 'crash' ? vcpuState(vcpu, memory) : undefined;
   return { ...result, ...(stats === undefined ? {} : { stats }), ...(state === undefined ? {} : { state }) };
 }
 
-function runExitLoop(vcpu: VcpuFd, memory: GuestMemory, board: Board, control: VcpuControl, hooks: LoopHooks): VcpuRunResult {
+function runExitLoop(vcpu: VcpuFd, memory: GuestMemory, devices: ExitDevices, control: VcpuControl, hooks: LoopHooks): VcpuRunResult {
   const exits = newExitCounts();
   const run = vcpu.kvmRun;
   const data = new DataView(run.bytes.buffer);
+  const mmioData = run.bytes.subarray(KVM_RUN_MMIO_DATA, KVM_RUN_MMIO_DATA + KVM_MMIO_DATA_MAX);
   const { observer, debugStop } = hooks;
   const timed = observer?.timed === true;
   const stopped = (): VcpuRunResult => ({ outcome: { reason: 'stopped' }, exits });
@@ -126,11 +124,11 @@ function runExitLoop(vcpu: VcpuFd, memory: GuestMemory, board: Board, control: V
       switch (exit.kind) {
         case 'io':
           exits.io++;
-          device = handleIo(exit, data, board);
+          device = devices.io(exit, data);
           break;
         case 'mmio':
           exits.mmio++;
-          device = handleMmio(exit, run.bytes, board);
+          device = devices.mmio(exit, mmioData.subarray(0, exit.len));
           break;
         case 'debug':
           exits.debug++;
@@ -178,7 +176,8 @@ function runExitLoop(vcpu: VcpuFd, memory: GuestMemory, board: Board, control: V
         }
       }
       if (observer) observer.afterExit(exit, device, (t1 - t0) * 1e6, timed ? (performance.now() - t1) * 1e6 : 0);
-      if (board.stop !== undefined) return { outcome: board.stop, exits };
+      const stop = devices.stop;
+      if (stop !== undefined) return { outcome: stop, exits };
     }
   } finally {
     control.retractThread();
@@ -191,44 +190,6 @@ function runExitLoop(vcpu: VcpuFd, memory: GuestMemory, board: Board, control: V
  */
 function haltedForGood(vcpu: VcpuFd): boolean {
   return vcpu.getMpState() === KVM_MP_STATE_HALTED && (vcpu.getRegs().rflags & RFLAGS_IF) === 0n;
-}
-
-/**
- * A port access: `count` > 1 is string I/O (rep ins/outs), each element `size` bytes. Returns
- * the name of the device that took it (undefined: unassigned).
- */
-function handleIo(exit: Extract<VcpuExit, { kind: 'io' }>, data: DataView, board: Board): string | undefined {
-  const { size, port, count, dataOffset } = exit;
-  const slot = board.pio.find(port);
-  for (let i = 0, at = dataOffset; i < count; i++, at += size) {
-    if (exit.direction === 'out') {
-      slot?.device.pioWrite(port - slot.base, size, readLe(data, at, size));
-    } else {
-      writeLe(data, at, size, slot ? slot.device.pioRead(port - slot.base, size) : ALL_ONES[size]);
-    }
-  }
-  return slot?.name;
-}
-
-function handleMmio(exit: Extract<VcpuExit, { kind: 'mmio' }>, runBytes: Uint8Array, board: Board): string | undefined {
-  const bytes = runBytes.subarray(KVM_RUN_MMIO_DATA, KVM_RUN_MMIO_DATA + exit.len);
-  const slot = board.mmio.find(exit.physAddr);
-  if (exit.isWrite) slot?.device.mmioWrite(exit.physAddr - slot.base, bytes);
-  else if (slot) slot.device.mmioRead(exit.physAddr - slot.base, bytes);
-  else bytes.fill(ALL_ONES_BYTE);
-  return slot?.name;
-}
-
-const ALL_ONES: Readonly<Record<PioSize, number>> = { 1: 0xff, 2: 0xffff, 4: 0xffffffff };
-
-function readLe(view: DataView, at: number, size: PioSize): number {
-  return size === 1 ? view.getUint8(at) : size === 2 ? view.getUint16(at, true) : view.getUint32(at, true);
-}
-
-function writeLe(view: DataView, at: number, size: PioSize, value: number): void {
-  if (size === 1) view.setUint8(at, value & 0xff);
-  else if (size === 2) view.setUint16(at, value & 0xffff, true);
-  else view.setUint32(at, value >>> 0, true);
 }
 
 function crash(vcpu: VcpuFd, memory: GuestMemory, description: string, exits: ExitCounts): VcpuRunResult {

@@ -12,6 +12,7 @@ import { GuestMemory } from './guest-memory.js';
 import { DEBUG_COMMAND_RESUME, VcpuControl } from './vcpu-control.js';
 import { createExitObserver, startSingleStep } from './exit-observers.js';
 import { runVcpu, type LoopHooks } from './vcpu-loop.js';
+import { localDevices } from './dispatch.js';
 import type { VcpuJob, VcpuThreadReply } from './vcpu-thread.js';
 
 if (!parentPort) throw new Error('vcpu-worker must run in a worker thread');
@@ -51,7 +52,7 @@ port.on('message', (job: VcpuJob) => {
       irqLine: job.irqchip ? (irq, level) => vm.irqLine(irq, level) : undefined,
     });
     const control = new VcpuControl(job.control);
-    reply = { type: 'result', result: runVcpu(vcpu, memory, board, control, loopHooks(job, vcpu, memory, control)) };
+    reply = { type: 'result', result: runVcpu(vcpu, memory, localDevices(board), control, loopHooks(job, vcpu, memory, control)) };
   } catch (err) {
     const e = err as Error & { code?: string };
     reply = { type: 'error', message: e.message, code: e.code, stack: e.stack };
