@@ -15,6 +15,8 @@
 #   only the 16-bit part); data segments = 0x10; takes a ticket (`lock xadd`) that picks its own
 #   4 KiB stack; reads its APIC ID; under a spinlock (`xchg`, which is always locked) prints
 #   "cpu <id> up\n" and does `lock incl cpus_up`; releases the lock; then `cli; hlt` forever.
+#   With "ap-crash" in the command line (tskvm run --append ap-crash), each AP instead executes
+#   `ud2` after counting in: with no IDT that is a triple fault on that vCPU, which must end the run.
 #   The lock is held from the first byte of a CPU's line to its increment, so lines never
 #   interleave, and when the BSP sees cpus_up == N every AP line has been written to COM1.
 #
@@ -109,6 +111,7 @@
     cmp     $MAX_CPUS, %ebx
     ja      bad_count
 
+    call    check_ap_crash
     lapic_enable
     call    print_lock_acquire
     call    say_up
@@ -158,7 +161,11 @@ all_up:
     call    put_dec
     print   "\n"
     mov     cpus_up, %eax
-    jmp     debug_exit
+    cmpl    $0, ap_crash
+    je      debug_exit
+    call    print_lock_release
+1:  pause                               # ap-crash: leave the ending to the APs' triple faults
+    jmp     1b
 
 bad_count:
     print   "bad cpu count "
@@ -242,12 +249,39 @@ ap_entry32:
     call    say_up
     lock incl cpus_up
     call    print_lock_release
+    cmpl    $0, ap_crash
+    je      ap_park
+    ud2                                 # --append ap-crash: no IDT here, so a triple fault
 ap_park:
     cli
     hlt
     jmp     ap_park
 
+# check_ap_crash: sets ap_crash when the command line contains "ap-crash" (for the test that a
+# crash on an application processor ends the whole run). Clobbers %eax %ecx %edx %esi %edi.
+check_ap_crash:
+    mov     mb_info, %eax
+    testl   $MBI_FLAG_CMDLINE, MBI_FLAGS(%eax)
+    jz      2f
+    mov     MBI_CMDLINE(%eax), %edx
+1:  cmpb    $0, (%edx)
+    je      2f
+    mov     %edx, %esi
+    mov     $ap_crash_word, %edi
+    mov     $(ap_crash_word_end - ap_crash_word), %ecx
+    repe cmpsb
+    je      3f
+    inc     %edx
+    jmp     1b
+3:  movl    $1, ap_crash
+2:  ret
+
     .data
+    .balign 4
+ap_crash:   .long 0                     # 1: APs fault after coming up (--append ap-crash)
+ap_crash_word:
+    .ascii  "ap-crash"
+ap_crash_word_end:
     .balign 4
 ncpus:      .long 0                     # N, from fw_cfg
 cpus_up:    .long 0                     # CPUs that printed their line, the BSP included

@@ -12,6 +12,7 @@ import { formatStatsTable } from './debug/stats.js';
 import { parseTraceKinds, parseTracePorts } from './debug/trace.js';
 import { UsageError } from './errors.js';
 import { KvmError } from './kvm/error.js';
+import { Kvm } from './kvm/ioctls.js';
 import { GUEST_FORMATS, type GuestFormatChoice } from './loader/guest.js';
 import { DEFAULT_MEMORY, runGuest, type ModuleSource, type RunResult, type SerialEndpoint } from './run-guest.js';
 import { COM_PORT_NAMES, type ComPortName } from './vm/board.js';
@@ -46,6 +47,7 @@ interface RunOptions {
   memPrealloc?: boolean;
   ksm?: boolean;
   hugepages?: boolean;
+  cpus?: string;
 }
 
 const HELP_AFTER = `
@@ -84,6 +86,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .description('boot IMAGE in a new VM, with COM1 on stdin/stdout, until the guest ends the run')
     .argument('<image>', 'flat binary or 512-byte boot sector')
     .option('-m, --memory <size>', 'guest RAM, with suffix K, M or G (a bare number is MiB)', DEFAULT_MEMORY)
+    .option('-c, --cpus <n>', 'vCPUs: vCPU 0 boots, the others wait for INIT/SIPI (default 1)')
     .option('-t, --timeout <duration>', 'stop the guest after this long: 500ms, 10s, 2m (a bare number is seconds)')
     .option('--serial-input <file>', 'feed COM1 from FILE instead of stdin')
     .addOption(new Option('-f, --format <format>', 'image format').choices(GUEST_FORMATS).default('auto'))
@@ -206,6 +209,7 @@ async function run(image: string, opts: RunOptions): Promise<number> {
       stats: opts.stats,
       step: opts.step ? {} : undefined,
       dumpOnExit: opts.dumpOnExit,
+      cpus: opts.cpus === undefined ? undefined : parseCpus(opts.cpus),
       memPrealloc: opts.memPrealloc,
       ksm: opts.ksm,
       hugepages: opts.hugepages,
@@ -316,6 +320,13 @@ async function checkReadable(file: string, what: string): Promise<void> {
   } catch {
     throw new UsageError(`${what} '${file}' not found: check the path`, 'EIMAGE');
   }
+}
+
+function parseCpus(text: string): number {
+  if (!/^\s*\d+\s*$/.test(text) || Number(text) < 1) {
+    throw new UsageError(`invalid --cpus '${text}': use a whole number of vCPUs from 1 to ${Kvm.hostMaxVcpus()} (KVM_CAP_MAX_VCPUS here)`);
+  }
+  return Number(text);
 }
 
 function parsePort(text: string): number {

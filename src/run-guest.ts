@@ -10,7 +10,10 @@ import { GUEST_FORMATS, loadGuest, type GuestFormat, type GuestFormatChoice } fr
 import { writeBiosDataArea, writeMpTable } from './loader/pc-tables.js';
 import { BIOS_AREA_END, VGA_HOLE_ADDRESS } from './loader/pc-layout.js';
 import type { MultibootModule } from './loader/multiboot.js';
-import { availableMemory, ksmMergingPages, ksmRunning } from './host.js';
+import { availableMemory, hostCpus, ksmMergingPages, ksmRunning } from './host.js';
+import { Kvm } from './kvm/ioctls.js';
+import { BoardThread } from './vm/board-thread.js';
+import { ExitStats, type ExitStatsJson } from './debug/stats.js';
 import { parseMemorySize } from './units.js';
 import { COM_PORTS, COM_PORT_NAMES, type ComPortName } from './vm/board.js';
 import { applyBootState } from './vm/cpu-setup.js';
@@ -21,7 +24,6 @@ import type { KvmRegs, KvmSregs } from './kvm/structs.js';
 import type { LoadedGuest } from './loader/guest.js';
 import type { AttachedGdb } from './gdb/attach.js';
 import type { VcpuJobDebug } from './vm/vcpu-thread.js';
-import type { ExitStatsJson } from './debug/stats.js';
 import { startGdb } from './gdb/attach.js';
 
 export const DEFAULT_MEMORY = '16M';
@@ -81,6 +83,11 @@ export interface RunGuestOptions {
   ksm?: boolean;
   /** Ask for transparent huge pages for guest RAM. */
   hugepages?: boolean;
+  /**
+   * vCPUs (default 1). vCPU 0 boots; the others wait for INIT/SIPI in their LAPICs, as a PC's
+   * application processors do. The MP table and fw_cfg report the count.
+   */
+  cpus?: number;
 }
 
 export interface TraceOptions {
@@ -126,8 +133,6 @@ export interface RunResult {
   ksm?: { running: boolean | undefined; mergingPages: number | undefined };
 }
 
-/** The machine has one vCPU (SMP comes later): the MP table and fw_cfg say so. */
-const CPUS = 1;
 
 /**
  * A running guest: pause, resume or stop it whatever it is doing (in KVM_RUN, halted in the
@@ -167,19 +172,30 @@ export async function startGuest(options: RunGuestOptions): Promise<GuestRun> {
   const { bytes: image, name } = await readImage(options.image, memorySize);
   const modules = await Promise.all((options.modules ?? []).map((m) => readModule(m, memorySize)));
 
+  const cpus = options.cpus ?? 1;
+  if (!Number.isInteger(cpus) || cpus < 1) throw new UsageError(`invalid --cpus '${cpus}': use a whole number of vCPUs from 1 to ${Kvm.hostMaxVcpus()} (KVM_CAP_MAX_VCPUS here)`);
+  if (cpus > 1 && options.gdb) throw new UsageError('--gdb supports one vCPU for now: drop --cpus or --gdb');
   const warnings = overcommitWarnings(memorySize, options);
   const vm = Vm.create({ memorySize, irqchip: options.irqchip ?? true, prealloc: options.memPrealloc, ksm: options.ksm, hugepages: options.hugepages });
-  let vcpu: Vcpu;
+  let vcpus: Vcpu[];
   let loaded: LoadedGuest;
   let gdb: AttachedGdb | undefined;
   const e820 = pcE820Map(memorySize);
   try {
-    vcpu = vm.createVcpu(0);
+    const maxCpus = vm.maxVcpus();
+    if (cpus > maxCpus) throw new UsageError(`invalid --cpus '${cpus}': this host's KVM allows at most ${maxCpus} vCPUs per VM (KVM_CAP_MAX_VCPUS)`);
+    if (cpus > hostCpus()) {
+      warnings.push(
+        `${cpus} vCPUs on ${hostCpus()} host CPUs: one guest with more vCPUs than the host has CPUs makes them take turns, and guests that spin-wait on each other slow down badly (many small guests are fine)`,
+      );
+    }
+    // vCPU 0 boots; KVM leaves the others waiting for INIT/SIPI (the in-kernel LAPIC handles both).
+    vcpus = Array.from({ length: cpus }, (_, id) => vm.createVcpu(id));
     const memory = vm.memory.bytes;
-    writeFirmwareTables(memory, memorySize);
+    writeFirmwareTables(memory, memorySize, cpus);
     loaded = loadGuest(image, memory, { format, name, cmdline: options.cmdline, modules, longMode: options.longMode, e820 });
-    applyBootState(vcpu, memory, loaded.bootState);
-    gdb = options.gdb ? await startGdb(vcpu, vm.memory, options.gdb) : undefined;
+    applyBootState(vcpus[0]!, memory, loaded.bootState);
+    gdb = options.gdb ? await startGdb(vcpus[0]!, vm.memory, { ...options.gdb, wait: options.gdb.wait }) : undefined;
   } catch (err) {
     void vm.close();
     throw err;
@@ -199,13 +215,25 @@ export async function startGuest(options: RunGuestOptions): Promise<GuestRun> {
   let stopReason: RunReason | undefined;
   const stop = (reason: RunReason): void => {
     stopReason ??= reason;
-    vcpu.stop();
+    for (const vcpu of vcpus) vcpu.stop();
   };
   const timer = timeoutMs === undefined ? undefined : setTimeout(() => stop('timeout'), timeoutMs);
   const onAbort = (): void => stop('stopped');
   options.signal?.addEventListener('abort', onAbort);
   const started = performance.now();
-  const running = vcpu.run(bridges, { ramSize: memorySize, cpus: CPUS, cmdline: options.cmdline, e820 }, { debug: debugOptions(options), onDebugStop: gdb?.target.onDebugStop.bind(gdb.target) });
+  const firmware = { ramSize: memorySize, cpus, cmdline: options.cmdline, e820 };
+  const debug = debugOptions(options);
+  let running: Promise<VcpuRunResult>;
+  if (cpus === 1) {
+    running = vcpus[0]!.run(bridges, firmware, { debug, onDebugStop: gdb?.target.onDebugStop.bind(gdb.target) });
+  } else {
+    // Several vCPUs share one board, in a thread of its own.
+    const board = await BoardThread.start({ vmFd: vm.fd.fd, irqchip: vm.irqchip, serial: bridges, firmware, vcpus: cpus });
+    running = firstEnding(
+      vcpus.map((vcpu, i) => vcpu.run([], undefined, { debug, remote: board.remotes[i] })),
+      () => stop('stopped'),
+    ).finally(() => board.stop());
+  }
   gdb?.attach(running);
   if (options.signal?.aborted) onAbort();
 
@@ -254,19 +282,58 @@ export async function startGuest(options: RunGuestOptions): Promise<GuestRun> {
     }
   })();
 
+  const boot = vcpus[0]!;
   return {
     get state() {
-      return vcpu.state;
+      return boot.state;
     },
-    pause: () => vcpu.pause(),
-    resume: () => vcpu.resume(),
+    pause: async () => {
+      await Promise.all(vcpus.map((vcpu) => vcpu.pause()));
+    },
+    resume: () => vcpus.forEach((vcpu) => vcpu.resume()),
     stop: () => stop('stopped'),
     registers() {
-      if (vcpu.state !== 'paused') throw new Error(`registers can be read only while the guest is paused (it is ${vcpu.state})`);
-      return { regs: vcpu.getRegs(), sregs: vcpu.getSregs() };
+      if (boot.state !== 'paused') throw new Error(`registers can be read only while the guest is paused (it is ${boot.state})`);
+      return { regs: boot.getRegs(), sregs: boot.getSregs() };
     },
     result,
   };
+}
+
+/**
+ * A multi-vCPU run ends when one vCPU's end is the guest's (debug-exit, reset, crash, a stop):
+ * the others are stopped then. A vCPU that halted for good (an AP parked with `cli; hlt`) just
+ * drops out; only when all have, the run ends as a halt. Exit counts add up; vCPU 0 gives the rest.
+ */
+function firstEnding(runs: Promise<VcpuRunResult>[], stopAll: () => void): Promise<VcpuRunResult> {
+  return new Promise((resolve, reject) => {
+    const results: VcpuRunResult[] = [];
+    let decided: VcpuRunResult | undefined;
+    let left = runs.length;
+    runs.forEach((run, i) => {
+      run.then(
+        (result) => {
+          results[i] = result;
+          if (!decided && result.outcome.reason !== 'halt') {
+            // A crash names its vCPU: with several, which one faulted matters.
+            decided = result.outcome.reason === 'crash' && runs.length > 1 ? { ...result, outcome: { ...result.outcome, description: `${result.outcome.description} on vCPU ${i}` } } : result;
+            stopAll();
+          }
+          if (--left > 0) return;
+          const exits = { ...results[0]!.exits };
+          for (const other of results.slice(1)) for (const key of Object.keys(exits) as (keyof ExitCounts)[]) exits[key] += other.exits[key];
+          const stats = results.map((r) => r.stats).filter((x) => x !== undefined) as ExitStatsJson[];
+          const merged = stats.length ? stats.slice(1).reduce((acc, next) => acc.merge(next), ExitStats.fromJSON(stats[0]!)).toJSON() : undefined;
+          resolve({ ...results[0]!, outcome: (decided ?? results[0]!).outcome, exits, ...(merged ? { stats: merged } : {}) });
+
+        },
+        (err: unknown) => {
+          stopAll();
+          reject(err);
+        },
+      );
+    });
+  });
 }
 
 /**
@@ -311,9 +378,9 @@ const STDERR_FD = 2;
  * size, EBDA) and an MP table (CPUs, IOAPIC, ISA IRQ routing). Written before the image is loaded,
  * so an image that covers them wins; skipped on machines too small to have those areas.
  */
-function writeFirmwareTables(memory: Uint8Array, memorySize: number): void {
+function writeFirmwareTables(memory: Uint8Array, memorySize: number, cpus: number): void {
   if (memorySize >= VGA_HOLE_ADDRESS) writeBiosDataArea(memory, { memorySize, com: COM_PORTS.map((p) => p.base) });
-  if (memorySize >= BIOS_AREA_END) writeMpTable(memory, { cpus: CPUS });
+  if (memorySize >= BIOS_AREA_END) writeMpTable(memory, { cpus });
 }
 
 /** Reads the image, refusing what cannot be one before reading it whole. */

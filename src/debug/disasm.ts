@@ -7,7 +7,18 @@
  * (`lods (%si),%al`; objdump: `lods %ds:(%si),%al`), `lgdt` without objdump's `l` suffix, and
  * `(%rax,%rax)` without a `,1` scale.
  */
-import iced from 'iced-x86';
+import { createRequire } from 'node:module';
+import type * as Iced from 'iced-x86';
+
+/**
+ * iced-x86 is loaded on first use: its WASM costs ~14 MB of RSS per thread, and every vCPU thread
+ * imports this module (for crash dumps) while few of them ever disassemble anything.
+ */
+let icedModule: typeof Iced | undefined;
+function iced(): typeof Iced {
+  icedModule ??= createRequire(import.meta.url)('iced-x86') as typeof Iced;
+  return icedModule;
+}
 
 export interface DisassembledInstruction {
   /** The instruction's address in the decoder's IP space (RIP/EIP/IP, not CS.base + IP). */
@@ -29,12 +40,12 @@ const OBJDUMP_OPERAND_COLUMN = 7;
 /** objdump's separator before the `# target` comment of a RIP-relative operand. */
 const RIP_COMMENT_GAP = '        ';
 
-let formatter: iced.Formatter | undefined;
+let formatter: Iced.Formatter | undefined;
 
 /** One formatter for the process: creating one costs a WASM allocation, and its options never change. */
-function gasFormatter(): iced.Formatter {
+function gasFormatter(): Iced.Formatter {
   if (formatter) return formatter;
-  const f = new iced.Formatter(iced.FormatterSyntax.Gas);
+  const f = new (iced().Formatter)(iced().FormatterSyntax.Gas);
   f.uppercaseHex = false;
   f.branchLeadingZeros = false;
   f.smallHexNumbersInDecimal = false; // objdump: `jmp 0x4`, not `jmp 4`
@@ -56,7 +67,8 @@ export function disassemble(code: Uint8Array, ip: bigint, bitness: Bitness, max:
   const out: DisassembledInstruction[] = [];
   if (max <= 0 || code.length === 0) return out;
   const f = gasFormatter();
-  const decoder = new iced.Decoder(bitness, code, iced.DecoderOptions.None);
+  const { Decoder, DecoderOptions, DecoderError } = iced();
+  const decoder = new Decoder(bitness, code, DecoderOptions.None);
   try {
     decoder.ip = ip;
     while (out.length < max && decoder.canDecode) {
@@ -64,7 +76,7 @@ export function disassemble(code: Uint8Array, ip: bigint, bitness: Bitness, max:
       const insn = decoder.decode();
       try {
         if (insn.isInvalid) {
-          if (decoder.lastError === iced.DecoderError.NoMoreBytes) break;
+          if (decoder.lastError === DecoderError.NoMoreBytes) break;
           out.push({ ip: insn.ip, length: 1, bytes: hexBytes(code.subarray(start, start + 1)), text: BAD_INSTRUCTION });
           break;
         }

@@ -4,7 +4,7 @@
  * throws KvmError on failure; nothing here holds policy.
  */
 import { close as fsClose } from 'node:fs';
-import { KVM_API_VERSION, KVM_CAP_IMMEDIATE_EXIT, KVM_CAP_USER_MEMORY, KVM_CAP_SET_TSS_ADDR, EINTR, EINVAL } from './constants.js';
+import { KVM_API_VERSION, KVM_CAP_IMMEDIATE_EXIT, KVM_CAP_MAX_VCPUS, KVM_CAP_NR_VCPUS, KVM_CAP_USER_MEMORY, KVM_CAP_SET_TSS_ADDR, EAGAIN, EINTR, EINVAL } from './constants.js';
 import { KvmError } from './error.js';
 import { native } from './native.js';
 import { KvmRun } from './run.js';
@@ -68,6 +68,25 @@ export class Kvm {
 
   vcpuMmapSize(): number {
     return check('KVM_GET_VCPU_MMAP_SIZE', native().ioctl(this.fd, native().ioctls.KVM_GET_VCPU_MMAP_SIZE));
+  }
+
+  /** This host's vCPU limit, for messages ('?' where /dev/kvm cannot be opened). */
+  static hostMaxVcpus(): number | string {
+    try {
+      const kvm = Kvm.open();
+      try {
+        return kvm.maxVcpus();
+      } finally {
+        kvm.close();
+      }
+    } catch {
+      return '?';
+    }
+  }
+
+  /** KVM_CAP_MAX_VCPUS (or the older KVM_CAP_NR_VCPUS): the most vCPUs one VM may have. */
+  maxVcpus(): number {
+    return this.checkExtension(KVM_CAP_MAX_VCPUS) || this.checkExtension(KVM_CAP_NR_VCPUS);
   }
 
   /** KVM_GET_SUPPORTED_CPUID: every CPUID leaf KVM can give a guest on this host. */
@@ -201,11 +220,14 @@ export class VcpuFd {
     return this.runView;
   }
 
-  /** KVM_RUN. Returns false when interrupted by a signal (a kick), true after a VM exit. */
+  /**
+   * KVM_RUN. Returns true after a VM exit; false when it returned without one: a signal (a kick,
+   * -EINTR), or an application processor woken from its wait for INIT/SIPI (-EAGAIN: run again).
+   */
   run(): boolean {
     const r = native().run(this.fd);
     if (r === 0) return true;
-    if (r === -EINTR) return false;
+    if (r === -EINTR || r === -EAGAIN) return false;
     throw KvmError.fromErrno('KVM_RUN', r);
   }
 

@@ -5,6 +5,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { FwCfgConfig } from '../devices/fw-cfg.js';
+import type { RemoteBoard } from './board-thread.js';
 import type { DebugStop, VcpuRunResult } from './vcpu-loop.js';
 
 export interface VcpuJob {
@@ -22,6 +23,8 @@ export interface VcpuJob {
   /** What fw_cfg tells the guest; no fw_cfg device without it. */
   firmware: FwCfgConfig | undefined;
   debug: VcpuJobDebug | undefined;
+  /** Devices in a board thread shared with other vCPUs (then `serial` and `firmware` are unused). */
+  remote: RemoteBoard | undefined;
   control: SharedArrayBuffer;
 }
 

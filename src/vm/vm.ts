@@ -14,6 +14,7 @@ import { GuestMemory } from './guest-memory.js';
 import { DEBUG_COMMAND_RESUME, VcpuControl } from './vcpu-control.js';
 import type { DebugStop, VcpuRunResult } from './vcpu-loop.js';
 import { VcpuThread, type VcpuJobDebug } from './vcpu-thread.js';
+import type { RemoteBoard } from './board-thread.js';
 
 /** VM fds being closed in the background (the kernel destroying the VM). */
 const teardowns = new Set<Promise<void>>();
@@ -125,6 +126,11 @@ export class Vm {
     }
   }
 
+  /** KVM_CAP_MAX_VCPUS: the most vCPUs one VM may have on this host. */
+  maxVcpus(): number {
+    return this.kvm.maxVcpus();
+  }
+
   /** KVM_CREATE_VCPU, with the host's CPUID (filtered, see cpuid.ts) and the boot MSRs set. */
   createVcpu(id = this.vcpus.length): Vcpu {
     const fd = this.fd.createVcpu(id);
@@ -156,6 +162,8 @@ export class Vm {
 }
 
 export interface VcpuRunOptions {
+  /** Use a board thread's devices (multi-vCPU VMs) instead of a board of its own. */
+  remote?: RemoteBoard;
   /** Debugger, tracing, statistics, single-step (see VcpuJobDebug). */
   debug?: VcpuJobDebug;
   /** Each stop for the debugger (the vCPU then waits for resumeFromDebugger() or stop()). */
@@ -220,6 +228,7 @@ export class Vcpu {
       const job = {
         vcpuId: this.id,
         debug: options.debug,
+        remote: options.remote,
         vmFd: this.vm.fd.fd,
         irqchip: this.vm.irqchip,
         vcpuFd: this.fd.fd,

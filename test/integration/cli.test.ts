@@ -116,7 +116,7 @@ describeKvm('tskvm run: serial I/O', () => {
     expect(stdout).toBe(`${digest}  -\nstatus=0\n`);
     const json = JSON.parse(readFileSync(resultFile, 'utf8'));
     expect(json).toMatchObject({ reason: 'debug-exit', exitCode: 0 });
-  }, 120_000);
+  }, 300_000); // ~12 s alone; far longer while other test files load both CPUs
 });
 
 describe('tskvm run: bad usage and bad input exit 2', () => {
