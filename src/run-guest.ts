@@ -19,7 +19,7 @@ import { COM_PORTS, COM_PORT_NAMES, type ComPortName } from './vm/board.js';
 import { applyBootState } from './vm/cpu-setup.js';
 import { SerialBridge, type SerialInput, type SerialSink } from './vm/serial-bridge.js';
 import type { ExitCounts, VcpuRunResult } from './vm/vcpu-loop.js';
-import { Vm, type Vcpu, type VcpuState } from './vm/vm.js';
+import { HALT_POLL_INTERVAL_MS, Vm, type Vcpu, type VcpuState } from './vm/vm.js';
 import type { KvmRegs, KvmSregs } from './kvm/structs.js';
 import type { LoadedGuest } from './loader/guest.js';
 import type { AttachedGdb } from './gdb/attach.js';
@@ -230,6 +230,7 @@ export async function startGuest(options: RunGuestOptions): Promise<GuestRun> {
     // Several vCPUs share one board, in a thread of its own.
     const board = await BoardThread.start({ vmFd: vm.fd.fd, irqchip: vm.irqchip, serial: bridges, firmware, vcpus: cpus });
     running = firstEnding(
+      vcpus,
       vcpus.map((vcpu, i) => vcpu.run([], undefined, { debug, remote: board.remotes[i] })),
       () => stop('stopped'),
     ).finally(() => board.stop());
@@ -303,31 +304,43 @@ export async function startGuest(options: RunGuestOptions): Promise<GuestRun> {
 /**
  * A multi-vCPU run ends when one vCPU's end is the guest's (debug-exit, reset, crash, a stop):
  * the others are stopped then. A vCPU that halted for good (an AP parked with `cli; hlt`) just
- * drops out; only when all have, the run ends as a halt. Exit counts add up; vCPU 0 gives the rest.
+ * drops out; the run ends as a halt once every vCPU has — or once the only ones left are APs
+ * still waiting for INIT/SIPI, which nobody is left to send. Exit counts add up; vCPU 0 gives the rest.
  */
-function firstEnding(runs: Promise<VcpuRunResult>[], stopAll: () => void): Promise<VcpuRunResult> {
+function firstEnding(vcpus: readonly Vcpu[], runs: Promise<VcpuRunResult>[], stopAll: () => void): Promise<VcpuRunResult> {
   return new Promise((resolve, reject) => {
-    const results: VcpuRunResult[] = [];
+    const results: (VcpuRunResult | undefined)[] = [];
     let decided: VcpuRunResult | undefined;
     let left = runs.length;
+    let parkedCheck: ReturnType<typeof setInterval> | undefined;
+    const decide = (result: VcpuRunResult): void => {
+      decided ??= result;
+      stopAll();
+    };
     runs.forEach((run, i) => {
       run.then(
         (result) => {
           results[i] = result;
-          if (!decided && result.outcome.reason !== 'halt') {
+          if (result.outcome.reason !== 'halt') {
             // A crash names its vCPU: with several, which one faulted matters.
-            decided = result.outcome.reason === 'crash' && runs.length > 1 ? { ...result, outcome: { ...result.outcome, description: `${result.outcome.description} on vCPU ${i}` } } : result;
-            stopAll();
+            decide(result.outcome.reason === 'crash' ? { ...result, outcome: { ...result.outcome, description: `${result.outcome.description} on vCPU ${i}` } } : result);
+          } else {
+            parkedCheck ??= setInterval(() => {
+              const running = vcpus.filter((_, j) => results[j] === undefined);
+              if (running.length > 0 && running.every((vcpu) => vcpu.waitingForSipi)) decide(result);
+            }, HALT_POLL_INTERVAL_MS);
           }
           if (--left > 0) return;
-          const exits = { ...results[0]!.exits };
-          for (const other of results.slice(1)) for (const key of Object.keys(exits) as (keyof ExitCounts)[]) exits[key] += other.exits[key];
-          const stats = results.map((r) => r.stats).filter((x) => x !== undefined) as ExitStatsJson[];
+          clearInterval(parkedCheck);
+          const done = results as VcpuRunResult[];
+          const exits = { ...done[0]!.exits };
+          for (const other of done.slice(1)) for (const key of Object.keys(exits) as (keyof ExitCounts)[]) exits[key] += other.exits[key];
+          const stats = done.map((r) => r.stats).filter((x) => x !== undefined) as ExitStatsJson[];
           const merged = stats.length ? stats.slice(1).reduce((acc, next) => acc.merge(next), ExitStats.fromJSON(stats[0]!)).toJSON() : undefined;
-          resolve({ ...results[0]!, outcome: (decided ?? results[0]!).outcome, exits, ...(merged ? { stats: merged } : {}) });
-
+          resolve({ ...done[0]!, outcome: (decided ?? done[0]!).outcome, exits, ...(merged ? { stats: merged } : {}) });
         },
         (err: unknown) => {
+          clearInterval(parkedCheck);
           stopAll();
           reject(err);
         },

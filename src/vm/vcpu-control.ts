@@ -16,7 +16,9 @@ const POLL = 1;
 const PAUSE = 2;
 /** Main → vCPU thread while stopped for the debugger: what to do next (DebugCommand). */
 const COMMAND = 3;
-const CONTROL_INT32S = 4;
+/** vCPU thread → main: at its last poll the vCPU was an AP still waiting for INIT/SIPI. */
+const WAITING_FOR_SIPI = 4;
+const CONTROL_INT32S = 6; // even, so the BigInt64 thread id after them is 8-byte aligned
 
 export const DEBUG_COMMAND_NONE = 0;
 export const DEBUG_COMMAND_RESUME = 1;
@@ -40,6 +42,15 @@ export class VcpuControl {
   /** vCPU thread: takes (and clears) a pending poll request. */
   takePoll(): boolean {
     return Atomics.exchange(this.words, POLL, 0) !== 0;
+  }
+
+  /** vCPU thread: report whether it is an application processor still waiting for INIT/SIPI. */
+  setWaitingForSipi(waiting: boolean): void {
+    Atomics.store(this.words, WAITING_FOR_SIPI, waiting ? 1 : 0);
+  }
+
+  get waitingForSipi(): boolean {
+    return Atomics.load(this.words, WAITING_FOR_SIPI) !== 0;
   }
 
   /** vCPU thread: takes (and clears) a pending pause request. */

@@ -6,7 +6,7 @@
 import { KVM_EXIT_NAMES, KVM_INTERNAL_ERROR_NAMES } from '../kvm/constants.js';
 import type { VcpuFd } from '../kvm/ioctls.js';
 import { RFLAGS_IF } from '../kvm/structs.js';
-import { KVM_MP_STATE_HALTED } from '../kvm/x86.js';
+import { KVM_MP_STATE_HALTED, KVM_MP_STATE_INIT_RECEIVED, KVM_MP_STATE_UNINITIALIZED } from '../kvm/x86.js';
 import { KVM_MMIO_DATA_MAX, KVM_RUN_MMIO_DATA, type VcpuExit } from '../kvm/run.js';
 import type { ExitDevices } from './dispatch.js';
 import type { GuestMemory } from './guest-memory.js';
@@ -114,7 +114,7 @@ function runExitLoop(vcpu: VcpuFd, memory: GuestMemory, devices: ExitDevices, co
         exits.intr++;
         run.immediateExit = false;
         if (observer) observer.afterExit(KICKED, undefined, timed ? (performance.now() - t0) * 1e6 : 0, 0);
-        if (control.takePoll() && haltedForGood(vcpu)) return { outcome: { reason: 'halt' }, exits };
+        if (control.takePoll() && haltedForGood(vcpu, control)) return { outcome: { reason: 'halt' }, exits };
         if (control.takePause() && debugStop && !debugStop({ kind: 'interrupt' })) return stopped();
         continue;
       }
@@ -188,8 +188,11 @@ function runExitLoop(vcpu: VcpuFd, memory: GuestMemory, devices: ExitDevices, co
  * With the in-kernel irqchip a halted vCPU sleeps inside KVM_RUN. Halted with interrupts off,
  * only an NMI or INIT could wake it, and tskvm sends neither: the guest is done.
  */
-function haltedForGood(vcpu: VcpuFd): boolean {
-  return vcpu.getMpState() === KVM_MP_STATE_HALTED && (vcpu.getRegs().rflags & RFLAGS_IF) === 0n;
+function haltedForGood(vcpu: VcpuFd, control: VcpuControl): boolean {
+  const state = vcpu.getMpState();
+  // An AP not yet started can only be woken by another vCPU: the main thread weighs that.
+  control.setWaitingForSipi(state === KVM_MP_STATE_UNINITIALIZED || state === KVM_MP_STATE_INIT_RECEIVED);
+  return state === KVM_MP_STATE_HALTED && (vcpu.getRegs().rflags & RFLAGS_IF) === 0n;
 }
 
 function crash(vcpu: VcpuFd, memory: GuestMemory, description: string, exits: ExitCounts): VcpuRunResult {

@@ -259,6 +259,11 @@ export class Vcpu {
     return this.currentState;
   }
 
+  /** An application processor that, at its last halt poll, was still waiting for INIT/SIPI. */
+  get waitingForSipi(): boolean {
+    return this.control?.waitingForSipi ?? false;
+  }
+
   /**
    * Stops a running vCPU wherever it is (in KVM_RUN, halted in the kernel, handling an exit) and
    * resolves once it waits, paused; at once if it is not running.

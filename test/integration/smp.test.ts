@@ -32,6 +32,11 @@ describeKvm('--cpus N', () => {
     expect(r.crash?.description).toBe('triple fault (KVM_EXIT_SHUTDOWN) on vCPU 1');
   });
 
+  it('ends as a halt when the boot CPU halts for good and its APs were never started', async () => {
+    const r = await runGuest({ image: path.join(ROOT, 'guests', 'build', 'halt.bin'), cpus: 2, timeoutMs: 60_000 });
+    expect([r.reason, r.serial]).toEqual(['halt', 'halting\n']);
+  });
+
   it('many VMs whose vCPUs add up past the host CPUs run without warning', async () => {
     const results = await Promise.all(Array.from({ length: hostCpus + 2 }, () => runGuest({ image: SMP, cpus: 1 })));
     for (const r of results) expect([r.exitCode, r.warnings]).toEqual([1, []]);
