@@ -4,14 +4,11 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { FwCfgConfig } from '../devices/fw-cfg.js';
+import type { BoardSpec } from './board.js';
 import { DeviceMailbox, Doorbell } from './device-mailbox.js';
 import type { SerialRings } from './vm.js';
 
-export interface BoardJob {
-  vmFd: number;
-  irqchip: boolean;
-  serial: ({ tx: SharedArrayBuffer; rx: SharedArrayBuffer } | null)[];
-  firmware: FwCfgConfig | undefined;
+export interface BoardJob extends BoardSpec {
   mailboxes: SharedArrayBuffer[];
   doorbell: SharedArrayBuffer;
 }

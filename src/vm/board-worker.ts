@@ -3,10 +3,8 @@
  * the vCPU threads leave in their mailboxes (see device-mailbox.ts), until told to quit.
  */
 import { parentPort } from 'node:worker_threads';
-import { VmFd } from '../kvm/ioctls.js';
-import { createPcBoard, ringSerialHost, UNCONNECTED_SERIAL } from './board.js';
+import { createPcBoardFromSpec } from './board.js';
 import type { BoardJob, BoardThreadMessage } from './board-thread.js';
-import { ByteRing } from './byte-ring.js';
 import { DeviceMailbox, Doorbell, serveMailbox } from './device-mailbox.js';
 import { localDevices } from './dispatch.js';
 
@@ -17,12 +15,7 @@ const port = parentPort;
 const IDLE_WAIT_MS = 100;
 
 port.once('message', (job: BoardJob) => {
-  const vm = VmFd.attach(job.vmFd);
-  const board = createPcBoard({
-    serial: job.serial.map((rings) => (rings ? ringSerialHost(new ByteRing(rings.tx), new ByteRing(rings.rx)) : UNCONNECTED_SERIAL)),
-    irqLine: job.irqchip ? (irq, level) => vm.irqLine(irq, level) : undefined,
-    firmware: job.firmware,
-  });
+  const board = createPcBoardFromSpec(job);
   const devices = localDevices(board);
   const names = [...board.pio.entries(), ...board.mmio.entries()].map((slot) => slot.name);
   const index = new Map(names.map((name, i) => [name, i]));

@@ -9,7 +9,8 @@ import type { MmioDevice, PioDevice } from '../devices/device.js';
 import { FW_CFG_IO_BASE, FW_CFG_IO_SIZE, FwCfg, type FwCfgConfig } from '../devices/fw-cfg.js';
 import { I8042, I8042_DATA_PORT, I8042_PORT_COUNT } from '../devices/i8042.js';
 import { Serial16550, UART_REGISTER_COUNT, type SerialHost } from '../devices/serial16550.js';
-import type { ByteRing } from './byte-ring.js';
+import { VmFd } from '../kvm/ioctls.js';
+import { ByteRing } from './byte-ring.js';
 
 /** The four PC serial ports: I/O base and ISA IRQ (COM3/COM4 share COM1/COM2's lines). */
 export const COM_PORTS = [
@@ -83,6 +84,27 @@ export interface PcBoardHost {
 
 /** A serial port plugged into nothing: output vanishes, no input ever arrives. */
 export const UNCONNECTED_SERIAL: SerialHost = { transmit: () => {}, txBacklog: () => 0, receive: () => -1 };
+
+/** What a thread needs to build the board itself: plain data, postMessage-able. */
+export interface BoardSpec {
+  vmFd: number;
+  /** The VM has an in-kernel irqchip: devices drive KVM_IRQ_LINE. */
+  irqchip: boolean;
+  /** Per COM port, COM1 first: its TX and RX rings' buffers (null: connected to nothing). */
+  serial: ({ tx: SharedArrayBuffer; rx: SharedArrayBuffer } | null)[];
+  /** What fw_cfg tells the guest; no fw_cfg device without it. */
+  firmware: FwCfgConfig | undefined;
+}
+
+/** The PC board, in the calling thread, wired to the rings and the VM that `spec` names. */
+export function createPcBoardFromSpec(spec: BoardSpec): Board {
+  const vm = VmFd.attach(spec.vmFd);
+  return createPcBoard({
+    serial: spec.serial.map((rings) => (rings ? ringSerialHost(new ByteRing(rings.tx), new ByteRing(rings.rx)) : UNCONNECTED_SERIAL)),
+    irqLine: spec.irqchip ? (irq, level) => vm.irqLine(irq, level) : undefined,
+    firmware: spec.firmware,
+  });
+}
 
 export function createPcBoard(host: PcBoardHost): Board {
   const pio: PioBus = new Bus<PioDevice>(PIO_ADDRESS_SPACE_SIZE);

@@ -4,24 +4,17 @@
  * its vCPU has left KVM_RUN and reported back.
  */
 import { Worker } from 'node:worker_threads';
-import type { FwCfgConfig } from '../devices/fw-cfg.js';
+import type { BoardSpec } from './board.js';
 import type { RemoteBoard } from './board-thread.js';
 import type { DebugStop, VcpuRunResult } from './vcpu-loop.js';
 
-export interface VcpuJob {
+export interface VcpuJob extends BoardSpec {
   vcpuId: number;
-  vmFd: number;
-  /** The VM has an in-kernel irqchip: devices drive KVM_IRQ_LINE, and HLT never exits. */
-  irqchip: boolean;
   vcpuFd: number;
   runAddr: bigint;
   runSize: number;
   memoryAddr: bigint;
   memorySize: number;
-  /** Per COM port, COM1 first: the TX and RX rings' buffers (null: connected to nothing). */
-  serial: ({ tx: SharedArrayBuffer; rx: SharedArrayBuffer } | null)[];
-  /** What fw_cfg tells the guest; no fw_cfg device without it. */
-  firmware: FwCfgConfig | undefined;
   debug: VcpuJobDebug | undefined;
   /** Devices in a board thread shared with other vCPUs (then `serial` and `firmware` are unused). */
   remote: RemoteBoard | undefined;

@@ -5,10 +5,9 @@
  * VM per test case stays cheap.
  */
 import { parentPort } from 'node:worker_threads';
-import { VcpuFd, VmFd } from '../kvm/ioctls.js';
-import { createPcBoard, ringSerialHost, UNCONNECTED_SERIAL, type Board } from './board.js';
+import { VcpuFd } from '../kvm/ioctls.js';
+import { createPcBoardFromSpec } from './board.js';
 import { DeviceMailbox, Doorbell, remoteDevices } from './device-mailbox.js';
-import { ByteRing } from './byte-ring.js';
 import { GuestMemory } from './guest-memory.js';
 import { DEBUG_COMMAND_RESUME, VcpuControl } from './vcpu-control.js';
 import { createExitObserver, startSingleStep } from './exit-observers.js';
@@ -41,22 +40,13 @@ function loopHooks(job: VcpuJob, vcpu: VcpuFd, memory: GuestMemory, control: Vcp
   return hooks;
 }
 
-/** A one-vCPU VM's board, in the vCPU's own thread: every exit is handled without crossing threads. */
-function localBoard(job: VcpuJob): Board {
-  const vm = VmFd.attach(job.vmFd);
-  return createPcBoard({
-    serial: job.serial.map((rings) => (rings ? ringSerialHost(new ByteRing(rings.tx), new ByteRing(rings.rx)) : UNCONNECTED_SERIAL)),
-    irqLine: job.irqchip ? (irq, level) => vm.irqLine(irq, level) : undefined,
-    firmware: job.firmware,
-  });
-}
-
 port.on('message', (job: VcpuJob) => {
   let reply: VcpuThreadReply;
   try {
     const vcpu = VcpuFd.attach(job.vcpuFd, job.runAddr, job.runSize);
     const memory = GuestMemory.attach(job.memoryAddr, job.memorySize);
-    const devices = job.remote ? remoteDevices(new DeviceMailbox(job.remote.mailbox), new Doorbell(job.remote.doorbell), job.remote.deviceNames) : localDevices(localBoard(job));
+    // One vCPU: its board lives here, so an exit never crosses threads. Several: a board thread's.
+    const devices = job.remote ? remoteDevices(new DeviceMailbox(job.remote.mailbox), new Doorbell(job.remote.doorbell), job.remote.deviceNames) : localDevices(createPcBoardFromSpec(job));
     const control = new VcpuControl(job.control);
     reply = { type: 'result', result: runVcpu(vcpu, memory, devices, control, loopHooks(job, vcpu, memory, control)) };
   } catch (err) {
