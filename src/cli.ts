@@ -9,6 +9,7 @@ import type { Readable } from 'node:stream';
 import { Command, CommanderError, Option } from 'commander';
 import { TerminalEscapes } from './cli/terminal.js';
 import { formatStatsTable } from './debug/stats.js';
+import { collectDiagnosis, formatDiagnosis } from './doctor.js';
 import { parseTraceKinds, parseTracePorts } from './debug/trace.js';
 import { UsageError } from './errors.js';
 import { KvmError } from './kvm/error.js';
@@ -109,6 +110,17 @@ export async function main(argv: readonly string[]): Promise<number> {
     .addHelpText('after', HELP_AFTER)
     .action(async (image: string, opts: RunOptions) => {
       status = await run(image, opts);
+    });
+
+  program
+    .command('doctor')
+    .description('check whether this host can run tskvm guests: /dev/kvm, KVM capabilities, CPU, KSM/THP, backend')
+    .option('--json', 'print the diagnosis as JSON')
+    .addHelpText('after', '\nExit status:\n  0  tskvm can run guests here\n  1  it cannot (the report says why and what to do)\n')
+    .action((opts: { json?: boolean }) => {
+      const diagnosis = collectDiagnosis();
+      process.stdout.write(opts.json ? `${JSON.stringify(diagnosis, null, 2)}\n` : formatDiagnosis(diagnosis));
+      status = diagnosis.ok ? EXIT_OK : EXIT_HOST;
     });
 
   try {

@@ -63,6 +63,13 @@ export const KVM_CAP_SET_TSS_ADDR = 4;
 export const KVM_CAP_NR_VCPUS = 9;
 export const KVM_CAP_MAX_VCPUS = 66;
 export const KVM_CAP_IMMEDIATE_EXIT = 136;
+export const KVM_CAP_IRQCHIP = 0;
+export const KVM_CAP_EXT_CPUID = 7;
+export const KVM_CAP_MP_STATE = 14;
+export const KVM_CAP_SET_GUEST_DEBUG = 23;
+export const KVM_CAP_IRQ_ROUTING = 25;
+export const KVM_CAP_PIT2 = 33;
+export const KVM_CAP_SET_IDENTITY_MAP_ADDR = 37;
 
 /**
  * Where KVM keeps the three pages it needs for real-mode emulation on Intel (the TSS for
