@@ -73,6 +73,13 @@ async function main() {
   console.log(`  tskvm (runGuest)        ${fmt(tsMed)} exits/s  (${(1e6 / tsMed).toFixed(2)} us/exit)`);
   console.log(`  ratio tskvm / C         ${(tsMed / cMed).toFixed(3)}   (target >= 0.95)`);
 
+  // The ffi-rs backend: a separate process (the backend is chosen once per process).
+  const ffiRun = spawnSync(process.execPath, [path.join(root, 'bench', 'pioloop-rate.mjs'), String(rounds)], { env: { ...process.env, TSKVM_BACKEND: 'ffi' }, encoding: 'utf8' });
+  if (ffiRun.status !== 0) throw new Error(`the ffi-rs backend run failed: ${ffiRun.stderr}`);
+  const ffiMed = JSON.parse(ffiRun.stdout).median;
+  console.log(`  tskvm, ffi-rs backend    ${fmt(ffiMed)} exits/s  (${(1e6 / ffiMed).toFixed(2)} us/exit)`);
+  console.log(`  ratio ffi-rs / C         ${(ffiMed / cMed).toFixed(3)}   (ffi-rs: no compiler needed; a few µs more per call)`);
+
   // Tracing and statistics: off (the runs above) against on, same guest, interleaved.
   const devNull = openSync('/dev/null', 'w');
   const variants = { stats: { stats: true }, trace: { trace: { fd: devNull } } };

@@ -369,6 +369,10 @@ function reportError(err: unknown): number {
     return EXIT_HOST;
   }
   const e = err as Error & { code?: string };
+  if (e?.code === 'EUSAGE') {
+    process.stderr.write(`tskvm: ${e.message}\n`);
+    return EXIT_USAGE;
+  }
   if (e?.code === 'ENOADDON') {
     process.stderr.write(`tskvm: ${e.message}\n`);
     return EXIT_HOST;

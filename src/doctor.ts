@@ -21,7 +21,7 @@ import {
 } from './kvm/constants.js';
 import { KvmError, errnoName } from './kvm/error.js';
 import { kvmDevicePath } from './kvm/ioctls.js';
-import { addonPath, native, type NativeKvm } from './kvm/native.js';
+import { addonPath, backend, probeBackends, type Backend, type BackendName, type BackendProbe, type NativeKvm } from './kvm/native.js';
 import { ksmRunning, transparentHugepageMode } from './host.js';
 
 /** A KVM capability tskvm uses: required ones it cannot run without; optional ones cost a feature. */
@@ -54,7 +54,7 @@ export interface Capability extends CapabilitySpec {
 }
 
 export interface Diagnosis {
-  /** tskvm can run guests here: /dev/kvm opens, API 12, the required capabilities, the addon loads. */
+  /** tskvm can run guests here: /dev/kvm opens, API 12, the required capabilities, a backend loads. */
   readonly ok: boolean;
   /** Each thing that stops tskvm (or costs a feature), with what to do about it. */
   readonly problems: readonly string[];
@@ -96,14 +96,16 @@ export interface Diagnosis {
   };
   readonly backend: {
     /** The backend tskvm uses, or null when none loads. */
-    readonly used: 'addon' | null;
+    readonly used: BackendName | null;
+    /** Why that one: the default, TSKVM_BACKEND, or the addon's failure. */
+    readonly why: string | null;
     readonly addon: {
       readonly path: string;
       readonly exists: boolean;
       readonly loaded: boolean;
       readonly error: { readonly code: string; readonly message: string } | null;
     };
-    readonly ffi: { readonly available: false; readonly reason: string };
+    readonly ffi: BackendProbe;
   };
 }
 
@@ -124,16 +126,20 @@ export function collectDiagnosis(): Diagnosis {
   const problems: string[] = [];
   const warnings: string[] = [];
 
-  // Backend: the node-gyp addon; the ffi backend does not exist yet.
-  let addon: NativeKvm | undefined;
-  let addonError: { code: string; message: string } | null = null;
+  // Backend: the one tskvm uses (the addon, else ffi-rs), and whether each loads.
+  const probes = probeBackends();
+  let chosen: Backend | undefined;
   try {
-    addon = native();
+    chosen = backend();
   } catch (err) {
-    const e = err as Error & { code?: string };
-    addonError = { code: e.code ?? 'ELOAD', message: e.message };
-    problems.push(e.code === 'ENOADDON' ? e.message : `the tskvm native addon failed to load (${e.message}); rebuild it with \`npm run build\``);
+    problems.push(`no backend loads: ${(err as Error).message}`);
   }
+  if (chosen && chosen.name === 'ffi' && !probes.addon.loaded) {
+    warnings.push(`the native addon is not usable (${probes.addon.error?.message}): tskvm uses the ffi-rs backend, whose exits are slower; \`npm run build\` builds the addon`);
+  }
+  if (!chosen && !probes.ffi.loaded) problems.push(`the ffi-rs backend does not load either (${probes.ffi.error?.message})`);
+  const addon: NativeKvm | undefined = chosen?.native;
+  const addonError = probes.addon.error;
 
   // /dev/kvm: open it with the addon when it loads (as Kvm.open does), else check it with fs.
   const devicePath = kvmDevicePath();
@@ -231,9 +237,10 @@ export function collectDiagnosis(): Diagnosis {
       transparentHugepages: thp,
     },
     backend: {
-      used: addon ? 'addon' : null,
-      addon: { path: addonPath, exists: existsSync(addonPath), loaded: addon !== undefined, error: addonError },
-      ffi: { available: false, reason: 'the ffi-rs backend is not implemented yet' },
+      used: chosen?.name ?? null,
+      why: chosen?.why ?? null,
+      addon: { path: addonPath, exists: existsSync(addonPath), loaded: probes.addon.loaded, error: addonError },
+      ffi: probes.ffi,
     },
   };
 }
@@ -330,8 +337,8 @@ export function formatDiagnosis(d: Diagnosis): string {
   out.push('', 'Backend');
   const a = d.backend.addon;
   row('addon', a.loaded ? `loaded (${a.path})` : `${a.exists ? 'failed to load' : 'missing'}: ${a.error?.message ?? ''}`);
-  row('ffi', `not available: ${d.backend.ffi.reason}`);
-  row('in use', d.backend.used ?? 'none');
+  row('ffi', d.backend.ffi.loaded ? 'loads (ffi-rs calling libc)' : `does not load: ${d.backend.ffi.error?.message ?? ''}`);
+  row('in use', d.backend.used ? `${d.backend.used} (${d.backend.why})` : 'none');
 
   if (d.warnings.length) {
     out.push('', 'Warnings');

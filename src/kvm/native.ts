@@ -5,6 +5,7 @@
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { isMainThread } from 'node:worker_threads';
 import path from 'node:path';
 
 export interface NativeIoctls {
@@ -63,20 +64,78 @@ export interface NativeKvm {
 }
 
 const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const addonPath = path.join(packageRoot, 'build', 'Release', 'tskvm.node');
+/** The addon node-gyp builds; TSKVM_ADDON_PATH points elsewhere (the tests use it to play "no addon"). */
+export const addonPath = process.env.TSKVM_ADDON_PATH || path.join(packageRoot, 'build', 'Release', 'tskvm.node');
 
-let loaded: NativeKvm | undefined;
+export type BackendName = 'addon' | 'ffi';
 
-/** Loads the addon once per thread (it is context-aware, so workers load it too). */
+export interface Backend {
+  name: BackendName;
+  /** Why this one: the default, TSKVM_BACKEND, or the addon's failure. */
+  why: string;
+  native: NativeKvm;
+}
+
+let loaded: Backend | undefined;
+
+/** The backend's calls (loaded once per thread: both backends work in worker threads). */
 export function native(): NativeKvm {
-  if (loaded === undefined) {
-    if (!existsSync(addonPath)) {
-      throw Object.assign(
-        new Error(`the tskvm native addon is not built (${addonPath} is missing); run \`npm run build\` (needs python3, make and g++)`),
-        { code: 'ENOADDON' },
-      );
-    }
-    loaded = createRequire(import.meta.url)(addonPath) as NativeKvm;
-  }
+  return backend().native;
+}
+
+/**
+ * The addon (fastest) unless TSKVM_BACKEND=ffi; when the addon is missing or fails to load, the
+ * ffi-rs backend, with a one-line notice on stderr (from the main thread only, once).
+ */
+export function backend(): Backend {
+  loaded ??= selectBackend();
   return loaded;
 }
+
+function selectBackend(): Backend {
+  const wanted = process.env.TSKVM_BACKEND;
+  if (wanted !== undefined && wanted !== '' && wanted !== 'addon' && wanted !== 'ffi') {
+    throw Object.assign(new Error(`TSKVM_BACKEND='${wanted}' is not a backend: use addon or ffi`), { code: 'EUSAGE' });
+  }
+  if (wanted === 'ffi') return { name: 'ffi', why: 'TSKVM_BACKEND=ffi', native: loadFfi() };
+  try {
+    return { name: 'addon', why: wanted === 'addon' ? 'TSKVM_BACKEND=addon' : 'the default', native: loadAddon() };
+  } catch (err) {
+    if (wanted === 'addon') throw err;
+    const why = `the native addon is not usable (${(err as Error).message})`;
+    if (isMainThread) process.stderr.write(`tskvm: ${why}; using the ffi-rs backend (slower exits; \`npm run build\` builds the addon)\n`);
+    return { name: 'ffi', why, native: loadFfi() };
+  }
+}
+
+export interface BackendProbe {
+  loaded: boolean;
+  error: { code: string; message: string } | null;
+}
+
+/** Whether each backend loads in this process (for `tskvm doctor`), whichever is in use. */
+export function probeBackends(): Record<BackendName, BackendProbe> {
+  const probe = (load: () => NativeKvm): BackendProbe => {
+    try {
+      load();
+      return { loaded: true, error: null };
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      return { loaded: false, error: { code: e.code ?? 'ELOAD', message: e.message } };
+    }
+  };
+  return { addon: probe(loadAddon), ffi: probe(loadFfi) };
+}
+
+function loadAddon(): NativeKvm {
+  if (!existsSync(addonPath)) {
+    throw Object.assign(new Error(`${addonPath} is missing; build it with \`npm run build\` (needs python3, make and g++)`), { code: 'ENOADDON' });
+  }
+  return require(addonPath) as NativeKvm;
+}
+
+function loadFfi(): NativeKvm {
+  return (require('./ffi-backend.cjs') as { ffiBackend: NativeKvm }).ffiBackend;
+}
+
+const require = createRequire(import.meta.url);

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { expect, it } from 'vitest';
 import type { Diagnosis } from '../../src/doctor.js';
-import { native } from '../../src/kvm/native.js';
+import { native } from '../../dist/kvm/native.js';
 import { assertKvm, describeKvm, runCli } from './helpers.js';
 
 function parse(stdout: Buffer): Diagnosis {

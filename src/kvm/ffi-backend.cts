@@ -1,0 +1,240 @@
+/**
+ * The second backend: the NativeKvm interface implemented with ffi-rs calling libc directly —
+ * open, ioctl, mmap, madvise, pthread_kill, sigaction — for hosts where the addon cannot be built.
+ * ioctl request numbers and struct layouts are those of <linux/kvm.h> on x86-64 (the unit tests
+ * hold them to the addon's). Each call costs a few µs more than the addon's, which shows on the
+ * exit path (see `npm run bench`) but nowhere else.
+ */
+// CommonJS (.cts), so that native.ts can load it synchronously, and only when it is chosen.
+import type * as Ffi from 'ffi-rs';
+import type { NativeIoctls, NativeKvm } from './native.js';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const ffi = require('ffi-rs') as typeof Ffi;
+const { DataType } = ffi;
+const LIBC = 'libc';
+
+// _IOC(dir, type, nr, size) from <asm-generic/ioctl.h>.
+const IOC_NONE = 0;
+const IOC_WRITE = 1;
+const IOC_READ = 2;
+const KVMIO = 0xae;
+const ioc = (dir: number, nr: number, size: number): number => ((dir << 30) | (size << 16) | (KVMIO << 8) | nr) >>> 0;
+const io = (nr: number): number => ioc(IOC_NONE, nr, 0);
+const ior = (nr: number, size: number): number => ioc(IOC_READ, nr, size);
+const iow = (nr: number, size: number): number => ioc(IOC_WRITE, nr, size);
+const iowr = (nr: number, size: number): number => ioc(IOC_READ | IOC_WRITE, nr, size);
+
+// Struct sizes (x86-64) that are part of the request numbers.
+const SIZEOF_KVM_REGS = 144;
+const SIZEOF_KVM_SREGS = 312;
+const SIZEOF_KVM_USERSPACE_MEMORY_REGION = 32;
+const SIZEOF_KVM_CPUID2 = 8; // header only: the entries are a flexible array
+const SIZEOF_KVM_MSRS = 8;
+const SIZEOF_KVM_MSR_LIST = 4;
+const SIZEOF_KVM_IRQ_LEVEL = 8;
+const SIZEOF_KVM_IRQCHIP = 520;
+const SIZEOF_KVM_IRQ_ROUTING = 8;
+const SIZEOF_KVM_PIT_CONFIG = 64;
+const SIZEOF_KVM_MP_STATE = 4;
+const SIZEOF_KVM_GUEST_DEBUG = 72;
+const SIZEOF_KVM_TRANSLATION = 24;
+const SIZEOF_U64 = 8;
+
+const FFI_IOCTLS: NativeIoctls & { KVM_SET_USER_MEMORY_REGION: number; KVM_RUN: number } = {
+  KVM_GET_API_VERSION: io(0x00),
+  KVM_CREATE_VM: io(0x01),
+  KVM_GET_MSR_INDEX_LIST: iowr(0x02, SIZEOF_KVM_MSR_LIST),
+  KVM_CHECK_EXTENSION: io(0x03),
+  KVM_GET_VCPU_MMAP_SIZE: io(0x04),
+  KVM_GET_SUPPORTED_CPUID: iowr(0x05, SIZEOF_KVM_CPUID2),
+  KVM_CREATE_VCPU: io(0x41),
+  KVM_SET_USER_MEMORY_REGION: iow(0x46, SIZEOF_KVM_USERSPACE_MEMORY_REGION),
+  KVM_SET_TSS_ADDR: io(0x47),
+  KVM_SET_IDENTITY_MAP_ADDR: iow(0x48, SIZEOF_U64),
+  KVM_CREATE_IRQCHIP: io(0x60),
+  KVM_IRQ_LINE: iow(0x61, SIZEOF_KVM_IRQ_LEVEL),
+  KVM_GET_IRQCHIP: iowr(0x62, SIZEOF_KVM_IRQCHIP),
+  KVM_SET_GSI_ROUTING: iow(0x6a, SIZEOF_KVM_IRQ_ROUTING),
+  KVM_CREATE_PIT2: iow(0x77, SIZEOF_KVM_PIT_CONFIG),
+  KVM_RUN: io(0x80),
+  KVM_GET_REGS: ior(0x81, SIZEOF_KVM_REGS),
+  KVM_SET_REGS: iow(0x82, SIZEOF_KVM_REGS),
+  KVM_GET_SREGS: ior(0x83, SIZEOF_KVM_SREGS),
+  KVM_SET_SREGS: iow(0x84, SIZEOF_KVM_SREGS),
+  KVM_TRANSLATE: iowr(0x85, SIZEOF_KVM_TRANSLATION),
+  KVM_GET_MSRS: iowr(0x88, SIZEOF_KVM_MSRS),
+  KVM_SET_MSRS: iow(0x89, SIZEOF_KVM_MSRS),
+  KVM_SET_CPUID2: iow(0x90, SIZEOF_KVM_CPUID2),
+  KVM_GET_MP_STATE: ior(0x98, SIZEOF_KVM_MP_STATE),
+  KVM_SET_MP_STATE: iow(0x99, SIZEOF_KVM_MP_STATE),
+  KVM_SET_GUEST_DEBUG: iow(0x9b, SIZEOF_KVM_GUEST_DEBUG),
+};
+
+// <fcntl.h>, <sys/mman.h>, <signal.h> on x86-64 Linux.
+const O_RDWR = 0o2;
+const O_CLOEXEC = 0o2000000;
+const PROT_READ_WRITE = 0x3;
+const MAP_SHARED = 0x01;
+const MAP_PRIVATE = 0x02;
+const MAP_ANONYMOUS = 0x20;
+const MAP_NORESERVE = 0x4000;
+const MAP_FAILED = -1n;
+const MADV_MERGEABLE = 12;
+const MADV_HUGEPAGE = 14;
+const MADV_POPULATE_WRITE = 23;
+/** The addon's kick signal, SIGRTMIN + 4: both backends agree, so they can share a process. */
+const KICK_SIGNAL_OFFSET = 4;
+/** struct sigaction (glibc, x86-64): handler, 128-byte mask, int flags, restorer. */
+const SIZEOF_SIGACTION = 152;
+const RTLD_DEFAULT = 0;
+/** Room for the largest struct passed by pointer (kvm_cpuid2 with 256 entries is 10,248 bytes). */
+const SCRATCH_BYTES = 64 * 1024;
+
+const I32 = DataType.I32;
+const U64 = DataType.U64;
+const BIG = DataType.BigInt;
+
+ffi.open({ library: LIBC, path: 'libc.so.6' });
+// define() names each function by its key, so the keys are libc's names.
+const libc = ffi.define({
+  open: { library: LIBC, retType: I32, paramsType: [DataType.String, I32], errno: true },
+  close: { library: LIBC, retType: I32, paramsType: [I32], errno: true },
+  // The third argument is an integer or an address (user addresses fit a double exactly).
+  ioctl: { library: LIBC, retType: I32, paramsType: [I32, U64, U64], errno: true },
+  mmap: { library: LIBC, retType: BIG, paramsType: [U64, U64, I32, I32, I32, DataType.I64], errno: true },
+  munmap: { library: LIBC, retType: I32, paramsType: [BIG, U64], errno: true },
+  madvise: { library: LIBC, retType: I32, paramsType: [BIG, U64, I32], errno: true },
+  // memmove(p, p, 0) returns p: the way to turn an address into ffi-rs's pointer type.
+  memmove: { library: LIBC, retType: DataType.External, paramsType: [BIG, BIG, U64] },
+  pthread_self: { library: LIBC, retType: BIG, paramsType: [] },
+  pthread_kill: { library: LIBC, retType: I32, paramsType: [BIG, I32] },
+  __libc_current_sigrtmin: { library: LIBC, retType: I32, paramsType: [] },
+  sigaction: { library: LIBC, retType: I32, paramsType: [I32, U64, U64], errno: true },
+  dlsym: { library: LIBC, retType: BIG, paramsType: [U64, DataType.String] },
+});
+
+type Errno<T> = { value: T; errnoCode: number };
+const orErrno = (r: Errno<number>): number => (r.value < 0 ? -r.errnoCode : r.value);
+
+/** A view of memory at `address` (no copy). */
+function view(address: bigint, length: number): Buffer {
+  return ffi.createExternalBuffer(libc.memmove([address, address, 0]) as Ffi.JsExternal, length);
+}
+
+/** Anonymous memory for structs passed by pointer: one per thread, as this module is. */
+const scratchAddress = (libc.mmap([0, SCRATCH_BYTES, PROT_READ_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0]) as unknown as Errno<bigint>).value;
+const scratch = view(scratchAddress, SCRATCH_BYTES);
+
+const kickSignal = (libc.__libc_current_sigrtmin([]) as number) + KICK_SIGNAL_OFFSET;
+
+/**
+ * The kick's signal needs a handler that does nothing (so it interrupts KVM_RUN without killing
+ * the process) and no SA_RESTART. Without a compiler there is no function of ours to install:
+ * getpid is async-signal-safe, ignores its argument and returns — a no-op handler from libc.
+ */
+function installKickHandler(): void {
+  const handler = libc.dlsym([RTLD_DEFAULT, 'getpid']) as unknown as bigint;
+  scratch.fill(0, 0, SIZEOF_SIGACTION);
+  scratch.writeBigUInt64LE(handler, 0); // sa_handler; sa_mask empty; sa_flags 0: no SA_RESTART
+  libc.sigaction([kickSignal, Number(scratchAddress), 0]);
+}
+installKickHandler();
+
+const runViews = new Map<bigint, Buffer>();
+const KVM_RUN_IMMEDIATE_EXIT = 1;
+
+const ffiBackend: NativeKvm = {
+  open: (path) => orErrno(libc.open([path, O_RDWR | O_CLOEXEC]) as Errno<number>),
+  close: (fd) => orErrno(libc.close([fd]) as Errno<number>),
+  ioctl: (fd, request, arg = 0) => orErrno(libc.ioctl([fd, request, arg]) as Errno<number>),
+  ioctlBuffer(fd, request, bytes) {
+    // The struct goes through native scratch memory: ffi-rs cannot point into a JS array.
+    scratch.set(bytes, 0);
+    const r = orErrno(libc.ioctl([fd, request, Number(scratchAddress)]) as Errno<number>);
+    bytes.set(scratch.subarray(0, bytes.length));
+    return r;
+  },
+  setUserMemoryRegion(vmFd, slot, flags, guestPhysAddr, size, userAddr) {
+    scratch.writeUInt32LE(slot, 0);
+    scratch.writeUInt32LE(flags, 4);
+    scratch.writeBigUInt64LE(BigInt(guestPhysAddr), 8);
+    scratch.writeBigUInt64LE(BigInt(size), 16);
+    scratch.writeBigUInt64LE(userAddr, 24);
+    return orErrno(libc.ioctl([vmFd, FFI_IOCTLS.KVM_SET_USER_MEMORY_REGION, Number(scratchAddress)]) as Errno<number>);
+  },
+  run: (vcpuFd) => orErrno(libc.ioctl([vcpuFd, FFI_IOCTLS.KVM_RUN, 0]) as Errno<number>),
+  mmapAnonymous(size, shared = true) {
+    const flags = (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_NORESERVE;
+    const r = libc.mmap([0, size, PROT_READ_WRITE, flags, -1, 0]) as unknown as Errno<bigint>;
+    return r.value === MAP_FAILED ? -BigInt(r.errnoCode) : r.value;
+  },
+  mmapFd(fd, size) {
+    const r = libc.mmap([0, size, PROT_READ_WRITE, MAP_SHARED, fd, 0]) as unknown as Errno<bigint>;
+    return r.value === MAP_FAILED ? -BigInt(r.errnoCode) : r.value;
+  },
+  munmap(addr, size) {
+    runViews.delete(addr);
+    return orErrno(libc.munmap([addr, size]) as Errno<number>);
+  },
+  madvise: (addr, size, advice) => orErrno(libc.madvise([addr, size, advice]) as Errno<number>),
+  externalBuffer(addr, size) {
+    const buffer = view(addr, size);
+    if (buffer.byteOffset !== 0 || buffer.buffer.byteLength !== size) throw new Error('ffi-rs returned a view that does not start at the mapping');
+    return buffer.buffer as ArrayBuffer;
+  },
+  threadSelf: () => libc.pthread_self([]) as unknown as bigint,
+  kick(runAddr, thread) {
+    let run = runViews.get(runAddr);
+    if (!run) runViews.set(runAddr, (run = view(runAddr, KVM_RUN_IMMEDIATE_EXIT + 1)));
+    Atomics.store(new Uint8Array(run.buffer, run.byteOffset, run.length), KVM_RUN_IMMEDIATE_EXIT, 1);
+    return -(libc.pthread_kill([thread, kickSignal]) as number);
+  },
+  ioctls: FFI_IOCTLS,
+  // The x86-64 ABI of <linux/kvm.h>, as the addon reads it with offsetof (a unit test compares them).
+  layout: {
+    sizeofKvmRegs: SIZEOF_KVM_REGS,
+    sizeofKvmSregs: SIZEOF_KVM_SREGS,
+    sizeofKvmSegment: 24,
+    runImmediateExit: 1,
+    runExitReason: 8,
+    runIoDirection: 32,
+    runIoSize: 33,
+    runIoPort: 34,
+    runIoCount: 36,
+    runIoDataOffset: 40,
+    runMmioPhysAddr: 32,
+    runMmioData: 40,
+    runMmioLen: 48,
+    runMmioIsWrite: 52,
+    runFailEntryReason: 32,
+    runFailEntryCpu: 40,
+    runInternalSuberror: 32,
+    runInternalNdata: 36,
+    runInternalData: 40,
+    runHwExitReason: 32,
+    regsRip: 128,
+    regsRflags: 136,
+    sregsCs: 0,
+    sregsGdt: 192,
+    sregsCr0: 224,
+    sregsEfer: 264,
+    sregsApicBase: 272,
+    sregsInterruptBitmap: 280,
+    sizeofKvmCpuidEntry2: 40,
+    sizeofKvmMsrEntry: 16,
+    sizeofKvmPitConfig: SIZEOF_KVM_PIT_CONFIG,
+    sizeofKvmIrqLevel: SIZEOF_KVM_IRQ_LEVEL,
+    sizeofKvmMpState: SIZEOF_KVM_MP_STATE,
+    sizeofKvmGuestDebug: SIZEOF_KVM_GUEST_DEBUG,
+    runDebugException: 32,
+    runDebugPc: 40,
+    runDebugDr6: 48,
+    runDebugDr7: 56,
+    sizeofKvmIrqRoutingEntry: 48,
+  },
+  kickSignal,
+  madvice: { MADV_MERGEABLE, MADV_HUGEPAGE, MADV_POPULATE_WRITE },
+};
+
+export = { ffiBackend, FFI_IOCTLS };
