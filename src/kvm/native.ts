@@ -135,7 +135,10 @@ function loadAddon(): NativeKvm {
 }
 
 function loadFfi(): NativeKvm {
-  return (require('./ffi-backend.cjs') as { ffiBackend: NativeKvm }).ffiBackend;
+  // Beside this file in dist/; from the TypeScript sources (the unit tests), the compiled one in dist/.
+  const local = fileURLToPath(new URL('./ffi-backend.cjs', import.meta.url));
+  const file = existsSync(local) ? local : path.join(packageRoot, 'dist', 'kvm', 'ffi-backend.cjs');
+  return (require(file) as { ffiBackend: NativeKvm }).ffiBackend;
 }
 
 const require = createRequire(import.meta.url);
