@@ -3,9 +3,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { UsageError } from '../../src/errors.js';
 import { elfBootState, isElf, loadElf, parseElf } from '../../src/loader/elf.js';
-import { LoaderError } from '../../src/loader/image.js';
+import { loaderError, haveBinutils } from './helpers.js';
 
 const MiB = 2 ** 20;
 const PT_LOAD = 1;
@@ -91,17 +90,6 @@ function pattern(length: number, seed = 1): Uint8Array {
   return bytes;
 }
 
-function loaderError(fn: () => unknown): LoaderError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(LoaderError);
-    expect(e).toBeInstanceOf(UsageError);
-    expect((e as LoaderError).code).toBe('EIMAGE');
-    return e as LoaderError;
-  }
-  throw new Error('expected a LoaderError');
-}
 
 /** Guest memory pre-filled with 0xAA so zeroed bss and untouched bytes both show. */
 function dirtyMemory(size = 4 * MiB): Uint8Array {
@@ -279,15 +267,6 @@ describe('loadElf: bad images', () => {
   });
 });
 
-function haveBinutils(): boolean {
-  try {
-    execFileSync('as', ['--version'], { stdio: 'ignore' });
-    execFileSync('ld', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe.skipIf(!haveBinutils())('loadElf: images built by GNU as and ld', () => {
   const source = ['.globl _start', '_start:', '  mov $0x2a, %eax', '  hlt', '.data', 'msg: .ascii "hi"', '.bss', 'buf: .space 4096', ''].join('\n');

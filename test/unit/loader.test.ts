@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { UsageError } from '../../src/errors.js';
-import { detectFormat, loadImage, LoaderError, type FormatChoice } from '../../src/loader/image.js';
+import { detectFormat, loadImage, type FormatChoice } from '../../src/loader/image.js';
+import { loaderError } from './helpers.js';
 
 const MiB = 2 ** 20;
 
@@ -24,17 +24,6 @@ function pattern(length: number): Uint8Array {
   return image;
 }
 
-function loaderError(fn: () => unknown): LoaderError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(LoaderError);
-    expect(e).toBeInstanceOf(UsageError);
-    expect((e as LoaderError).code).toBe('EIMAGE');
-    return e as LoaderError;
-  }
-  throw new Error('expected a LoaderError');
-}
 
 describe('detectFormat', () => {
   it('recognises exactly 512 bytes ending 0x55 0xAA as a boot sector', () => {

@@ -3,11 +3,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { UsageError } from '../../src/errors.js';
 import { pcE820Map } from '../../src/loader/e820.js';
-import { LoaderError } from '../../src/loader/image.js';
 import { findMultibootHeader, loadMultiboot, type MultibootModule } from '../../src/loader/multiboot.js';
 import { MULTIBOOT_DATA_ADDRESS, MULTIBOOT_INFO_ADDRESS } from '../../src/loader/pc-layout.js';
+import { loaderError, haveBinutils } from './helpers.js';
 
 const MiB = 2 ** 20;
 const MAGIC = 0x1badb002;
@@ -92,17 +91,6 @@ function mbText(length = 0x123, flags = PAGE_ALIGN | MEMORY_INFO): Uint8Array {
   return text;
 }
 
-function loaderError(fn: () => unknown): LoaderError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(LoaderError);
-    expect(e).toBeInstanceOf(UsageError);
-    expect((e as LoaderError).code).toBe('EIMAGE');
-    return e as LoaderError;
-  }
-  throw new Error('expected a LoaderError');
-}
 
 const dirtyMemory = (size = MEMORY): Uint8Array => new Uint8Array(size).fill(0xaa);
 const u32 = (memory: Uint8Array, at: number): number => new DataView(memory.buffer, memory.byteOffset).getUint32(at, true);
@@ -384,15 +372,6 @@ describe('loadMultiboot: boot information', () => {
   });
 });
 
-function haveBinutils(): boolean {
-  try {
-    execFileSync('as', ['--version'], { stdio: 'ignore' });
-    execFileSync('ld', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe.skipIf(!haveBinutils())('loadMultiboot: a kernel built by GNU as and ld', () => {
   it('finds the header, loads the ELF32 and enters at _start', () => {
