@@ -16,6 +16,9 @@ import type { DebugStop, VcpuRunResult } from './vcpu-loop.js';
 import { VcpuThread, type VcpuJobDebug } from './vcpu-thread.js';
 import type { RemoteBoard } from './board-thread.js';
 
+/** KVM_GET_SUPPORTED_CPUID's answer, the same for every VM on this host. */
+let supportedCpuid: CpuidEntry[] | undefined;
+
 /** VM fds being closed in the background (the kernel destroying the VM). */
 const teardowns = new Set<Promise<void>>();
 
@@ -81,7 +84,6 @@ export class Vm {
   private readonly vcpus: Vcpu[] = [];
   private closed = false;
 
-  private supportedCpuid: CpuidEntry[] | undefined;
 
   private constructor(
     private readonly kvm: Kvm,
@@ -136,8 +138,9 @@ export class Vm {
     const fd = this.fd.createVcpu(id);
     const vcpu = new Vcpu(this, fd, id);
     this.vcpus.push(vcpu);
-    this.supportedCpuid ??= this.kvm.supportedCpuid();
-    fd.setCpuid2(vcpuCpuid(this.supportedCpuid, id));
+    // What KVM supports is a fact of the host: ask once per process (per thread), not per VM.
+    supportedCpuid ??= this.kvm.supportedCpuid();
+    fd.setCpuid2(vcpuCpuid(supportedCpuid, id));
     fd.setMsrs(BOOT_MSRS);
     return vcpu;
   }
