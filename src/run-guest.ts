@@ -195,7 +195,7 @@ export async function startGuest(options: RunGuestOptions): Promise<GuestRun> {
     writeFirmwareTables(memory, memorySize, cpus);
     loaded = loadGuest(image, memory, { format, name, cmdline: options.cmdline, modules, longMode: options.longMode, e820 });
     applyBootState(vcpus[0]!, memory, loaded.bootState);
-    gdb = options.gdb ? await startGdb(vcpus[0]!, vm.memory, { ...options.gdb, wait: options.gdb.wait }) : undefined;
+    gdb = options.gdb ? await startGdb(vcpus[0]!, vm.memory, options.gdb) : undefined;
   } catch (err) {
     void vm.close();
     throw err;
@@ -227,13 +227,20 @@ export async function startGuest(options: RunGuestOptions): Promise<GuestRun> {
   if (cpus === 1) {
     running = vcpus[0]!.run(bridges, firmware, { debug, onDebugStop: gdb?.target.onDebugStop.bind(gdb.target) });
   } else {
-    // Several vCPUs share one board, in a thread of its own.
-    const board = await BoardThread.start({ vmFd: vm.fd.fd, irqchip: vm.irqchip, serial: bridges, firmware, vcpus: cpus });
-    running = firstEnding(
-      vcpus,
-      vcpus.map((vcpu, i) => vcpu.run([], undefined, { debug, remote: board.remotes[i] })),
-      () => stop('stopped'),
-    ).finally(() => board.stop());
+    // Several vCPUs share one board, in a thread of its own. A failure to start it ends the run
+    // through `running`, so the clean-up below (timer, serial, VM) happens either way.
+    running = (async () => {
+      const board = await BoardThread.start({ vmFd: vm.fd.fd, irqchip: vm.irqchip, serial: bridges, firmware, vcpus: cpus });
+      try {
+        return await firstEnding(
+          vcpus,
+          vcpus.map((vcpu, i) => vcpu.run([], undefined, { debug, remote: board.remotes[i] })),
+          () => stop('stopped'),
+        );
+      } finally {
+        await board.stop();
+      }
+    })();
   }
   gdb?.attach(running);
   if (options.signal?.aborted) onAbort();
