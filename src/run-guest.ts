@@ -232,11 +232,9 @@ export async function startGuest(options: RunGuestOptions): Promise<GuestRun> {
     running = (async () => {
       const board = await BoardThread.start({ vmFd: vm.fd.fd, irqchip: vm.irqchip, serial: bridges, firmware, vcpus: cpus });
       try {
-        return await firstEnding(
-          vcpus,
-          vcpus.map((vcpu, i) => vcpu.run([], undefined, { debug, remote: board.remotes[i] })),
-          () => stop('stopped'),
-        );
+        const runs = vcpus.map((vcpu, i) => vcpu.run([], undefined, { debug, remote: board.remotes[i] }));
+        if (stopReason) stop(stopReason); // a timeout or abort while the board thread was starting
+        return await firstEnding(vcpus, runs, () => stop('stopped'));
       } finally {
         await board.stop();
       }
