@@ -7,7 +7,7 @@ import type { BootState } from './boot-state.js';
 import type { E820Entry } from './e820.js';
 import { elfBootState, isElf, parseElf, writeElfSegments } from './elf.js';
 import { BOOT_GDT_ADDRESS, PAGE_TABLES_END } from './pc-layout.js';
-import { detectFormat as detectRealModeFormat, isBootSector, loadImage, LoaderError } from './image.js';
+import { isBootSector, loadImage, LoaderError } from './image.js';
 import { findMultibootHeader, loadMultiboot, type MultibootModule } from './multiboot.js';
 
 export type GuestFormat = 'flat' | 'bootsector' | 'elf' | 'multiboot';
@@ -39,7 +39,7 @@ export function detectGuestFormat(image: Uint8Array, name: string): GuestFormat 
   if (isBootSector(image)) return 'bootsector';
   if (findMultibootHeader(image, name)) return 'multiboot';
   if (isElf(image)) return 'elf';
-  return detectRealModeFormat(image);
+  return 'flat';
 }
 
 export function loadGuest(image: Uint8Array, memory: Uint8Array, options: LoadGuestOptions): LoadedGuest {

@@ -7,7 +7,6 @@ import { UsageError } from '../errors.js';
 
 export type ImageFormat = 'flat' | 'bootsector';
 export type FormatChoice = ImageFormat | 'auto';
-export const IMAGE_FORMATS: readonly FormatChoice[] = ['auto', 'flat', 'bootsector'];
 
 /** kvmtool's flat-binary convention: loaded at 1000:0000, stack at 1000:8000. */
 export const FLAT_LOAD_SEGMENT = 0x1000;
