@@ -208,9 +208,19 @@ async function main() {
   console.log(
     `  ${VMS} x spin.bin running: started in ${secs(a.sample.startMs)}, VmRSS ${mib(a.sample.VmRSS)} (anon ${mib(a.sample.RssAnon)}, file ${mib(a.sample.RssFile)}, shmem ${mib(a.sample.RssShmem)}), VmHWM ${mib(a.sample.VmHWM)}, ${a.sample.threads} threads; stopped in ${a.stopMs.toFixed(1)} ms`,
   );
-  console.log(`  RSS per VM above the baseline: ${(inProcKiB / VMS).toFixed(0)} KiB  ((${mib(a.sample.VmRSS)} - ${mib(a.base.VmRSS)}) / ${VMS})`);
-  console.log(`  ${VMS} x hello.bin, full concurrent runs: wall ${secs(a.helloMs)} (${a.helloOk}/${VMS} correct), ${(VMS / (a.helloMs / 1000)).toFixed(0)} VMs/s, VmHWM after ${mib(a.helloHwm)}`);
-  report.push({ setup: `tskvm, ${VMS} VMs in one process`, rss: a.sample.VmRSS, pss: a.sample.VmRSS, perVm: inProcKiB / VMS, note: `per VM above a ${mib(a.base.VmRSS)} baseline` });
+  console.log(
+    `  RSS per VM above the baseline: ${(inProcKiB / VMS).toFixed(0)} KiB  ((${mib(a.sample.VmRSS)} - ${mib(a.base.VmRSS)}) / ${VMS})`,
+  );
+  console.log(
+    `  ${VMS} x hello.bin, full concurrent runs: wall ${secs(a.helloMs)} (${a.helloOk}/${VMS} correct), ${(VMS / (a.helloMs / 1000)).toFixed(0)} VMs/s, VmHWM after ${mib(a.helloHwm)}`,
+  );
+  report.push({
+    setup: `tskvm, ${VMS} VMs in one process`,
+    rss: a.sample.VmRSS,
+    pss: a.sample.VmRSS,
+    perVm: inProcKiB / VMS,
+    note: `per VM above a ${mib(a.base.VmRSS)} baseline`,
+  });
 
   let tskvmProcs;
   let qemu;
@@ -221,10 +231,21 @@ async function main() {
   } else {
     // 64 `tskvm run spin.bin` processes; a batch at a time, each waited for until it prints "spinning".
     tskvmProcs = await measureProcesses(`tskvm run, ${VMS} processes`, VMS, 8, () =>
-      spawnChild(process.execPath, [path.join(root, 'bin', 'tskvm.js'), 'run', guest('spin.bin')], { waitFor: 'spinning', timeoutMs: 90_000 }),
+      spawnChild(process.execPath, [path.join(root, 'bin', 'tskvm.js'), 'run', guest('spin.bin')], {
+        waitFor: 'spinning',
+        timeoutMs: 90_000,
+      }),
     );
-    console.log(`  ${VMS} x \`tskvm run spin.bin\` processes: all up in ${secs(tskvmProcs.startMs)}, sum VmRSS ${mib(tskvmProcs.rss)}, sum PSS ${tskvmProcs.pss === undefined ? 'n/a' : mib(tskvmProcs.pss)}`);
-    report.push({ setup: tskvmProcs.label, rss: tskvmProcs.rss, pss: tskvmProcs.pss, perVm: tskvmProcs.rss / VMS, note: 'sum over processes' });
+    console.log(
+      `  ${VMS} x \`tskvm run spin.bin\` processes: all up in ${secs(tskvmProcs.startMs)}, sum VmRSS ${mib(tskvmProcs.rss)}, sum PSS ${tskvmProcs.pss === undefined ? 'n/a' : mib(tskvmProcs.pss)}`,
+    );
+    report.push({
+      setup: tskvmProcs.label,
+      rss: tskvmProcs.rss,
+      pss: tskvmProcs.pss,
+      perVm: tskvmProcs.rss / VMS,
+      note: 'sum over processes',
+    });
     await releaseIdleResources();
 
     const qemuBin = findQemu();
@@ -234,12 +255,30 @@ async function main() {
     } else {
       // A multiboot kernel that finds the MP table and then halts with interrupts off (no
       // isa-debug-exit device: its exit write is ignored), so QEMU stays up with a live, idle guest.
-      const args = ['-accel', 'kvm', '-m', '16M', '-display', 'none', '-monitor', 'none', '-serial', 'none', '-net', 'none', '-no-reboot', '-kernel', guest('mptable.elf')];
+      const args = [
+        '-accel',
+        'kvm',
+        '-m',
+        '16M',
+        '-display',
+        'none',
+        '-monitor',
+        'none',
+        '-serial',
+        'none',
+        '-net',
+        'none',
+        '-no-reboot',
+        '-kernel',
+        guest('mptable.elf'),
+      ];
       try {
         qemu = await measureProcesses(`qemu-system-x86_64 -accel kvm, ${VMS} processes`, VMS, 8, () =>
           spawnChild(qemuBin, args, { waitFor: (c) => rssSettled(c, { minMs: 1000, stableMs: 400, maxMs: 20_000 }), timeoutMs: 60_000 }),
         );
-        console.log(`  ${VMS} x \`qemu-system-x86_64 ${args.join(' ').replace(root + '/', '')}\`: all up in ${secs(qemu.startMs)}, sum VmRSS ${mib(qemu.rss)}, sum PSS ${qemu.pss === undefined ? 'n/a' : mib(qemu.pss)}`);
+        console.log(
+          `  ${VMS} x \`qemu-system-x86_64 ${args.join(' ').replace(root + '/', '')}\`: all up in ${secs(qemu.startMs)}, sum VmRSS ${mib(qemu.rss)}, sum PSS ${qemu.pss === undefined ? 'n/a' : mib(qemu.pss)}`,
+        );
         report.push({ setup: qemu.label, rss: qemu.rss, pss: qemu.pss, perVm: qemu.rss / VMS, note: 'sum over processes' });
       } catch (err) {
         qemuSkip = `skipped: QEMU failed (${err.message})`;
@@ -251,18 +290,26 @@ async function main() {
   console.log('');
   console.log(`  ${'setup'.padEnd(44)} ${'total RSS'.padStart(12)} ${'total PSS'.padStart(12)} ${'RSS per VM'.padStart(12)}`);
   for (const r of report) {
-    console.log(`  ${r.setup.padEnd(44)} ${mib(r.rss).padStart(12)} ${(r.pss === undefined ? 'n/a' : mib(r.pss)).padStart(12)} ${mib(r.perVm).padStart(12)}   ${r.note}`);
+    console.log(
+      `  ${r.setup.padEnd(44)} ${mib(r.rss).padStart(12)} ${(r.pss === undefined ? 'n/a' : mib(r.pss)).padStart(12)} ${mib(r.perVm).padStart(12)}   ${r.note}`,
+    );
   }
   if (qemu) {
     const ratio = a.sample.VmRSS / qemu.rss;
     console.log(`  ratio tskvm-in-process / QEMU, total RSS: ${ratio.toFixed(3)}   (target < 0.5)`);
-    if (qemu.pss !== undefined) console.log(`  ratio tskvm-in-process / QEMU, total PSS: ${(a.sample.VmRSS / qemu.pss).toFixed(3)}   (PSS splits the shared binary and libraries among the QEMU processes)`);
+    if (qemu.pss !== undefined)
+      console.log(
+        `  ratio tskvm-in-process / QEMU, total PSS: ${(a.sample.VmRSS / qemu.pss).toFixed(3)}   (PSS splits the shared binary and libraries among the QEMU processes)`,
+      );
     console.log(`  ratio per VM above baseline, tskvm-in-process / QEMU process: ${(inProcKiB / qemu.rss).toFixed(3)}`);
   } else {
     console.log(`  ratio tskvm-in-process / QEMU: ${qemuSkip}`);
   }
-  if (tskvmProcs) console.log(`  ratio tskvm-in-process / ${VMS} tskvm processes, total RSS: ${(a.sample.VmRSS / tskvmProcs.rss).toFixed(3)}`);
-  console.log('  (RSS is user memory only: KVM\'s own kernel allocations per VM — vCPU state, EPT/shadow page tables, irqchip — are in no setup\'s RSS.)');
+  if (tskvmProcs)
+    console.log(`  ratio tskvm-in-process / ${VMS} tskvm processes, total RSS: ${(a.sample.VmRSS / tskvmProcs.rss).toFixed(3)}`);
+  console.log(
+    "  (RSS is user memory only: KVM's own kernel allocations per VM — vCPU state, EPT/shadow page tables, irqchip — are in no setup's RSS.)",
+  );
   await releaseIdleResources();
 
   // ------------------------------------------------------------ (b) KSM
@@ -336,7 +383,11 @@ async function inProcessDensity() {
 
   // A full run of hello.bin x VMS, concurrently: wall time from the first start to the last end.
   const h0 = performance.now();
-  const hello = await withTimeout(Promise.all(Array.from({ length: VMS }, () => runGuest({ image: guest('hello.bin') }))), 120_000, `${VMS} hello runs`);
+  const hello = await withTimeout(
+    Promise.all(Array.from({ length: VMS }, () => runGuest({ image: guest('hello.bin') }))),
+    120_000,
+    `${VMS} hello runs`,
+  );
   const helloMs = performance.now() - h0;
   const helloOk = hello.filter((r) => r.exitCode === 42 && r.serial === 'Hello from a tskvm guest!\n').length;
   const afterHello = status();
@@ -374,7 +425,9 @@ function selfMergingPages() {
 async function ksmSection() {
   const FILL = 8 * MiB;
   const MEM = 16 * MiB;
-  console.log(`(b) KSM: ${KSM_VMS} VMs (Vm.create, ${MEM / MiB} MiB, ksm: true), the same ${FILL / MiB} MiB non-zero pattern written into each from the host`);
+  console.log(
+    `(b) KSM: ${KSM_VMS} VMs (Vm.create, ${MEM / MiB} MiB, ksm: true), the same ${FILL / MiB} MiB non-zero pattern written into each from the host`,
+  );
   if (!existsSync(KSM)) {
     console.log(`  skipped: ${KSM} does not exist (kernel without CONFIG_KSM)`);
     return;
@@ -386,20 +439,35 @@ async function ksmSection() {
     if (saved.run !== '1' || Number(saved.pages_to_scan) < 10000 || Number(saved.sleep_millisecs) > 10) {
       try {
         // Scan rate first, then run: the daemon starts at the fast rate.
-        for (const [k, v] of [['pages_to_scan', '10000'], ['sleep_millisecs', '10'], ['run', '1']]) {
+        for (const [k, v] of [
+          ['pages_to_scan', '10000'],
+          ['sleep_millisecs', '10'],
+          ['run', '1'],
+        ]) {
           if (readKsm(k) !== v) {
             writeFileSync(`${KSM}/${k}`, v);
             changed.push(k);
           }
         }
       } catch (err) {
-        console.log(`  skipped: cannot switch KSM on for the measurement (${err.code ?? err.message}: writing ${KSM} needs root); run is ${saved.run}`);
+        console.log(
+          `  skipped: cannot switch KSM on for the measurement (${err.code ?? err.message}: writing ${KSM} needs root); run is ${saved.run}`,
+        );
         return;
       }
-      console.log(`  KSM was run=${saved.run} pages_to_scan=${saved.pages_to_scan} sleep_millisecs=${saved.sleep_millisecs}; set to run=1, 10000 pages per 10 ms for the measurement (restored after)`);
+      console.log(
+        `  KSM was run=${saved.run} pages_to_scan=${saved.pages_to_scan} sleep_millisecs=${saved.sleep_millisecs}; set to run=1, 10000 pages per 10 ms for the measurement (restored after)`,
+      );
     }
-    console.log(`  use_zero_pages=${readKsm('use_zero_pages')} (zero pages are merged only when 1; the pattern here is non-zero, so it does not matter)`);
-    const before = { sharing: ksmNum('pages_sharing'), shared: ksmNum('pages_shared'), self: selfMergingPages() ?? 0, scans: ksmNum('full_scans') };
+    console.log(
+      `  use_zero_pages=${readKsm('use_zero_pages')} (zero pages are merged only when 1; the pattern here is non-zero, so it does not matter)`,
+    );
+    const before = {
+      sharing: ksmNum('pages_sharing'),
+      shared: ksmNum('pages_shared'),
+      self: selfMergingPages() ?? 0,
+      scans: ksmNum('full_scans'),
+    };
     const rssBefore = status().VmRSS;
 
     // The same content in every VM; each page distinct within a VM (its index in the first word),
@@ -439,11 +507,17 @@ async function ksmSection() {
     }
     const waited = performance.now() - t0;
     const shared = ksmNum('pages_shared') - before.shared;
-    console.log(`  filled: ${KSM_VMS} x ${pagesPerVm} pages (process VmRSS ${mib(rssBefore)} -> ${mib(rssFilled)}); waited ${secs(waited)} (${ksmNum('full_scans') - scansAtFill} full scans)`);
+    console.log(
+      `  filled: ${KSM_VMS} x ${pagesPerVm} pages (process VmRSS ${mib(rssBefore)} -> ${mib(rssFilled)}); waited ${secs(waited)} (${ksmNum('full_scans') - scansAtFill} full scans)`,
+    );
     console.log(`  this process: ksm_merging_pages +${self}  (of ${KSM_VMS * pagesPerVm} filled pages)`);
     console.log(`  system: pages_shared +${shared} (distinct pages kept), pages_sharing +${sharing} (page sites deduplicated onto them)`);
-    console.log(`  saved: ${((sharing * PAGE) / MiB).toFixed(1)} MiB of ${((KSM_VMS * FILL) / MiB).toFixed(0)} MiB filled; expected for full merging ${expected} pages = ${((expected * PAGE) / MiB).toFixed(1)} MiB; ratio ${(sharing / expected).toFixed(3)}`);
-    console.log('  (system-wide counters include any other mergeable memory on the host; VmRSS does not drop: a merged page still counts in each mapping\'s RSS)');
+    console.log(
+      `  saved: ${((sharing * PAGE) / MiB).toFixed(1)} MiB of ${((KSM_VMS * FILL) / MiB).toFixed(0)} MiB filled; expected for full merging ${expected} pages = ${((expected * PAGE) / MiB).toFixed(1)} MiB; ratio ${(sharing / expected).toFixed(3)}`,
+    );
+    console.log(
+      "  (system-wide counters include any other mergeable memory on the host; VmRSS does not drop: a merged page still counts in each mapping's RSS)",
+    );
   } finally {
     await Promise.all(vms.map((vm) => vm.close()));
     for (const k of ['run', 'sleep_millisecs', 'pages_to_scan']) {
@@ -455,7 +529,10 @@ async function ksmSection() {
         }
       }
     }
-    if (changed.length) console.log(`  KSM settings restored (run=${readKsm('run')} pages_to_scan=${readKsm('pages_to_scan')} sleep_millisecs=${readKsm('sleep_millisecs')})`);
+    if (changed.length)
+      console.log(
+        `  KSM settings restored (run=${readKsm('run')} pages_to_scan=${readKsm('pages_to_scan')} sleep_millisecs=${readKsm('sleep_millisecs')})`,
+      );
   }
 }
 
@@ -472,7 +549,9 @@ async function latencySection() {
     if (r.exitCode !== 7) throw new Error(`oneexit returned ${r.exitCode}`);
   }
   console.log(`(c) VM create-run-destroy, oneexit.bin, in-process`);
-  console.log(`  sequential (${LATENCY_RUNS} runs): median ${median(lat).toFixed(2)} ms, p95 ${percentile(lat, 95).toFixed(2)} ms, min ${Math.min(...lat).toFixed(2)} ms`);
+  console.log(
+    `  sequential (${LATENCY_RUNS} runs): median ${median(lat).toFixed(2)} ms, p95 ${percentile(lat, 95).toFixed(2)} ms, min ${Math.min(...lat).toFixed(2)} ms`,
+  );
 
   await releaseIdleResources();
   await Promise.all(Array.from({ length: BATCH }, one)); // warm the pool to 8 workers

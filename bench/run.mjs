@@ -48,7 +48,6 @@ function cLoopExitsPerSecond() {
   return { exits: Number(m[1]), perSecond: Number(m[2]) };
 }
 
-
 async function main() {
   buildCLoop();
   const { runGuest } = await import(path.join(root, 'dist', 'index.js'));
@@ -74,7 +73,10 @@ async function main() {
   console.log(`  ratio tskvm / C         ${(tsMed / cMed).toFixed(3)}   (target >= 0.95)`);
 
   // The ffi-rs backend: a separate process (the backend is chosen once per process).
-  const ffiRun = spawnSync(process.execPath, [path.join(root, 'bench', 'pioloop-rate.mjs'), String(rounds)], { env: { ...process.env, TSKVM_BACKEND: 'ffi' }, encoding: 'utf8' });
+  const ffiRun = spawnSync(process.execPath, [path.join(root, 'bench', 'pioloop-rate.mjs'), String(rounds)], {
+    env: { ...process.env, TSKVM_BACKEND: 'ffi' },
+    encoding: 'utf8',
+  });
   if (ffiRun.status !== 0) throw new Error(`the ffi-rs backend run failed: ${ffiRun.stderr}`);
   const ffiMed = JSON.parse(ffiRun.stdout).median;
   console.log(`  tskvm, ffi-rs backend    ${fmt(ffiMed)} exits/s  (${(1e6 / ffiMed).toFixed(2)} us/exit)`);
@@ -106,13 +108,21 @@ async function main() {
     if (r.exitCode !== 7) throw new Error(`oneexit returned ${r.exitCode}`);
   }
   console.log(`VM create-run-destroy, one-exit guest, in-process (${latencyRuns} runs)`);
-  console.log(`  median ${median(lat).toFixed(2)} ms, p95 ${percentile(lat, 95).toFixed(2)} ms, min ${Math.min(...lat).toFixed(2)} ms   (target < 5 ms)`);
+  console.log(
+    `  median ${median(lat).toFixed(2)} ms, p95 ${percentile(lat, 95).toFixed(2)} ms, min ${Math.min(...lat).toFixed(2)} ms   (target < 5 ms)`,
+  );
 
   // Density (many VMs at once, KSM, batched create-run-destroy): its own process, so that its
   // memory baseline is not this one's; its report follows the figures above.
-  const density = spawnSync(process.execPath, [path.join(root, 'bench', 'density.mjs')], { stdio: 'inherit', timeout: 10 * 60_000, killSignal: 'SIGTERM' });
+  const density = spawnSync(process.execPath, [path.join(root, 'bench', 'density.mjs')], {
+    stdio: 'inherit',
+    timeout: 10 * 60_000,
+    killSignal: 'SIGTERM',
+  });
   if (density.status !== 0) {
-    console.error(`bench/density.mjs failed (status ${density.status}${density.signal ? `, signal ${density.signal}` : ''}${density.error ? `, ${density.error.message}` : ''})`);
+    console.error(
+      `bench/density.mjs failed (status ${density.status}${density.signal ? `, signal ${density.signal}` : ''}${density.error ? `, ${density.error.message}` : ''})`,
+    );
     process.exitCode = 1;
   }
 }

@@ -1,4 +1,4 @@
 #!/usr/bin/env node
-import { main, exit } from '../dist/cli.js';
+import { main, exit } from '../dist/cli/main.js';
 
 await exit(await main(process.argv.slice(2)));

@@ -113,7 +113,7 @@ function findMultibootHeader(image) {
   const end = Math.min(image.length, MULTIBOOT_SEARCH_BYTES) - 12;
   for (let off = 0; off <= end; off += 4) {
     const magic = image.readUInt32LE(off);
-    if (magic === MULTIBOOT_HEADER_MAGIC && ((magic + image.readUInt32LE(off + 4) + image.readUInt32LE(off + 8)) >>> 0) === 0) return off;
+    if (magic === MULTIBOOT_HEADER_MAGIC && (magic + image.readUInt32LE(off + 4) + image.readUInt32LE(off + 8)) >>> 0 === 0) return off;
   }
   return -1;
 }

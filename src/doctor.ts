@@ -3,49 +3,15 @@
  * read from the host (/dev/kvm ioctls, /proc, /sys), never assumed: collectDiagnosis() returns
  * plain data (what `--json` prints), formatDiagnosis() a report for people.
  */
-import { constants as fsConstants, closeSync, existsSync, openSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import {
-  KVM_API_VERSION,
-  KVM_CAP_EXT_CPUID,
-  KVM_CAP_IMMEDIATE_EXIT,
-  KVM_CAP_IRQCHIP,
-  KVM_CAP_IRQ_ROUTING,
-  KVM_CAP_MAX_VCPUS,
-  KVM_CAP_MP_STATE,
-  KVM_CAP_NR_VCPUS,
-  KVM_CAP_PIT2,
-  KVM_CAP_SET_GUEST_DEBUG,
-  KVM_CAP_SET_IDENTITY_MAP_ADDR,
-  KVM_CAP_SET_TSS_ADDR,
-  KVM_CAP_USER_MEMORY,
-} from './kvm/constants.js';
-import { KvmError, errnoName } from './kvm/error.js';
+import { constants as fsConstants, closeSync, existsSync, openSync, readdirSync, statSync } from 'node:fs';
+import { KVM_API_VERSION, KVM_CAP_MAX_VCPUS, KVM_CAP_NR_VCPUS } from './kvm/constants.js';
+import { CAPABILITIES, type CapabilitySpec } from './kvm/capabilities.js';
+
+export { CAPABILITIES, type CapabilitySpec };
+import { KvmError } from './kvm/error.js';
 import { kvmDevicePath } from './kvm/ioctls.js';
 import { addonPath, backend, probeBackends, type Backend, type BackendName, type BackendProbe, type NativeKvm } from './kvm/native.js';
-import { ksmRunning, transparentHugepageMode } from './host.js';
-
-/** A KVM capability tskvm uses: required ones it cannot run without; optional ones cost a feature. */
-export interface CapabilitySpec {
-  readonly name: string;
-  readonly number: number;
-  readonly required: boolean;
-  readonly neededFor: string;
-}
-
-export const CAPABILITIES: readonly CapabilitySpec[] = [
-  { name: 'KVM_CAP_USER_MEMORY', number: KVM_CAP_USER_MEMORY, required: true, neededFor: 'guest RAM (KVM_SET_USER_MEMORY_REGION)' },
-  { name: 'KVM_CAP_SET_TSS_ADDR', number: KVM_CAP_SET_TSS_ADDR, required: true, neededFor: 'real mode on Intel (KVM_SET_TSS_ADDR)' },
-  { name: 'KVM_CAP_SET_IDENTITY_MAP_ADDR', number: KVM_CAP_SET_IDENTITY_MAP_ADDR, required: true, neededFor: 'real mode on Intel without unrestricted guest (KVM_SET_IDENTITY_MAP_ADDR)' },
-  { name: 'KVM_CAP_IMMEDIATE_EXIT', number: KVM_CAP_IMMEDIATE_EXIT, required: true, neededFor: 'stopping vCPUs (timeouts, signals, SMP)' },
-  { name: 'KVM_CAP_IRQCHIP', number: KVM_CAP_IRQCHIP, required: true, neededFor: 'in-kernel PIC/IOAPIC/LAPIC (KVM_CREATE_IRQCHIP)' },
-  { name: 'KVM_CAP_PIT2', number: KVM_CAP_PIT2, required: true, neededFor: 'the in-kernel 8254 PIT (KVM_CREATE_PIT2)' },
-  { name: 'KVM_CAP_IRQ_ROUTING', number: KVM_CAP_IRQ_ROUTING, required: true, neededFor: 'GSI routing (KVM_SET_GSI_ROUTING)' },
-  { name: 'KVM_CAP_EXT_CPUID', number: KVM_CAP_EXT_CPUID, required: true, neededFor: "the guest's CPUID (KVM_GET_SUPPORTED_CPUID, KVM_SET_CPUID2)" },
-  { name: 'KVM_CAP_MP_STATE', number: KVM_CAP_MP_STATE, required: true, neededFor: 'halt detection and SMP start-up (KVM_GET_MP_STATE)' },
-  { name: 'KVM_CAP_SET_GUEST_DEBUG', number: KVM_CAP_SET_GUEST_DEBUG, required: false, neededFor: '--step and --gdb (KVM_SET_GUEST_DEBUG)' },
-  { name: 'KVM_CAP_MAX_VCPUS', number: KVM_CAP_MAX_VCPUS, required: false, neededFor: '--cpus: the vCPU limit (else KVM_CAP_NR_VCPUS)' },
-  { name: 'KVM_CAP_NR_VCPUS', number: KVM_CAP_NR_VCPUS, required: false, neededFor: '--cpus: the recommended vCPU count (older kernels\' limit)' },
-];
+import { ksmRunning, readText, transparentHugepageMode } from './host.js';
 
 export interface Capability extends CapabilitySpec {
   readonly present: boolean;
@@ -109,14 +75,6 @@ export interface Diagnosis {
   };
 }
 
-function readText(file: string): string | undefined {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
 function readNumber(file: string): number | null {
   const text = readText(file)?.trim();
   return text === undefined || text === '' || Number.isNaN(Number(text)) ? null : Number(text);
@@ -135,7 +93,9 @@ export function collectDiagnosis(): Diagnosis {
     problems.push(`no backend loads: ${(err as Error).message}`);
   }
   if (chosen && chosen.name === 'ffi' && !probes.addon.loaded) {
-    warnings.push(`the native addon is not usable (${probes.addon.error?.message}): tskvm uses the ffi-rs backend, whose exits are slower; \`npm run build\` builds the addon`);
+    warnings.push(
+      `the native addon is not usable (${probes.addon.error?.message}): tskvm uses the ffi-rs backend, whose exits are slower; \`npm run build\` builds the addon`,
+    );
   }
   if (!chosen && !probes.ffi.loaded) problems.push(`the ffi-rs backend does not load either (${probes.ffi.error?.message})`);
   const addon: NativeKvm | undefined = chosen?.native;
@@ -192,7 +152,8 @@ export function collectDiagnosis(): Diagnosis {
         if (spec.required) problems.push(KvmError.missingCapability(spec.name, spec.neededFor).message);
         else warnings.push(`${spec.name} is missing: no ${spec.neededFor}`);
       }
-      const max = capabilities.find((c) => c.number === KVM_CAP_MAX_VCPUS)?.value || capabilities.find((c) => c.number === KVM_CAP_NR_VCPUS)?.value;
+      const max =
+        capabilities.find((c) => c.number === KVM_CAP_MAX_VCPUS)?.value || capabilities.find((c) => c.number === KVM_CAP_NR_VCPUS)?.value;
       maxVcpus = max ? max : null;
     } finally {
       addon.close(fd);
@@ -216,8 +177,14 @@ export function collectDiagnosis(): Diagnosis {
   // Memory sharing settings.
   const ksm = ksmRunning();
   const thp = transparentHugepageMode() ?? null;
-  if (ksm === false) warnings.push('KSM is off (/sys/kernel/mm/ksm/run = 0): --ksm marks guest RAM mergeable but nothing merges; `echo 1 > /sys/kernel/mm/ksm/run` turns it on');
-  if (thp === 'never') warnings.push('transparent huge pages are off (never): --hugepages has no effect; `echo madvise > /sys/kernel/mm/transparent_hugepage/enabled` allows them');
+  if (ksm === false)
+    warnings.push(
+      'KSM is off (/sys/kernel/mm/ksm/run = 0): --ksm marks guest RAM mergeable but nothing merges; `echo 1 > /sys/kernel/mm/ksm/run` turns it on',
+    );
+  if (thp === 'never')
+    warnings.push(
+      'transparent huge pages are off (never): --hugepages has no effect; `echo madvise > /sys/kernel/mm/transparent_hugepage/enabled` allows them',
+    );
 
   return {
     ok: problems.length === 0,
@@ -256,16 +223,31 @@ function loadedKvmModules(): string[] {
       .sort();
   }
   try {
-    return readdirSync('/sys/module').filter((name) => /^kvm($|_)/.test(name)).sort();
+    return readdirSync('/sys/module')
+      .filter((name) => /^kvm($|_)/.test(name))
+      .sort();
   } catch {
     return [];
   }
 }
 
-function describeVirtualisation(hypervisor: boolean, virtFlags: readonly string[], modules: readonly string[], nestedIntel: string | null, nestedAmd: string | null): Diagnosis['virtualisation'] {
+function describeVirtualisation(
+  hypervisor: boolean,
+  virtFlags: readonly string[],
+  modules: readonly string[],
+  nestedIntel: string | null,
+  nestedAmd: string | null,
+): Diagnosis['virtualisation'] {
   const pvm = modules.filter((m) => /pvm/.test(m));
-  const where = hypervisor ? 'tskvm runs inside a VM (the CPU has the hypervisor flag)' : 'no hypervisor flag: bare metal, as far as the CPU says';
-  const nestedParam = [nestedIntel !== null ? `kvm_intel nested=${nestedIntel}` : '', nestedAmd !== null ? `kvm_amd nested=${nestedAmd}` : ''].filter(Boolean).join(', ');
+  const where = hypervisor
+    ? 'tskvm runs inside a VM (the CPU has the hypervisor flag)'
+    : 'no hypervisor flag: bare metal, as far as the CPU says';
+  const nestedParam = [
+    nestedIntel !== null ? `kvm_intel nested=${nestedIntel}` : '',
+    nestedAmd !== null ? `kvm_amd nested=${nestedAmd}` : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
   let kind: Diagnosis['virtualisation']['kind'];
   let how: string;
   if (pvm.length) {
@@ -279,7 +261,9 @@ function describeVirtualisation(hypervisor: boolean, virtFlags: readonly string[
     how = `hardware KVM (${virtFlags.join('/')})`;
   } else {
     kind = 'unknown';
-    how = virtFlags.length ? `${virtFlags.join('/')} present` : 'no vmx/svm flag and no paravirtual KVM module: KVM cannot use hardware virtualisation';
+    how = virtFlags.length
+      ? `${virtFlags.join('/')} present`
+      : 'no vmx/svm flag and no paravirtual KVM module: KVM cannot use hardware virtualisation';
   }
   return { kvmModules: [...modules], nestedIntel, nestedAmd, kind, summary: `${where}; ${how}${nestedParam ? ` (${nestedParam})` : ''}` };
 }
@@ -310,14 +294,21 @@ export function formatDiagnosis(d: Diagnosis): string {
   out.push('KVM device');
   row('device', `${d.device.path}${d.device.mode ? ` (${d.device.mode})` : ''}`);
   row('accessible', d.device.accessible ? 'yes' : `no: ${d.device.error?.message ?? 'unknown'}`);
-  row('API version', d.apiVersion === null ? 'unknown (device not opened)' : `${d.apiVersion}${d.apiVersion === d.expectedApiVersion ? ' (ok)' : ` (tskvm needs ${d.expectedApiVersion})`}`);
+  row(
+    'API version',
+    d.apiVersion === null
+      ? 'unknown (device not opened)'
+      : `${d.apiVersion}${d.apiVersion === d.expectedApiVersion ? ' (ok)' : ` (tskvm needs ${d.expectedApiVersion})`}`,
+  );
   row('max vCPUs per VM', d.maxVcpus === null ? 'unknown' : String(d.maxVcpus));
 
   out.push('', 'Capabilities (KVM_CHECK_EXTENSION)');
   const nameWidth = Math.max(...d.capabilities.map((c) => c.name.length));
   for (const c of d.capabilities) {
     const state = c.value === null ? 'unknown' : c.present ? 'present' : 'MISSING';
-    out.push(`  ${c.name.padEnd(nameWidth)} ${String(c.number).padStart(3)}  ${state.padEnd(7)}  ${(c.required ? 'required' : 'optional').padEnd(8)}  ${c.neededFor}`);
+    out.push(
+      `  ${c.name.padEnd(nameWidth)} ${String(c.number).padStart(3)}  ${state.padEnd(7)}  ${(c.required ? 'required' : 'optional').padEnd(8)}  ${c.neededFor}`,
+    );
   }
 
   out.push('', 'CPU and virtualisation');
@@ -331,7 +322,10 @@ export function formatDiagnosis(d: Diagnosis): string {
   row('KVM kind', `${d.virtualisation.kind}: ${d.virtualisation.summary}`);
 
   out.push('', 'Memory');
-  row('KSM running', `${yesNo(d.memory.ksmRunning)}${d.memory.ksmPagesSharing !== null ? ` (pages_sharing ${d.memory.ksmPagesSharing}, pages_shared ${d.memory.ksmPagesShared ?? '?'})` : ''}`);
+  row(
+    'KSM running',
+    `${yesNo(d.memory.ksmRunning)}${d.memory.ksmPagesSharing !== null ? ` (pages_sharing ${d.memory.ksmPagesSharing}, pages_shared ${d.memory.ksmPagesShared ?? '?'})` : ''}`,
+  );
   row('transparent hugepages', d.memory.transparentHugepages ?? 'unknown');
 
   out.push('', 'Backend');

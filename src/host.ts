@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 
-function readText(file: string): string | undefined {
+/** A file's text, or undefined where it cannot be read (missing, no permission). */
+export function readText(file: string): string | undefined {
   try {
     return readFileSync(file, 'utf8');
   } catch {

@@ -14,18 +14,20 @@ export {
   type ModuleSource,
   type TraceOptions,
   type GdbOptions,
-} from './run-guest.js';
-export { Vm, Vcpu, releaseIdleResources, type VmOptions, type SerialRings, type VcpuRunOptions, type VcpuState } from './vm/vm.js';
-export { GuestMemory } from './vm/guest-memory.js';
-export { SerialBridge, type SerialInput, type SerialSink } from './vm/serial-bridge.js';
-export { COM_PORTS, type ComPortName } from './vm/board.js';
-export type { ExitCounts, VcpuOutcome, VcpuRunResult } from './vm/vcpu-loop.js';
+} from './machine/run.js';
+export { Vm, releaseIdleResources, type VmOptions } from './machine/vm.js';
+export { Vcpu, type VcpuRunOptions, type VcpuState } from './vcpu/vcpu.js';
+export type { SerialRings } from './io/byte-ring.js';
+export { GuestMemory } from './memory/guest-memory.js';
+export { SerialBridge, type SerialInput, type SerialSink } from './io/serial-bridge.js';
+export { COM_PORTS, type ComPortName } from './board/pc-board.js';
+export type { ExitCounts, VcpuOutcome, VcpuRunResult } from './vcpu/exit-loop.js';
 export { KvmError, type KvmErrorCode } from './kvm/error.js';
 export { UsageError } from './errors.js';
 export { LoaderError, loadImage, detectFormat, type FormatChoice, type ImageFormat, type LoadedImage } from './loader/image.js';
 export { loadGuest, detectGuestFormat, GUEST_FORMATS, type GuestFormat, type GuestFormatChoice } from './loader/guest.js';
-export type { BootState } from './loader/boot-state.js';
-export { applyBootState } from './vm/cpu-setup.js';
+export type { BootState } from './arch/x86/boot-state.js';
+export { applyBootState } from './arch/x86/boot-cpu.js';
 export { parseSize, parseMemorySize, parseDuration } from './units.js';
 export { cpuMode, type CpuMode, type KvmRegs, type KvmSregs, type KvmSegment } from './kvm/structs.js';
 export { Bus, BusError, type BusSlot } from './devices/bus.js';

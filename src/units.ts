@@ -2,11 +2,10 @@
  * Sizes and durations as people type them on a command line: `--memory 16M`, `--timeout 1.5s`.
  */
 import { UsageError } from './errors.js';
+import { PAGE_SIZE } from './kvm/constants.js';
 
 const SIZE_UNITS: Readonly<Record<string, number>> = { '': 1, K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 };
 
-/** Guest RAM is mapped and registered in whole pages. */
-export const MEMORY_GRANULE = 4096;
 /**
  * The largest guest RAM accepted: 4 GiB, the largest ArrayBuffer Node 20 makes over a mapping,
  * and tskvm views guest RAM as one buffer. Larger guests need windowed views (not yet).
@@ -30,7 +29,7 @@ export function parseSize(text: string, what = 'size'): number {
 export function parseMemorySize(text: string): number {
   const bytes = parseSize(text, 'memory size');
   if (bytes <= 0) throw new UsageError(`invalid memory size '${text}': guest memory must be larger than 0`);
-  if (bytes % MEMORY_GRANULE !== 0) throw new UsageError(`invalid memory size '${text}': guest memory must be a whole number of 4K pages`);
+  if (bytes % PAGE_SIZE !== 0) throw new UsageError(`invalid memory size '${text}': guest memory must be a whole number of 4K pages`);
   if (bytes > MEMORY_MAX) throw new UsageError(`invalid memory size '${text}': at most 4G of guest memory is supported`);
   return bytes;
 }
@@ -42,7 +41,10 @@ export const DURATION_MAX_MS = 2 ** 31 - 1;
 /** Parses a duration: a number with ms, s, m or h; a bare number is seconds, as with timeout(1). */
 export function parseDuration(text: string, what = 'duration'): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(text);
-  if (!m) throw new UsageError(`invalid ${what} '${text}': use a number with a unit ms, s, m or h, e.g. 10s or 500ms (a bare number means seconds)`);
+  if (!m)
+    throw new UsageError(
+      `invalid ${what} '${text}': use a number with a unit ms, s, m or h, e.g. 10s or 500ms (a bare number means seconds)`,
+    );
   const ms = Number(m[1]) * DURATION_UNITS[m[2] ?? 's']!;
   if (ms <= 0) throw new UsageError(`invalid ${what} '${text}': it must be longer than 0`);
   if (ms > DURATION_MAX_MS) throw new UsageError(`invalid ${what} '${text}': at most 24 days`);

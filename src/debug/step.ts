@@ -15,7 +15,7 @@
  */
 import type { KvmRegs } from '../kvm/structs.js';
 import { KVM_REGS_FIELDS } from '../kvm/structs.js';
-import { RFLAGS_BITS, RFLAGS_IOPL_MASK, RFLAGS_IOPL_SHIFT, formatAddress, type CpuMode } from '../vm/register-dump.js';
+import { RFLAGS_BITS, RFLAGS_IOPL_MASK, RFLAGS_IOPL_SHIFT, formatAddress, type CpuMode } from './register-dump.js';
 
 /** The instruction executed: what disassemble() returns for the bytes at the old CS:RIP. */
 export interface StepInstruction {
@@ -34,7 +34,13 @@ const UNDECODED = '(not decoded)';
  * line, which then lists no changes), `regs` after it; `insn`, `csSelector` and `mode` describe
  * the instruction executed, read before it ran.
  */
-export function formatStep(prev: KvmRegs | undefined, regs: KvmRegs, insn: StepInstruction | undefined, csSelector: number, mode: CpuMode): string {
+export function formatStep(
+  prev: KvmRegs | undefined,
+  regs: KvmRegs,
+  insn: StepInstruction | undefined,
+  csSelector: number,
+  mode: CpuMode,
+): string {
   const ip = insn?.ip ?? prev?.rip ?? regs.rip;
   // A long instruction (up to 15 bytes) pushes the text right rather than running into it.
   const head = `${formatAddress(ip, csSelector, mode)}  ${`${insn?.bytes ?? ''} `.padEnd(BYTES_COLUMN)}`;

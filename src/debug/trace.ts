@@ -85,7 +85,9 @@ export function parseTracePorts(spec: string): PortRange[] {
   const ranges: PortRange[] = [];
   for (const item of spec.split(',').map((s) => s.trim())) {
     const bad = (why: string): UsageError =>
-      new UsageError(`bad --trace-port '${item}': ${why}; use ports or ranges such as 0x3f8,0x2f8-0x2ff (hex with 0x, or decimal, 0-0xffff)`);
+      new UsageError(
+        `bad --trace-port '${item}': ${why}; use ports or ranges such as 0x3f8,0x2f8-0x2ff (hex with 0x, or decimal, 0-0xffff)`,
+      );
     const [from, to, ...rest] = item.split('-').map((s) => s.trim());
     if (from === undefined || rest.length) throw bad('not a port or a range');
     const first = parsePort(from);
@@ -161,7 +163,11 @@ export function formatData(data: Uint8Array | undefined, size: number): string {
   const values: string[] = [];
   for (let i = 0; i < elements; i++) {
     const element = data.subarray(i * size, (i + 1) * size);
-    values.push(Array.from(element, (b) => b.toString(16).padStart(2, '0')).reverse().join(''));
+    values.push(
+      Array.from(element, (b) => b.toString(16).padStart(2, '0'))
+        .reverse()
+        .join(''),
+    );
   }
   const shown = Math.min(elements * size, data.length);
   const more = data.length - shown;

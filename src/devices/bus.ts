@@ -58,10 +58,7 @@ export class Bus<D> {
    */
   register(base: number, length: number, device: D, name: string): void {
     if (!Number.isSafeInteger(base) || base < 0) {
-      throw new BusError(
-        'EBUSRANGE',
-        `cannot register ${name} at base ${base}: the base must be a non-negative integer`,
-      );
+      throw new BusError('EBUSRANGE', `cannot register ${name} at base ${base}: the base must be a non-negative integer`);
     }
     if (!Number.isSafeInteger(length) || length <= 0) {
       throw new BusError(
@@ -81,17 +78,12 @@ export class Bus<D> {
     const end = base + length;
     const before = at - 1;
     const clash =
-      before >= 0 && (this.ends[before] as number) > base
-        ? before
-        : at < this.slots.length && (this.bases[at] as number) < end
-          ? at
-          : -1;
+      before >= 0 && (this.ends[before] as number) > base ? before : at < this.slots.length && (this.bases[at] as number) < end ? at : -1;
     if (clash >= 0) {
       const other = this.slots[clash] as BusSlot<D>;
       throw new BusError(
         'EBUSOVERLAP',
-        `cannot register ${name} at ${range(base, length)}: it overlaps ${other.name} at ` +
-          `${range(other.base, other.length)}`,
+        `cannot register ${name} at ${range(base, length)}: it overlaps ${other.name} at ` + `${range(other.base, other.length)}`,
       );
     }
     const slot: BusSlot<D> = Object.freeze({ base, length, device, name });

@@ -3,25 +3,22 @@
  * writing a value to it, and the value becomes the run's exit code. Unlike QEMU, which exits with
  * (value << 1) | 1, the value is reported as written.
  */
-import type { PioDevice, PioSize } from './device.js';
+import { PIO_ALL_ONES, type PioDevice, type PioSize } from './device.js';
 
 export const DEBUG_EXIT_PORT = 0xf4;
 /** Ports decoded (0xF4–0xF7), so a 4-byte write at 0xF4 lands entirely inside the device. */
 export const DEBUG_EXIT_IOSIZE = 4;
-
-/** All ones for a 1-, 2- and 4-byte access. */
-const ACCESS_MASK: Readonly<Record<PioSize, number>> = { 1: 0xff, 2: 0xffff, 4: 0xffffffff };
 
 export class DebugExit implements PioDevice {
   constructor(private readonly onExit: (value: number) => void) {}
 
   /** Nothing to read: all ones, as from an unassigned port. */
   pioRead(_offset: number, size: PioSize): number {
-    return ACCESS_MASK[size];
+    return PIO_ALL_ONES[size];
   }
 
   /** Any write, at any offset in the range, ends the run with the value (unsigned, access-sized). */
   pioWrite(_offset: number, size: PioSize, value: number): void {
-    this.onExit((value & ACCESS_MASK[size]) >>> 0);
+    this.onExit((value & PIO_ALL_ONES[size]) >>> 0);
   }
 }

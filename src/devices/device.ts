@@ -19,3 +19,20 @@ export interface MmioDevice {
   mmioRead(offset: number, data: Uint8Array): void;
   mmioWrite(offset: number, data: Uint8Array): void;
 }
+
+/** All ones for a 1-, 2- and 4-byte access: what an unassigned port reads (an ISA bus nobody drives). */
+export const PIO_ALL_ONES: Readonly<Record<PioSize, number>> = { 1: 0xff, 2: 0xffff, 4: 0xffffffff };
+/** What each byte of an unassigned MMIO read holds. */
+export const MMIO_ALL_ONES_BYTE = 0xff;
+
+/** Why a device ended the run. */
+export type MachineStop = { reason: 'debug-exit'; exitCode: number } | { reason: 'reset' };
+
+/**
+ * A device whose state can be saved and brought back (snapshots): `state()` returns plain,
+ * JSON-able data; `restore()` takes what `state()` returned, possibly in another process.
+ */
+export interface Snapshottable<S> {
+  state(): S;
+  restore(state: S): void;
+}

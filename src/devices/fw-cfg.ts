@@ -27,6 +27,7 @@
  *   so firmware falls back to byte-at-a-time reads. Neither is there FW_CFG_KERNEL_* / INITRD_* /
  *   SETUP_* (tskvm loads kernels itself) nor any arch-local (0x8000+) item.
  */
+import { checkInteger } from '../check.js';
 import type { PioDevice, PioSize } from './device.js';
 
 // Ports (QEMU hw/i386/fw_cfg.h FW_CFG_IO_BASE; docs/specs/fw_cfg.rst "Selector/Data register").
@@ -138,9 +139,9 @@ export class FwCfg implements PioDevice {
 
   constructor(config: FwCfgConfig) {
     const maxCpus = config.maxCpus ?? config.cpus;
-    checkInteger('ramSize', config.ramSize, 0, Number.MAX_SAFE_INTEGER);
-    checkInteger('cpus', config.cpus, 1, 0xffff);
-    checkInteger('maxCpus', maxCpus, config.cpus, 0xffff);
+    checkInteger('fw_cfg ramSize', config.ramSize, 0, Number.MAX_SAFE_INTEGER);
+    checkInteger('fw_cfg cpus', config.cpus, 1, 0xffff);
+    checkInteger('fw_cfg maxCpus', maxCpus, config.cpus, 0xffff);
 
     this.items.set(FW_CFG_SIGNATURE, new TextEncoder().encode(FW_CFG_SIGNATURE_TEXT));
     this.items.set(FW_CFG_ID, le(U32_SIZE, FW_CFG_VERSION));
@@ -210,9 +211,7 @@ export class FwCfg implements PioDevice {
     const entries = [...files].map(([name, data]) => ({ name, bytes: cString(name), data }));
     for (const { name, bytes } of entries) {
       if (bytes.length > FW_CFG_MAX_FILE_PATH) {
-        throw new RangeError(
-          `fw_cfg file name "${name}" is too long: at most ${FW_CFG_MAX_FILE_PATH - 1} bytes`,
-        );
+        throw new RangeError(`fw_cfg file name "${name}" is too long: at most ${FW_CFG_MAX_FILE_PATH - 1} bytes`);
       }
     }
     if (FW_CFG_FILE_FIRST + entries.length > FW_CFG_WRITE_CHANNEL) {
@@ -240,9 +239,9 @@ export function encodeE820(entries: readonly FwCfgE820Entry[]): Uint8Array {
   const out = new Uint8Array(entries.length * E820_ENTRY_SIZE);
   const view = new DataView(out.buffer);
   entries.forEach((e, i) => {
-    checkInteger('e820 base', e.base, 0, Number.MAX_SAFE_INTEGER);
-    checkInteger('e820 length', e.length, 0, Number.MAX_SAFE_INTEGER);
-    checkInteger('e820 type', e.type, 0, 0xffffffff);
+    checkInteger('fw_cfg e820 base', e.base, 0, Number.MAX_SAFE_INTEGER);
+    checkInteger('fw_cfg e820 length', e.length, 0, Number.MAX_SAFE_INTEGER);
+    checkInteger('fw_cfg e820 type', e.type, 0, 0xffffffff);
     const at = i * E820_ENTRY_SIZE;
     view.setBigUint64(at + E820_ENTRY_ADDRESS_OFFSET, BigInt(e.base), true);
     view.setBigUint64(at + E820_ENTRY_LENGTH_OFFSET, BigInt(e.length), true);
@@ -277,10 +276,4 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
     if (d !== 0) return d;
   }
   return a.length - b.length;
-}
-
-function checkInteger(what: string, value: number, min: number, max: number): void {
-  if (!Number.isSafeInteger(value) || value < min || value > max) {
-    throw new RangeError(`fw_cfg ${what} must be an integer from ${min} to ${max}, not ${value}`);
-  }
 }

@@ -18,7 +18,7 @@
  * Data written to port 0x60 that is not a command parameter would go to the keyboard; with no
  * keyboard it is dropped.
  */
-import type { PioDevice, PioSize } from './device.js';
+import { PIO_ALL_ONES, type PioDevice, type PioSize } from './device.js';
 
 export const I8042_DATA_PORT = 0x60;
 export const I8042_COMMAND_PORT = 0x64;
@@ -71,7 +71,6 @@ export const I8042_KBD_TEST_PASSED = 0x00;
 
 const BYTE_MASK = 0xff;
 const PULSE_CMD_MASK = 0xf0;
-const UNASSIGNED: Readonly<Record<PioSize, number>> = { 1: 0xff, 2: 0xffff, 4: 0xffffffff };
 
 export class I8042 implements PioDevice {
   private ccb = I8042_CCB_DEFAULT;
@@ -90,7 +89,7 @@ export class I8042 implements PioDevice {
       return this.output;
     }
     if (offset === COMMAND_OFFSET) return this.status();
-    return UNASSIGNED[size];
+    return PIO_ALL_ONES[size];
   }
 
   pioWrite(offset: number, _size: PioSize, value: number): void {

@@ -273,9 +273,15 @@ export class Serial16550 implements PioDevice {
     }
   }
 
-  /** Tops the RX FIFO up from the host while it has room. In loopback the serial input is disconnected. */
+  /**
+   * The host has new input: with the receive interrupt enabled (IER.ERBFI), top the RX FIFO up
+   * and raise the interrupt now, as a real UART does when a character arrives, so a guest halted
+   * waiting for it wakes. Without ERBFI the guest polls LSR/RBR, which fetch the input then:
+   * bytes are not pulled in early where a FIFO reset during the guest's set-up would drop them.
+   * In loopback the serial input is disconnected.
+   */
   pollRx(): void {
-    if (this.fillRx()) this.updateIrq();
+    if (this.ier & IER_ERBFI && this.fillRx()) this.updateIrq();
   }
 
   // --- registers ------------------------------------------------------------------------------
@@ -303,10 +309,7 @@ export class Serial16550 implements PioDevice {
 
   private readLsr(): number {
     this.fillRx();
-    const lsr =
-      (this.rxCount !== 0 ? LSR_DR : 0) |
-      this.lsrErrors |
-      (this.txCount === 0 ? LSR_THRE | LSR_TEMT : 0);
+    const lsr = (this.rxCount !== 0 ? LSR_DR : 0) | this.lsrErrors | (this.txCount === 0 ? LSR_THRE | LSR_TEMT : 0);
     // OE/PE/FE/BI report an event once; reading LSR clears them and their interrupt.
     if (this.lsrErrors !== 0) {
       this.lsrErrors = 0;

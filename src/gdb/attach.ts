@@ -4,10 +4,10 @@
  * the guest runs first stops it, as QEMU's gdbstub does).
  */
 import { UsageError } from '../errors.js';
-import { VcpuDebugTarget } from '../vm/debug-target.js';
-import type { GuestMemory } from '../vm/guest-memory.js';
-import type { VcpuRunResult } from '../vm/vcpu-loop.js';
-import type { Vcpu } from '../vm/vm.js';
+import { VcpuDebugTarget } from './debug-target.js';
+import type { GuestMemory } from '../memory/guest-memory.js';
+import type { VcpuRunResult } from '../vcpu/exit-loop.js';
+import type { Vcpu } from '../vcpu/vcpu.js';
 import { startGdbServer } from './stub.js';
 
 export interface GdbAttachOptions {

@@ -149,7 +149,9 @@ export function toLittleEndianHex(value: bigint, bytes: number): string {
   let v = BigInt.asUintN(bytes * 8, value);
   let out = '';
   for (let i = 0; i < bytes; i++) {
-    out += Number(v & 0xffn).toString(16).padStart(2, '0');
+    out += Number(v & 0xffn)
+      .toString(16)
+      .padStart(2, '0');
     v >>= 8n;
   }
   return out;

@@ -71,15 +71,25 @@ const REAL_MODE_SEGMENT_SHIFT = 4n;
 const CR0_PE = 0x1n;
 
 const GPRS_32: readonly [string, KvmRegName, string][] = [
-  ['eax', 'rax', 'int32'], ['ecx', 'rcx', 'int32'], ['edx', 'rdx', 'int32'], ['ebx', 'rbx', 'int32'],
-  ['esp', 'rsp', 'data_ptr'], ['ebp', 'rbp', 'data_ptr'], ['esi', 'rsi', 'int32'], ['edi', 'rdi', 'int32'],
+  ['eax', 'rax', 'int32'],
+  ['ecx', 'rcx', 'int32'],
+  ['edx', 'rdx', 'int32'],
+  ['ebx', 'rbx', 'int32'],
+  ['esp', 'rsp', 'data_ptr'],
+  ['ebp', 'rbp', 'data_ptr'],
+  ['esi', 'rsi', 'int32'],
+  ['edi', 'rdi', 'int32'],
 ];
 const GPRS_64: readonly [string, KvmRegName, string][] = [
-  ['rax', 'rax', 'int64'], ['rbx', 'rbx', 'int64'], ['rcx', 'rcx', 'int64'], ['rdx', 'rdx', 'int64'],
-  ['rsi', 'rsi', 'int64'], ['rdi', 'rdi', 'int64'], ['rbp', 'rbp', 'data_ptr'], ['rsp', 'rsp', 'data_ptr'],
-  ...(['r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15'] as const).map(
-    (r): [string, KvmRegName, string] => [r, r, 'int64'],
-  ),
+  ['rax', 'rax', 'int64'],
+  ['rbx', 'rbx', 'int64'],
+  ['rcx', 'rcx', 'int64'],
+  ['rdx', 'rdx', 'int64'],
+  ['rsi', 'rsi', 'int64'],
+  ['rdi', 'rdi', 'int64'],
+  ['rbp', 'rbp', 'data_ptr'],
+  ['rsp', 'rsp', 'data_ptr'],
+  ...(['r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15'] as const).map((r): [string, KvmRegName, string] => [r, r, 'int64']),
 ];
 
 /** A value narrowed to the register's width, and merged back into the wider vCPU field on write. */
@@ -94,15 +104,24 @@ function merge(old: bigint, value: bigint, bits: number): bigint {
 
 function kvmReg(name: string, field: KvmRegName, bits: number, type: string): RegisterDef {
   return {
-    name, bitsize: bits, type, feature: FEATURE_CORE,
+    name,
+    bitsize: bits,
+    type,
+    feature: FEATURE_CORE,
     read: (s) => narrow(s.regs[field], bits),
-    write: (s, v) => { s.regs[field] = merge(s.regs[field], v, bits); return 'regs'; },
+    write: (s, v) => {
+      s.regs[field] = merge(s.regs[field], v, bits);
+      return 'regs';
+    },
   };
 }
 
 function selector(name: (typeof SELECTOR_NAMES)[number]): RegisterDef {
   return {
-    name, bitsize: 32, type: 'int32', feature: FEATURE_CORE,
+    name,
+    bitsize: 32,
+    type: 'int32',
+    feature: FEATURE_CORE,
     read: (s) => BigInt(s.sregs[name].selector),
     write: (s, v) => {
       const value = Number(v & 0xffffn);
@@ -124,16 +143,35 @@ function ignored(name: string, bits: number, type: string, group?: string): Regi
 
 type SregsScalar = 'cr0' | 'cr2' | 'cr3' | 'cr4' | 'cr8' | 'efer';
 
-function sysReg(name: string, bits: number, get: (r: KvmSregs) => bigint, set: (r: KvmSregs, v: bigint) => void, feature: FeatureName = FEATURE_SYSTEM): RegisterDef {
+function sysReg(
+  name: string,
+  bits: number,
+  get: (r: KvmSregs) => bigint,
+  set: (r: KvmSregs, v: bigint) => void,
+  feature: FeatureName = FEATURE_SYSTEM,
+): RegisterDef {
   return {
-    name, bitsize: bits, type: bits === 64 ? 'int64' : 'int32', feature,
+    name,
+    bitsize: bits,
+    type: bits === 64 ? 'int64' : 'int32',
+    feature,
     read: (s) => narrow(get(s.sregs), bits),
-    write: (s, v) => { set(s.sregs, merge(get(s.sregs), v, bits)); return 'sregs'; },
+    write: (s, v) => {
+      set(s.sregs, merge(get(s.sregs), v, bits));
+      return 'sregs';
+    },
   };
 }
 
 function scalar(name: SregsScalar, bits: number): RegisterDef {
-  return sysReg(name, bits, (r) => r[name], (r, v) => { r[name] = v; });
+  return sysReg(
+    name,
+    bits,
+    (r) => r[name],
+    (r, v) => {
+      r[name] = v;
+    },
+  );
 }
 
 function buildRegisters(name: LayoutName): RegisterDef[] {
@@ -150,21 +188,84 @@ function buildRegisters(name: LayoutName): RegisterDef[] {
     ...SELECTOR_NAMES.map(selector),
     ...Array.from({ length: X87_STACK_DEPTH }, (_, i) => ignored(`st${i}`, X87_DATA_BITS, 'i387_ext')),
     ...X87_CONTROL_NAMES.map((n) => ignored(n, X87_CONTROL_BITS, 'int', 'float')),
-    sysReg('fs_base', word, (r) => r.fs.base, (r, v) => { r.fs.base = v; }, baseFeature),
-    sysReg('gs_base', word, (r) => r.gs.base, (r, v) => { r.gs.base = v; }, baseFeature),
-    scalar('cr0', word), scalar('cr2', word), scalar('cr3', word), scalar('cr4', word), scalar('cr8', word),
+    sysReg(
+      'fs_base',
+      word,
+      (r) => r.fs.base,
+      (r, v) => {
+        r.fs.base = v;
+      },
+      baseFeature,
+    ),
+    sysReg(
+      'gs_base',
+      word,
+      (r) => r.gs.base,
+      (r, v) => {
+        r.gs.base = v;
+      },
+      baseFeature,
+    ),
+    scalar('cr0', word),
+    scalar('cr2', word),
+    scalar('cr3', word),
+    scalar('cr4', word),
+    scalar('cr8', word),
     scalar('efer', word),
-    sysReg('gdtr_base', word, (r) => r.gdt.base, (r, v) => { r.gdt.base = v; }),
-    sysReg('gdtr_limit', 32, (r) => BigInt(r.gdt.limit), (r, v) => { r.gdt.limit = Number(v & 0xffffn); }),
-    sysReg('idtr_base', word, (r) => r.idt.base, (r, v) => { r.idt.base = v; }),
-    sysReg('idtr_limit', 32, (r) => BigInt(r.idt.limit), (r, v) => { r.idt.limit = Number(v & 0xffffn); }),
+    sysReg(
+      'gdtr_base',
+      word,
+      (r) => r.gdt.base,
+      (r, v) => {
+        r.gdt.base = v;
+      },
+    ),
+    sysReg(
+      'gdtr_limit',
+      32,
+      (r) => BigInt(r.gdt.limit),
+      (r, v) => {
+        r.gdt.limit = Number(v & 0xffffn);
+      },
+    ),
+    sysReg(
+      'idtr_base',
+      word,
+      (r) => r.idt.base,
+      (r, v) => {
+        r.idt.base = v;
+      },
+    ),
+    sysReg(
+      'idtr_limit',
+      32,
+      (r) => BigInt(r.idt.limit),
+      (r, v) => {
+        r.idt.limit = Number(v & 0xffffn);
+      },
+    ),
   ];
 }
 
 /** EFLAGS bits as gdb's 32bit-core.xml names them. */
 const EFLAGS_FIELDS: readonly [string, number][] = [
-  ['CF', 0], ['', 1], ['PF', 2], ['AF', 4], ['ZF', 6], ['SF', 7], ['TF', 8], ['IF', 9], ['DF', 10],
-  ['OF', 11], ['NT', 14], ['RF', 16], ['VM', 17], ['AC', 18], ['VIF', 19], ['VIP', 20], ['ID', 21],
+  ['CF', 0],
+  ['', 1],
+  ['PF', 2],
+  ['AF', 4],
+  ['ZF', 6],
+  ['SF', 7],
+  ['TF', 8],
+  ['IF', 9],
+  ['DF', 10],
+  ['OF', 11],
+  ['NT', 14],
+  ['RF', 16],
+  ['VM', 17],
+  ['AC', 18],
+  ['VIF', 19],
+  ['VIP', 20],
+  ['ID', 21],
 ];
 
 function buildTargetXml(architecture: string, registers: readonly RegisterDef[]): string {

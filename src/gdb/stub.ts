@@ -17,16 +17,7 @@
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { DebugTarget, HwBreakpointKind, StopReason } from './target.js';
-import {
-  ACK_BYTES,
-  NAK_BYTES,
-  PacketDecoder,
-  encodePacket,
-  fromHex,
-  parseHexNumber,
-  toHex,
-  type PacketEvent,
-} from './packet.js';
+import { ACK_BYTES, NAK_BYTES, PacketDecoder, encodePacket, fromHex, parseHexNumber, toHex, type PacketEvent } from './packet.js';
 import {
   layoutForMode,
   readAllRegisters,
@@ -126,7 +117,9 @@ export class GdbStub {
     options: GdbStubOptions = {},
   ) {
     this.log = options.log ?? (() => {});
-    this.done = new Promise((resolve) => { this.resolveDone = resolve; });
+    this.done = new Promise((resolve) => {
+      this.resolveDone = resolve;
+    });
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
     stream.on('error', (err) => this.log(`gdb connection error: ${err.message}`));
     stream.on('close', () => void this.onClose());
@@ -294,14 +287,13 @@ export class GdbStub {
   private query(text: string): Reply {
     if (text.startsWith('qSupported')) {
       const offered = text.split(':')[1] ?? '';
-      this.gdbFeatures = new Set(offered.split(';').filter((f) => f.endsWith('+')).map((f) => f.slice(0, -1)));
-      return [
-        `PacketSize=${MAX_PACKET_SIZE.toString(16)}`,
-        'qXfer:features:read+',
-        'QStartNoAckMode+',
-        'swbreak+',
-        'hwbreak+',
-      ].join(';');
+      this.gdbFeatures = new Set(
+        offered
+          .split(';')
+          .filter((f) => f.endsWith('+'))
+          .map((f) => f.slice(0, -1)),
+      );
+      return [`PacketSize=${MAX_PACKET_SIZE.toString(16)}`, 'qXfer:features:read+', 'QStartNoAckMode+', 'swbreak+', 'hwbreak+'].join(';');
     }
     if (text === 'QStartNoAckMode') return OK;
     if (text.startsWith('qXfer:features:read:')) return this.readFeatures(text.slice('qXfer:features:read:'.length));
@@ -431,7 +423,9 @@ export async function startGdbServer(port: number, target: DebugTarget, options:
   const server = net.createServer();
   let socket: net.Socket | undefined;
   let resolveConnection!: () => void;
-  const connection = new Promise<void>((resolve) => { resolveConnection = resolve; });
+  const connection = new Promise<void>((resolve) => {
+    resolveConnection = resolve;
+  });
 
   server.on('connection', (incoming) => {
     if (socket) {

@@ -3,6 +3,9 @@
 /** The only stable KVM API version; KVM_GET_API_VERSION must return it. */
 export const KVM_API_VERSION = 12;
 
+/** The x86 page: KVM memory slots, guest RAM and every page-granular table are whole pages of it. */
+export const PAGE_SIZE = 4096;
+
 // Exit reasons (kvm_run.exit_reason).
 export const KVM_EXIT_UNKNOWN = 0;
 export const KVM_EXIT_EXCEPTION = 1;

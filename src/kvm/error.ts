@@ -1,12 +1,14 @@
 /**
  * KvmError: a failed KVM call, with the errno and the call that failed, and a message that says
  * what to do about it. Codes: ENOKVM (no /dev/kvm), EKVMACCESS (no permission), EKVMAPI (API
- * version mismatch), EKVMCAP (a capability tskvm needs is missing), EKVM (any other failure).
+ * version mismatch), EKVMCAP (a capability tskvm needs is missing), ERESOURCE (the process or
+ * host ran out of file descriptors, memory or threads), EKVM (any other failure).
  */
 import os from 'node:os';
+import { UsageError, type UsageErrorCode } from '../errors.js';
 import { EACCES, ENODEV, ENOENT, ENXIO, EPERM } from './constants.js';
 
-export type KvmErrorCode = 'ENOKVM' | 'EKVMACCESS' | 'EKVMAPI' | 'EKVMCAP' | 'EKVM';
+export type KvmErrorCode = 'ENOKVM' | 'EKVMACCESS' | 'EKVMAPI' | 'EKVMCAP' | 'ERESOURCE' | 'EKVM';
 
 export class KvmError extends Error {
   override readonly name = 'KvmError';
@@ -26,6 +28,8 @@ export class KvmError extends Error {
   /** An error for a call that returned -errno, with the remedy that errno calls for. */
   static fromErrno(syscall: string, negErrno: number, context = ''): KvmError {
     const errno = Math.abs(negErrno);
+    const name = ERRNO_NAMES[errno];
+    if (name !== undefined && RESOURCE_ERRNOS.has(name)) return KvmError.resource(syscall + (context ? ` (${context})` : ''), name, errno);
     const what = `${syscall} failed: ${errnoName(errno)}${context ? ` (${context})` : ''}`;
     return new KvmError('EKVM', syscall, errno, what);
   }
@@ -56,6 +60,23 @@ export class KvmError extends Error {
     return KvmError.fromErrno(`open ${devicePath}`, negErrno);
   }
 
+  /** The process or host is out of something (fds, memory, threads): say which limit to raise. */
+  static resource(
+    what: string,
+    errnoCode: string,
+    errno = os.constants.errno[errnoCode as keyof typeof os.constants.errno] ?? 0,
+  ): KvmError {
+    const advice =
+      errnoCode === 'EMFILE'
+        ? 'this process has too many open files: raise its limit (`ulimit -n`) or run fewer guests at once'
+        : errnoCode === 'ENFILE'
+          ? 'the host has too many open files: raise fs.file-max or run fewer guests at once'
+          : errnoCode === 'EAGAIN'
+            ? 'the host refused more threads or processes right now: raise `ulimit -u` or run fewer guests at once'
+            : 'the host is out of memory for this: give the guest less RAM (--memory) or run fewer guests at once';
+    return new KvmError('ERESOURCE', what, errno, `${what} failed: ${errnoName(errno)}: ${advice}`);
+  }
+
   static apiMismatch(version: number, expected: number): KvmError {
     return new KvmError(
       'EKVMAPI',
@@ -66,7 +87,12 @@ export class KvmError extends Error {
   }
 
   static missingCapability(name: string, why: string): KvmError {
-    return new KvmError('EKVMCAP', 'KVM_CHECK_EXTENSION', 0, `the host's KVM lacks ${name}, which tskvm needs for ${why}; a newer kernel is required.`);
+    return new KvmError(
+      'EKVMCAP',
+      'KVM_CHECK_EXTENSION',
+      0,
+      `the host's KVM lacks ${name}, which tskvm needs for ${why}; a newer kernel is required.`,
+    );
   }
 }
 
@@ -82,7 +108,43 @@ const ERRNO_NAMES: Readonly<Record<number, string>> = Object.fromEntries(
   Object.entries(os.constants.errno).map(([name, value]) => [value, name]),
 );
 
+/** Errors that mean "out of something", not "KVM cannot". */
+const RESOURCE_ERRNOS = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'EAGAIN']);
+
 /** `ENOMEM (errno 12)`, the way strace would name it. */
 export function errnoName(errno: number): string {
   return `${ERRNO_NAMES[errno] ?? 'errno'} (errno ${errno})`;
+}
+
+/** An error as it crosses threads (postMessage keeps neither class nor extra fields). */
+export interface ErrorMessage {
+  name: string;
+  message: string;
+  stack: string | undefined;
+  code: string | undefined;
+  errno?: number;
+  syscall?: string;
+}
+
+export function toErrorMessage(err: unknown): ErrorMessage {
+  if (!(err instanceof Error)) return { name: 'Error', message: String(err), stack: undefined, code: undefined };
+  const e = err as Error & { code?: unknown; errno?: unknown; syscall?: unknown };
+  return {
+    name: e.name,
+    message: e.message,
+    stack: e.stack,
+    code: typeof e.code === 'string' ? e.code : undefined,
+    ...(typeof e.errno === 'number' ? { errno: e.errno } : {}),
+    ...(typeof e.syscall === 'string' ? { syscall: e.syscall } : {}),
+  };
+}
+
+/** The error again, of its class (KvmError, UsageError) where it had one of tskvm's. */
+export function fromErrorMessage(m: ErrorMessage): Error {
+  let err: Error;
+  if (m.name === 'KvmError') err = new KvmError((m.code ?? 'EKVM') as KvmErrorCode, m.syscall ?? '', m.errno ?? 0, m.message);
+  else if (m.name === 'UsageError') err = new UsageError(m.message, (m.code ?? 'EUSAGE') as UsageErrorCode);
+  else err = Object.assign(new Error(m.message), m.code === undefined ? {} : { code: m.code });
+  if (m.stack !== undefined) err.stack = m.stack;
+  return err;
 }

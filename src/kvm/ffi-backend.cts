@@ -9,7 +9,6 @@
 import type * as Ffi from 'ffi-rs';
 import type { NativeIoctls, NativeKvm } from './native.js';
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const ffi = require('ffi-rs') as typeof Ffi;
 const { DataType } = ffi;
 const LIBC = 'libc';
@@ -123,7 +122,8 @@ function view(address: bigint, length: number): Buffer {
 }
 
 /** Anonymous memory for structs passed by pointer: one per thread, as this module is. */
-const scratchAddress = (libc.mmap([0, SCRATCH_BYTES, PROT_READ_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0]) as unknown as Errno<bigint>).value;
+const scratchAddress = (libc.mmap([0, SCRATCH_BYTES, PROT_READ_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0]) as unknown as Errno<bigint>)
+  .value;
 const scratch = view(scratchAddress, SCRATCH_BYTES);
 
 const kickSignal = (libc.__libc_current_sigrtmin([]) as number) + KICK_SIGNAL_OFFSET;
@@ -180,7 +180,8 @@ const ffiBackend: NativeKvm = {
   madvise: (addr, size, advice) => orErrno(libc.madvise([addr, size, advice]) as Errno<number>),
   externalBuffer(addr, size) {
     const buffer = view(addr, size);
-    if (buffer.byteOffset !== 0 || buffer.buffer.byteLength !== size) throw new Error('ffi-rs returned a view that does not start at the mapping');
+    if (buffer.byteOffset !== 0 || buffer.buffer.byteLength !== size)
+      throw new Error('ffi-rs returned a view that does not start at the mapping');
     return buffer.buffer as ArrayBuffer;
   },
   threadSelf: () => libc.pthread_self([]) as unknown as bigint,

@@ -4,7 +4,11 @@
  * throws KvmError on failure; nothing here holds policy.
  */
 import { close as fsClose } from 'node:fs';
-import { KVM_API_VERSION, KVM_CAP_IMMEDIATE_EXIT, KVM_CAP_MAX_VCPUS, KVM_CAP_NR_VCPUS, KVM_CAP_USER_MEMORY, KVM_CAP_SET_TSS_ADDR, EAGAIN, EINTR, EINVAL } from './constants.js';
+import { KVM_API_VERSION, KVM_CAP_MAX_VCPUS, KVM_CAP_NR_VCPUS, EAGAIN, EINTR, EINVAL } from './constants.js';
+import { CAPABILITIES } from './capabilities.js';
+
+/** Set once Kvm.open has found every required capability on this host. */
+let capabilitiesChecked = false;
 import { KvmError } from './error.js';
 import { native } from './native.js';
 import { KvmRun } from './run.js';
@@ -47,9 +51,13 @@ export class Kvm {
     try {
       const version = kvm.apiVersion();
       if (version !== KVM_API_VERSION) throw KvmError.apiMismatch(version, KVM_API_VERSION);
-      if (!kvm.checkExtension(KVM_CAP_USER_MEMORY)) throw KvmError.missingCapability('KVM_CAP_USER_MEMORY', 'guest memory');
-      if (!kvm.checkExtension(KVM_CAP_SET_TSS_ADDR)) throw KvmError.missingCapability('KVM_CAP_SET_TSS_ADDR', 'real-mode guests');
-      if (!kvm.checkExtension(KVM_CAP_IMMEDIATE_EXIT)) throw KvmError.missingCapability('KVM_CAP_IMMEDIATE_EXIT', 'stopping a running vCPU');
+      if (!capabilitiesChecked) {
+        // The host's KVM does not change while the process runs: check once.
+        for (const cap of CAPABILITIES) {
+          if (cap.required && !kvm.checkExtension(cap.number)) throw KvmError.missingCapability(cap.name, cap.neededFor);
+        }
+        capabilitiesChecked = true;
+      }
     } catch (err) {
       kvm.close();
       throw err;

@@ -129,7 +129,9 @@ export function probeBackends(): Record<BackendName, BackendProbe> {
 
 function loadAddon(): NativeKvm {
   if (!existsSync(addonPath)) {
-    throw Object.assign(new Error(`${addonPath} is missing; build it with \`npm run build\` (needs python3, make and g++)`), { code: 'ENOADDON' });
+    throw Object.assign(new Error(`${addonPath} is missing; build it with \`npm run build\` (needs python3, make and g++)`), {
+      code: 'ENOADDON',
+    });
   }
   return require(addonPath) as NativeKvm;
 }

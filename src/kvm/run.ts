@@ -46,10 +46,21 @@ export const KVM_MMIO_DATA_MAX = 8;
 export type IoDirection = 'in' | 'out';
 
 export type VcpuExit =
-  /** A port access. The data (size × count bytes) lives in the kvm_run page at dataOffset. */
-  | { readonly kind: 'io'; readonly direction: IoDirection; readonly size: 1 | 2 | 4; readonly port: number; readonly count: number; readonly dataOffset: number }
-  /** A guest-physical access outside every memory slot. The data lives at KVM_RUN_MMIO_DATA. */
-  | { readonly kind: 'mmio'; readonly physAddr: number; readonly len: number; readonly isWrite: boolean }
+  /**
+   * A port access: `count` elements of `size` bytes (count > 1 is string I/O). `data` holds them
+   * (size × count bytes, little-endian): what the guest wrote, or where an `in` puts its answer.
+   * From KVM_RUN it is a view of the kvm_run page, as kvm-ioctls' `IoOut(port, &[u8])` is.
+   */
+  | {
+      readonly kind: 'io';
+      readonly direction: IoDirection;
+      readonly size: 1 | 2 | 4;
+      readonly port: number;
+      readonly count: number;
+      readonly data: Uint8Array;
+    }
+  /** A guest-physical access outside every memory slot; `data` is the access's `len` bytes. */
+  | { readonly kind: 'mmio'; readonly physAddr: number; readonly len: number; readonly isWrite: boolean; readonly data: Uint8Array }
   | { readonly kind: 'hlt' }
   /** A debug exception under KVM_SET_GUEST_DEBUG: #DB (1) for single-step and debug registers, #BP (3). */
   | { readonly kind: 'debug'; readonly exception: number; readonly pc: bigint; readonly dr6: bigint; readonly dr7: bigint }
@@ -82,27 +93,50 @@ export class KvmRun {
     this.view.setUint8(KVM_RUN_IMMEDIATE_EXIT, on ? 1 : 0);
   }
 
+  /**
+   * The I/O data view: KVM puts it at the same offset for every exit of one vCPU, so the view of
+   * the last (offset, length) is kept instead of making one per exit. A bad offset from the
+   * kernel is clamped to the page, never read past it.
+   */
+  private ioData(offset: number, length: number): Uint8Array {
+    if (offset !== this.ioOffset || length !== this.ioView.length) {
+      const start = Math.min(offset, this.bytes.length);
+      this.ioOffset = offset;
+      this.ioView = this.bytes.subarray(start, Math.min(start + length, this.bytes.length));
+    }
+    return this.ioView;
+  }
+
+  private ioOffset = -1;
+  private ioView: Uint8Array = new Uint8Array(0);
+
   /** Decodes the exit that the last KVM_RUN reported. */
   exit(): VcpuExit {
     const v = this.view;
     const reason = this.exitReason;
     switch (reason) {
-      case KVM_EXIT_IO:
+      case KVM_EXIT_IO: {
+        const size = v.getUint8(KVM_RUN_IO_SIZE) as 1 | 2 | 4;
+        const count = v.getUint32(KVM_RUN_IO_COUNT, true);
         return {
           kind: 'io',
           direction: v.getUint8(KVM_RUN_IO_DIRECTION) === KVM_EXIT_IO_OUT ? 'out' : 'in',
-          size: v.getUint8(KVM_RUN_IO_SIZE) as 1 | 2 | 4,
+          size,
           port: v.getUint16(KVM_RUN_IO_PORT, true),
-          count: v.getUint32(KVM_RUN_IO_COUNT, true),
-          dataOffset: Number(v.getBigUint64(KVM_RUN_IO_DATA_OFFSET, true)),
+          count,
+          data: this.ioData(Number(v.getBigUint64(KVM_RUN_IO_DATA_OFFSET, true)), size * count),
         };
-      case KVM_EXIT_MMIO:
+      }
+      case KVM_EXIT_MMIO: {
+        const len = Math.min(v.getUint32(KVM_RUN_MMIO_LEN, true), KVM_MMIO_DATA_MAX);
         return {
           kind: 'mmio',
           physAddr: Number(v.getBigUint64(KVM_RUN_MMIO_PHYS_ADDR, true)),
-          len: v.getUint32(KVM_RUN_MMIO_LEN, true),
+          len,
           isWrite: v.getUint8(KVM_RUN_MMIO_IS_WRITE) !== 0,
+          data: this.bytes.subarray(KVM_RUN_MMIO_DATA, KVM_RUN_MMIO_DATA + len),
         };
+      }
       case KVM_EXIT_HLT:
         return { kind: 'hlt' };
       case KVM_EXIT_DEBUG:

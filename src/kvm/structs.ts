@@ -9,9 +9,24 @@ export const KVM_SREGS_SIZE = 312;
 export const KVM_SEGMENT_SIZE = 24;
 
 export const KVM_REGS_FIELDS = [
-  'rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rsp', 'rbp',
-  'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15',
-  'rip', 'rflags',
+  'rax',
+  'rbx',
+  'rcx',
+  'rdx',
+  'rsi',
+  'rdi',
+  'rsp',
+  'rbp',
+  'r8',
+  'r9',
+  'r10',
+  'r11',
+  'r12',
+  'r13',
+  'r14',
+  'r15',
+  'rip',
+  'rflags',
 ] as const;
 
 export type KvmRegName = (typeof KVM_REGS_FIELDS)[number];
@@ -26,6 +41,7 @@ export const CR0_PE = 1n << 0n; // protected mode
 export const CR0_ET = 1n << 4n; // extension type: always 1 on a 387-or-later FPU
 export const CR0_PG = 1n << 31n; // paging
 export const CR4_PAE = 1n << 5n; // physical address extension: required for long mode
+export const CR4_LA57 = 1n << 12n; // 57-bit linear addresses (5-level paging)
 export const EFER_LME = 1n << 8n; // long mode enable
 export const EFER_LMA = 1n << 10n; // long mode active
 

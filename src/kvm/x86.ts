@@ -34,7 +34,15 @@ export function decodeCpuid2(bytes: Uint8Array): CpuidEntry[] {
   const entries: CpuidEntry[] = [];
   for (let i = 0; i < count; i++) {
     const at = CPUID2_HEADER + i * CPUID_ENTRY2_SIZE;
-    const [fn, index, flags, eax, ebx, ecx, edx] = [0, 4, 8, 12, 16, 20, 24].map((o) => view.getUint32(at + o, true)) as [number, number, number, number, number, number, number];
+    const [fn, index, flags, eax, ebx, ecx, edx] = [0, 4, 8, 12, 16, 20, 24].map((o) => view.getUint32(at + o, true)) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
     entries.push({ function: fn, index, flags, eax, ebx, ecx, edx });
   }
   return entries;

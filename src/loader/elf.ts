@@ -3,7 +3,7 @@
  * to their physical address (p_paddr), as QEMU's -kernel does, with the bss (p_memsz - p_filesz)
  * zeroed. The whole image is validated before a byte of guest memory is written.
  */
-import type { BootState } from './boot-state.js';
+import type { BootState } from '../arch/x86/boot-state.js';
 import { LoaderError } from './image.js';
 
 // e_ident (ELF spec, "ELF Identification").
@@ -179,7 +179,8 @@ export function parseElf(image: Uint8Array, memorySize: number, name: string): E
   const phdrSize = is64 ? ELF64_PHDR_SIZE : ELF32_PHDR_SIZE;
   if (phnum === 0) fail('has no program headers: there is nothing to load');
   if (phnum === PN_XNUM) fail(`uses extended program header numbering (e_phnum = ${hex(PN_XNUM)}), which tskvm does not support`);
-  if (phentsize !== phdrSize) fail(`has ${phentsize}-byte program headers (e_phentsize), but ELF${bits} program headers are ${phdrSize} bytes`);
+  if (phentsize !== phdrSize)
+    fail(`has ${phentsize}-byte program headers (e_phentsize), but ELF${bits} program headers are ${phdrSize} bytes`);
 
   const fileSize = BigInt(image.length);
   const addressSpaceEnd = 2n ** BigInt(bits);
@@ -198,7 +199,9 @@ export function parseElf(image: Uint8Array, memorySize: number, name: string): E
     const filesz = addr(ph + P32_FILESZ, ph + P64_FILESZ);
     const memsz = addr(ph + P32_MEMSZ, ph + P64_MEMSZ);
     if (offset + filesz > fileSize) {
-      fail(`is truncated: segment ${i} (file bytes ${offset}-${offset + filesz}) ends at byte ${offset + filesz} of a ${image.length}-byte file`);
+      fail(
+        `is truncated: segment ${i} (file bytes ${offset}-${offset + filesz}) ends at byte ${offset + filesz} of a ${image.length}-byte file`,
+      );
     }
     if (filesz > memsz) fail(`has segment ${i} with p_filesz ${filesz} larger than its p_memsz ${memsz}`);
     if (paddr + memsz > addressSpaceEnd) {

@@ -3,10 +3,10 @@
  * QEMU's -kernel, a multiboot header wins over a bare ELF; unlike it, flat binaries and boot
  * sectors (kvmtool's guests) are first-class.
  */
-import type { BootState } from './boot-state.js';
-import type { E820Entry } from './e820.js';
+import type { BootState } from '../arch/x86/boot-state.js';
+import type { E820Entry } from '../arch/x86/e820.js';
 import { elfBootState, isElf, parseElf, writeElfSegments } from './elf.js';
-import { BOOT_GDT_ADDRESS, PAGE_TABLES_END } from './pc-layout.js';
+import { BOOT_GDT_ADDRESS, PAGE_TABLES_END } from '../arch/x86/pc-layout.js';
 import { isBootSector, loadImage, LoaderError } from './image.js';
 import { findMultibootHeader, loadMultiboot, type MultibootModule } from './multiboot.js';
 
@@ -76,7 +76,8 @@ export function loadGuest(image: Uint8Array, memory: Uint8Array, options: LoadGu
       return { format, bootState: elfBootState(elf, { longMode: options.longMode }), notes: [] };
     }
     case 'multiboot': {
-      if (!findMultibootHeader(image, name)) throw new LoaderError(`${label} has no multiboot header in its first 8 KiB: use --format elf or flat`);
+      if (!findMultibootHeader(image, name))
+        throw new LoaderError(`${label} has no multiboot header in its first 8 KiB: use --format elf or flat`);
       const mb = loadMultiboot(image, memory, { name, cmdline: options.cmdline, modules: options.modules, e820: options.e820 });
       return { format, bootState: mb.bootState, notes: mb.notes };
     }

@@ -4,6 +4,9 @@
  */
 
 import { UsageError } from '../errors.js';
+import type { RealModeEntry } from '../arch/x86/boot-state.js';
+
+export type { RealModeEntry };
 
 export type ImageFormat = 'flat' | 'bootsector';
 export type FormatChoice = ImageFormat | 'auto';
@@ -19,21 +22,6 @@ export const BOOT_SECTOR_SIZE = 512;
 export const BOOT_SIGNATURE = [0x55, 0xaa] as const;
 /** DL = 0x80: the first hard disk, the drive a hard-disk MBR is booted from. */
 export const BOOT_DRIVE_FIRST_HARD_DISK = 0x80;
-
-/** Where a guest starts: real mode, segments as selectors (base = selector << 4). */
-export interface RealModeEntry {
-  cs: number;
-  ip: number;
-  ds: number;
-  es: number;
-  fs: number;
-  gs: number;
-  ss: number;
-  sp: number;
-  bp: number;
-  /** DX at entry (DL carries the boot drive for boot sectors). */
-  dx: number;
-}
 
 export interface LoadedImage {
   format: ImageFormat;
@@ -87,7 +75,9 @@ function loadFlat(image: Uint8Array, memory: Uint8Array, name: string): LoadedIm
 
 function loadBootSector(image: Uint8Array, memory: Uint8Array, name: string): LoadedImage {
   if (image.length !== BOOT_SECTOR_SIZE) {
-    throw new LoaderError(`${name} is ${image.length} bytes, but a boot sector is exactly ${BOOT_SECTOR_SIZE}: use --format flat for other images`);
+    throw new LoaderError(
+      `${name} is ${image.length} bytes, but a boot sector is exactly ${BOOT_SECTOR_SIZE}: use --format flat for other images`,
+    );
   }
   if (!isBootSector(image)) {
     throw new LoaderError(`${name} lacks the boot signature 0x55 0xAA at offset 510: fix the image or use --format flat`);
@@ -97,7 +87,18 @@ function loadBootSector(image: Uint8Array, memory: Uint8Array, name: string): Lo
     format: 'bootsector',
     loadAddress: BOOT_SECTOR_ADDRESS,
     size: image.length,
-    entry: { cs: 0, ip: BOOT_SECTOR_ADDRESS, ds: 0, es: 0, fs: 0, gs: 0, ss: 0, sp: BOOT_SECTOR_ADDRESS, bp: 0, dx: BOOT_DRIVE_FIRST_HARD_DISK },
+    entry: {
+      cs: 0,
+      ip: BOOT_SECTOR_ADDRESS,
+      ds: 0,
+      es: 0,
+      fs: 0,
+      gs: 0,
+      ss: 0,
+      sp: BOOT_SECTOR_ADDRESS,
+      bp: 0,
+      dx: BOOT_DRIVE_FIRST_HARD_DISK,
+    },
   };
 }
 

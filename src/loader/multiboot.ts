@@ -6,8 +6,9 @@
  * guest started in flat 32-bit protected mode with EAX = 0x2BADB002 and EBX = the info address.
  * Everything is validated before a byte of guest memory is written.
  */
-import type { BootState } from './boot-state.js';
-import { E820_RAM, type E820Entry } from './e820.js';
+import { PAGE_SIZE } from '../kvm/constants.js';
+import type { BootState } from '../arch/x86/boot-state.js';
+import { E820_RAM, type E820Entry } from '../arch/x86/e820.js';
 import { E_MACHINE, EI_CLASS, ELFCLASS64, EM_X86_64, isElf, parseElf, writeElfSegments } from './elf.js';
 import { LoaderError } from './image.js';
 import {
@@ -17,7 +18,7 @@ import {
   MULTIBOOT_INFO_ADDRESS,
   MULTIBOOT_INFO_END,
   VGA_HOLE_ADDRESS,
-} from './pc-layout.js';
+} from '../arch/x86/pc-layout.js';
 
 // The OS image's header (spec §3.1).
 export const MULTIBOOT_HEADER_MAGIC = 0x1badb002;
@@ -87,7 +88,7 @@ const MMAP_LENGTH = 12;
 const MMAP_TYPE = 20;
 
 /** QEMU (TARGET_PAGE_ALIGN) and MULTIBOOT_PAGE_ALIGN both align modules to 4 KiB pages. */
-export const PAGE_SIZE = 0x1000;
+export { PAGE_SIZE };
 const KiB = 1024;
 /** Multiboot's fields are 32-bit: everything it describes must lie below 4 GiB. */
 const ADDRESS_SPACE_END = 2 ** 32;
@@ -146,7 +147,7 @@ export interface LoadedMultiboot {
 const hex = (n: number): string => `0x${n.toString(16).toUpperCase()}`;
 const alignUp = (n: number, to: number): number => Math.ceil(n / to) * to;
 const u32At = (image: Uint8Array, at: number): number =>
-  ((image[at]! | (image[at + 1]! << 8) | (image[at + 2]! << 16) | (image[at + 3]! << 24)) >>> 0);
+  (image[at]! | (image[at + 1]! << 8) | (image[at + 2]! << 16) | (image[at + 3]! << 24)) >>> 0;
 
 /**
  * Finds the multiboot header: the magic at a 4-byte-aligned offset with magic + flags + checksum
@@ -225,7 +226,8 @@ function planAoutKernel(image: Uint8Array, memorySize: number, header: Multiboot
         `which end at byte ${textOffset + loadSize} of a ${image.length}-byte file`,
     );
   }
-  if (a.loadAddr + loadSize > ADDRESS_SPACE_END) fail(`loads ${loadSize} bytes at ${hex(a.loadAddr)}, past the end of the 32-bit address space`);
+  if (a.loadAddr + loadSize > ADDRESS_SPACE_END)
+    fail(`loads ${loadSize} bytes at ${hex(a.loadAddr)}, past the end of the 32-bit address space`);
   let kernelSize = loadSize;
   if (a.bssEndAddr !== 0) {
     if (a.bssEndAddr < a.loadAddr + loadSize) {
@@ -307,13 +309,18 @@ export function loadMultiboot(image: Uint8Array, memory: Uint8Array, options: Mu
     );
   }
   if (header.flags & MULTIBOOT_VIDEO_MODE) {
-    notes.push(`kernel '${name}' asks for a video mode (multiboot flag bit 2): tskvm has no display, so it gets no video information (QEMU ignores this too)`);
+    notes.push(
+      `kernel '${name}' asks for a video mode (multiboot flag bit 2): tskvm has no display, so it gets no video information (QEMU ignores this too)`,
+    );
   }
   if (memory.length < MULTIBOOT_DATA_END) {
-    throw new LoaderError(`guest RAM (${memory.length} bytes) is too small for the multiboot information at ${hex(MULTIBOOT_INFO_ADDRESS)}-${hex(MULTIBOOT_DATA_END)}: raise --memory`);
+    throw new LoaderError(
+      `guest RAM (${memory.length} bytes) is too small for the multiboot information at ${hex(MULTIBOOT_INFO_ADDRESS)}-${hex(MULTIBOOT_DATA_END)}: raise --memory`,
+    );
   }
 
-  const kernel = header.flags & MULTIBOOT_AOUT_KLUDGE ? planAoutKernel(image, memory.length, header, name) : planElfKernel(image, memory.length, name);
+  const kernel =
+    header.flags & MULTIBOOT_AOUT_KLUDGE ? planAoutKernel(image, memory.length, header, name) : planElfKernel(image, memory.length, name);
   if (kernel.start < BOOT_STRUCTURES_END && kernel.end > 0) {
     throw new LoaderError(
       `kernel '${name}' (${hex(kernel.start)}-${hex(kernel.end)}) overlaps tskvm's boot structures below ${hex(BOOT_STRUCTURES_END)}: ` +
@@ -332,7 +339,8 @@ export function loadMultiboot(image: Uint8Array, memory: Uint8Array, options: Mu
         `module '${m.name}' (${m.bytes.length} bytes at ${hex(start)}) does not fit in guest RAM (${memory.length} bytes): raise --memory to at least ${end} bytes`,
       );
     }
-    if (end >= ADDRESS_SPACE_END) throw new LoaderError(`module '${m.name}' would end at ${hex(end)}, above the 4 GiB that multiboot's 32-bit fields can describe`);
+    if (end >= ADDRESS_SPACE_END)
+      throw new LoaderError(`module '${m.name}' would end at ${hex(end)}, above the 4 GiB that multiboot's 32-bit fields can describe`);
     placed.push({ start, end });
     next = alignUp(end, PAGE_SIZE);
   }
@@ -397,7 +405,8 @@ export function loadMultiboot(image: Uint8Array, memory: Uint8Array, options: Mu
   info.setUint32(MBI_MMAP_LENGTH, mmapLength, true);
   info.setUint32(MBI_MMAP_ADDR, mmapAddress, true);
   info.setUint32(MBI_BOOT_LOADER_NAME, bootLoaderNameAddress, true);
-  if (MULTIBOOT_INFO_ADDRESS + MULTIBOOT_INFO_SIZE > MULTIBOOT_INFO_END) throw new Error('pc-layout: the multiboot info block does not fit its slot');
+  if (MULTIBOOT_INFO_ADDRESS + MULTIBOOT_INFO_SIZE > MULTIBOOT_INFO_END)
+    throw new Error('pc-layout: the multiboot info block does not fit its slot');
 
   // Everything validated: now write.
   kernel.write(memory);

@@ -159,7 +159,10 @@ describe('tskvm run: bad usage and bad input exit 2', () => {
     expect(help.stdout.toString()).toMatch(/--memory <size>/);
     expect(help.stdout.toString()).toMatch(/124 +--timeout passed/);
     const version = await runCli(['--version']);
-    expect([version.status, version.stdout.toString()]).toEqual([0, `${JSON.parse(readFileSync(path.join(path.dirname(CLI), '..', 'package.json'), 'utf8')).version}\n`]);
+    expect([version.status, version.stdout.toString()]).toEqual([
+      0,
+      `${JSON.parse(readFileSync(path.join(path.dirname(CLI), '..', 'package.json'), 'utf8')).version}\n`,
+    ]);
   });
 });
 

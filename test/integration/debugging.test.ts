@@ -33,7 +33,9 @@ describeKvm('--trace', () => {
     expect(lines).toHaveLength(2 * text.length + 1);
     for (const line of lines) expect(line).toMatch(TRACE_LINE);
     expect(lines.filter((l) => / in +port=0x3fd size=1 count=1 data=60 dev=COM1 \(16550A\)/.test(l))).toHaveLength(text.length);
-    const written = lines.filter((l) => / out port=0x3f8 /.test(l)).map((l) => String.fromCharCode(parseInt(/data=([0-9a-f]+)/.exec(l)![1]!, 16)));
+    const written = lines
+      .filter((l) => / out port=0x3f8 /.test(l))
+      .map((l) => String.fromCharCode(parseInt(/data=([0-9a-f]+)/.exec(l)![1]!, 16)));
     expect(written.join('')).toBe(text);
     expect(lines.at(-1)).toMatch(/out port=0xf4 size=4 count=1 data=0000002a dev=debug-exit/);
   });
@@ -99,7 +101,7 @@ describeKvm('register dumps and single-step', () => {
     expect(r.status).toBe(64);
     expect(r.stderr).toMatch(/^vCPU state at exit \(debug-exit\):/m);
     expect(r.stderr).toMatch(/mode=long/);
-    expect(r.stderr).toMatch(/^CS  =0018 base=0000000000000000 limit=ffffffff .* l=1/m);
+    expect(r.stderr).toMatch(/^CS {2}=0018 base=0000000000000000 limit=ffffffff .* l=1/m);
     expect(r.stderr).toMatch(/EFER: .*LME LMA/);
     expect(r.stderr).toMatch(/^GDT=0000000000000500 /m);
     expect(r.stderr).toMatch(/Code at .*\(physical /);
@@ -123,7 +125,10 @@ describeKvm('register dumps and single-step', () => {
 describeKvm('the GDB stub with the real gdb', () => {
   it('breaks at a label, steps, reads and writes registers and memory, and continues to the exit', async () => {
     const elf = kernel('gdbdemo');
-    const guestRun = spawn(process.execPath, [CLI, 'run', '--gdb', '0', '--gdb-wait', '--timeout', '60s', elf], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    const guestRun = spawn(process.execPath, [CLI, 'run', '--gdb', '0', '--gdb-wait', '--timeout', '60s', elf], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     guestRun.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -150,7 +155,10 @@ describeKvm('the GDB stub with the real gdb', () => {
       'p $cr0',
       'continue',
     ];
-    const { stdout: gdbOut } = await promisify(execFile)('gdb', ['-nx', '-batch', ...commands.flatMap((c) => ['-ex', c]), elf], { cwd: ROOT, timeout: 60_000 });
+    const { stdout: gdbOut } = await promisify(execFile)('gdb', ['-nx', '-batch', ...commands.flatMap((c) => ['-ex', c]), elf], {
+      cwd: ROOT,
+      timeout: 60_000,
+    });
     expect(gdbOut).toMatch(/Breakpoint 1 at 0x[0-9a-f]+/);
     expect(gdbOut).toMatch(/Breakpoint 1, 0x[0-9a-f]+ in add_here \(\)/);
     expect(gdbOut).toMatch(/rax +0x1 +1\s*\nrbx +0x2 +2/);

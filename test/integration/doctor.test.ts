@@ -60,7 +60,11 @@ describeKvm('tskvm doctor', () => {
     expect(d.memory.transparentHugepages).toBe(thp);
     // The backend in use is the addon, unless this run chose ffi-rs (npm run test:ffi).
     const expected = process.env.TSKVM_BACKEND === 'ffi' ? 'ffi' : 'addon';
-    expect(d.backend).toMatchObject({ used: expected, addon: { loaded: true, exists: true, error: null }, ffi: { loaded: true, error: null } });
+    expect(d.backend).toMatchObject({
+      used: expected,
+      addon: { loaded: true, exists: true, error: null },
+      ffi: { loaded: true, error: null },
+    });
   });
 
   it('a missing device: exit 1, naming the problem and the fix (text and JSON)', async () => {

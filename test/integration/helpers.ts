@@ -54,7 +54,10 @@ export interface CliResult {
 }
 
 /** Runs `tskvm ARGS`, feeding `input` (if any) on stdin, and collects everything. */
-export function runCli(args: string[], options: { input?: Buffer | string; env?: NodeJS.ProcessEnv; onStdout?: (chunk: Buffer, child: ReturnType<typeof spawn>) => void } = {}): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  options: { input?: Buffer | string; env?: NodeJS.ProcessEnv; onStdout?: (chunk: Buffer, child: ReturnType<typeof spawn>) => void } = {},
+): Promise<CliResult> {
   const spawnOptions: SpawnOptions = { cwd: ROOT, env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] };
   const child = spawn(process.execPath, [CLI, ...args], spawnOptions);
   const out: Buffer[] = [];

@@ -160,7 +160,11 @@ describeKvm('the same output as QEMU', () => {
   const qemuArgs = ['-accel', 'tcg', '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-no-reboot', '-net', 'none', '-m', '16M'];
   const runQemu = async (file: string): Promise<{ stdout: string; code: number }> => {
     try {
-      const { stdout } = await promisify(execFile)(qemu!, [...qemuArgs, '-device', 'isa-debug-exit,iobase=0xf4,iosize=4', '-kernel', file], { cwd: ROOT, timeout: 60_000 });
+      const { stdout } = await promisify(execFile)(
+        qemu!,
+        [...qemuArgs, '-device', 'isa-debug-exit,iobase=0xf4,iosize=4', '-kernel', file],
+        { cwd: ROOT, timeout: 60_000 },
+      );
       return { stdout, code: 0 };
     } catch (err) {
       const e = err as { stdout: string; code: number };

@@ -13,18 +13,22 @@ const OVERCOMMIT = /warning: \d+ vCPUs on \d+ host CPUs/;
 const hostCpus = (await import('node:os')).availableParallelism();
 
 describeKvm('--cpus N', () => {
-  it.each([1, 2, 4, 8])('brings up %i CPUs, each counted once', async (n) => {
-    assertKvm();
-    const r = await runCli(['run', '--cpus', String(n), '--timeout', '60s', SMP]);
-    expect(r.status).toBe(n);
-    const lines = r.stdout.toString().trimEnd().split('\n');
-    expect(lines[0]).toBe('cpu 0 up'); // the bootstrap processor first
-    expect(lines.at(-1)).toBe(`cpus: ${n}`);
-    // Every APIC ID exactly once: the lock kept the lines whole and the counter exact.
-    expect(lines.slice(0, -1).sort()).toEqual(Array.from({ length: n }, (_, i) => `cpu ${i} up`).sort());
-    if (n > hostCpus) expect(r.stderr).toMatch(OVERCOMMIT);
-    else expect(r.stderr).toBe('');
-  }, 90_000);
+  it.each([1, 2, 4, 8])(
+    'brings up %i CPUs, each counted once',
+    async (n) => {
+      assertKvm();
+      const r = await runCli(['run', '--cpus', String(n), '--timeout', '60s', SMP]);
+      expect(r.status).toBe(n);
+      const lines = r.stdout.toString().trimEnd().split('\n');
+      expect(lines[0]).toBe('cpu 0 up'); // the bootstrap processor first
+      expect(lines.at(-1)).toBe(`cpus: ${n}`);
+      // Every APIC ID exactly once: the lock kept the lines whole and the counter exact.
+      expect(lines.slice(0, -1).sort()).toEqual(Array.from({ length: n }, (_, i) => `cpu ${i} up`).sort());
+      if (n > hostCpus) expect(r.stderr).toMatch(OVERCOMMIT);
+      else expect(r.stderr).toBe('');
+    },
+    90_000,
+  );
 
   it('a crash on an application processor ends the run for all vCPUs', async () => {
     const r = await runGuest({ image: SMP, cpus: 2, cmdline: 'ap-crash', timeoutMs: 60_000 });

@@ -156,7 +156,24 @@ describe('the tour checker', () => {
   });
 
   it('parses commands, expected lines and exit statuses, and ignores other code blocks', () => {
-    const md = ['text', '```sh', '$ not a checked command', '```', '```console', '$ a', 'x', '', 'y', '[exit status 3]', '$ b', '```', '```console', '$ c', '...', '```'].join('\n');
+    const md = [
+      'text',
+      '```sh',
+      '$ not a checked command',
+      '```',
+      '```console',
+      '$ a',
+      'x',
+      '',
+      'y',
+      '[exit status 3]',
+      '$ b',
+      '```',
+      '```console',
+      '$ c',
+      '...',
+      '```',
+    ].join('\n');
     expect(parseTour(md)).toEqual([
       { command: 'a', expected: ['x', '', 'y'], status: 3, line: 6 },
       { command: 'b', expected: [], status: 0, line: 11 },
@@ -208,7 +225,10 @@ describeKvm('docs/tour.md: every command does what the tour says', () => {
         const actual = outputLines(r.stdout);
         if (cmd.expected.includes(WILDCARD) || cmd.expected.some((l) => l.includes(INLINE_WILDCARD))) {
           const ok = linesMatch(cmd.expected, actual);
-          if (!ok) expect(actual.join('\n'), `${context}\nstdout does not match (\`...\` = any lines, \`…\` = any characters)`).toBe(cmd.expected.join('\n'));
+          if (!ok)
+            expect(actual.join('\n'), `${context}\nstdout does not match (\`...\` = any lines, \`…\` = any characters)`).toBe(
+              cmd.expected.join('\n'),
+            );
         } else {
           expect(actual.join('\n'), `${context}\nstdout differs`).toBe(cmd.expected.join('\n'));
         }

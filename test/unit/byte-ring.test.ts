@@ -3,10 +3,10 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { ByteRing } from '../../src/vm/byte-ring.js';
+import { ByteRing } from '../../src/io/byte-ring.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const distRing = path.join(root, 'dist', 'vm', 'byte-ring.js');
+const distRing = path.join(root, 'dist', 'io', 'byte-ring.js');
 
 const bytes = (...values: number[]): Uint8Array => Uint8Array.from(values);
 
@@ -111,14 +111,14 @@ describe('ByteRing: single thread', () => {
     let expected = 0; // next byte value to read
     let total = 0;
     for (let cycle = 0; cycle < 5000; cycle++) {
-      const want = (cycle * 7) % 37 + 1;
+      const want = ((cycle * 7) % 37) + 1;
       const chunk = new Uint8Array(want);
       for (let i = 0; i < want; i++) chunk[i] = (next + i) & 0xff;
       const free = ring.free();
       const n = ring.write(chunk);
       expect(n).toBe(Math.min(want, free));
       next += n;
-      const got = ring.read((cycle * 5) % 29 + 1);
+      const got = ring.read(((cycle * 5) % 29) + 1);
       for (const b of got) {
         expect(b).toBe(expected & 0xff);
         expected++;
@@ -163,14 +163,16 @@ describe('ByteRing: waiting', () => {
 describe('ByteRing: across worker threads', () => {
   const ready = existsSync(distRing);
 
-  it('dist/vm/byte-ring.js is built (npm run build:ts)', () => {
+  it('dist/io/byte-ring.js is built (npm run build:ts)', () => {
     expect(ready, `${distRing} is missing: run npm run build:ts`).toBe(true);
   });
 
-  it.runIf(ready)('a producer thread sends 100 KB through a small ring in order', async () => {
-    const TOTAL = 100 * 1024;
-    const ring = ByteRing.allocate(256);
-    const code = `
+  it.runIf(ready)(
+    'a producer thread sends 100 KB through a small ring in order',
+    async () => {
+      const TOTAL = 100 * 1024;
+      const ring = ByteRing.allocate(256);
+      const code = `
       const { workerData, parentPort } = require('node:worker_threads');
       // A pending Atomics.waitAsync does not keep a thread's event loop alive: hold it open.
       const keepAlive = setInterval(() => {}, 1 << 30);
@@ -196,66 +198,74 @@ describe('ByteRing: across worker threads', () => {
         parentPort.postMessage({ sent, waits });
       })().catch((e) => { parentPort.postMessage({ error: String(e && e.stack || e) }); });
     `;
-    const worker = new Worker(code, {
-      eval: true,
-      workerData: { buffer: ring.buffer, url: pathToFileURL(distRing).href, total: TOTAL },
-    });
-    const done = new Promise<{ sent: number; waits: number; error?: string }>((resolve, reject) => {
-      worker.once('message', resolve);
-      worker.once('error', reject);
-    });
-    try {
-      let received = 0;
-      let reads = 0;
-      while (received < TOTAL) {
-        await ring.waitForData();
-        // Read in small odd pieces so the producer has to wait for space now and then.
-        const got = ring.read(61);
-        reads++;
-        for (let i = 0; i < got.length; i++) {
-          const k = received + i;
-          const want = (k * 31 + (k >> 8)) & 0xff;
-          if (got[i] !== want) throw new Error(`byte ${k}: got ${got[i]}, want ${want}`);
+      const worker = new Worker(code, {
+        eval: true,
+        workerData: { buffer: ring.buffer, url: pathToFileURL(distRing).href, total: TOTAL },
+      });
+      const done = new Promise<{ sent: number; waits: number; error?: string }>((resolve, reject) => {
+        worker.once('message', resolve);
+        worker.once('error', reject);
+      });
+      try {
+        let received = 0;
+        let reads = 0;
+        while (received < TOTAL) {
+          await ring.waitForData();
+          // Read in small odd pieces so the producer has to wait for space now and then.
+          const got = ring.read(61);
+          reads++;
+          for (let i = 0; i < got.length; i++) {
+            const k = received + i;
+            const want = (k * 31 + (k >> 8)) & 0xff;
+            if (got[i] !== want) throw new Error(`byte ${k}: got ${got[i]}, want ${want}`);
+          }
+          received += got.length;
+          if (reads % 50 === 0) await new Promise((r) => setTimeout(r, 1));
         }
-        received += got.length;
-        if (reads % 50 === 0) await new Promise((r) => setTimeout(r, 1));
+        const result = await done;
+        expect(result.error).toBeUndefined();
+        expect(result.sent).toBe(TOTAL);
+        expect(received).toBe(TOTAL);
+        expect(ring.used()).toBe(0);
+        // The consumer pauses while the ring is full, so the producer must have waited for space.
+        expect(result.waits).toBeGreaterThan(0);
+      } finally {
+        await worker.terminate();
       }
-      const result = await done;
-      expect(result.error).toBeUndefined();
-      expect(result.sent).toBe(TOTAL);
-      expect(received).toBe(TOTAL);
-      expect(ring.used()).toBe(0);
-      // The consumer pauses while the ring is full, so the producer must have waited for space.
-      expect(result.waits).toBeGreaterThan(0);
-    } finally {
-      await worker.terminate();
-    }
-  }, 20_000);
+    },
+    20_000,
+  );
 
-  it.runIf(ready)('a consumer awaiting waitForData is woken by a write from another thread', async () => {
-    const ring = ByteRing.allocate(16);
-    const waiting = ring.waitForData();
-    expect(await settled(waiting)).toBe('pending');
-    const code = `
+  it.runIf(ready)(
+    'a consumer awaiting waitForData is woken by a write from another thread',
+    async () => {
+      const ring = ByteRing.allocate(16);
+      const waiting = ring.waitForData();
+      expect(await settled(waiting)).toBe('pending');
+      const code = `
       const { workerData, parentPort } = require('node:worker_threads');
       import(workerData.url).then(({ ByteRing }) => {
         const ring = new ByteRing(workerData.buffer);
         setTimeout(() => { ring.write(Uint8Array.from([7, 8, 9])); parentPort.postMessage('written'); }, 20);
       });
     `;
-    const worker = new Worker(code, { eval: true, workerData: { buffer: ring.buffer, url: pathToFileURL(distRing).href } });
-    try {
-      await waiting;
-      expect(Array.from(ring.read())).toEqual([7, 8, 9]);
-    } finally {
-      await worker.terminate();
-    }
-  }, 20_000);
+      const worker = new Worker(code, { eval: true, workerData: { buffer: ring.buffer, url: pathToFileURL(distRing).href } });
+      try {
+        await waiting;
+        expect(Array.from(ring.read())).toEqual([7, 8, 9]);
+      } finally {
+        await worker.terminate();
+      }
+    },
+    20_000,
+  );
 
-  it.runIf(ready)('a producer awaiting waitForSpace in another thread is woken when the consumer reads', async () => {
-    const ring = ByteRing.allocate(4);
-    ring.write(bytes(1, 2, 3, 4));
-    const code = `
+  it.runIf(ready)(
+    'a producer awaiting waitForSpace in another thread is woken when the consumer reads',
+    async () => {
+      const ring = ByteRing.allocate(4);
+      ring.write(bytes(1, 2, 3, 4));
+      const code = `
       const { workerData, parentPort } = require('node:worker_threads');
       // A pending Atomics.waitAsync does not keep a thread's event loop alive: hold it open.
       const keepAlive = setInterval(() => {}, 1 << 30);
@@ -269,34 +279,36 @@ describe('ByteRing: across worker threads', () => {
         clearInterval(keepAlive);
       });
     `;
-    const worker = new Worker(code, { eval: true, workerData: { buffer: ring.buffer, url: pathToFileURL(distRing).href } });
-    const messages: Array<{ phase: string; free: number; n?: number }> = [];
-    let notify: (() => void) | undefined;
-    worker.on('message', (m: { phase: string; free: number; n?: number }) => {
-      messages.push(m);
-      notify?.();
-    });
-    const next = (count: number): Promise<void> =>
-      new Promise((resolve) => {
-        const check = (): void => {
-          if (messages.length >= count) resolve();
-        };
-        notify = check;
-        check();
+      const worker = new Worker(code, { eval: true, workerData: { buffer: ring.buffer, url: pathToFileURL(distRing).href } });
+      const messages: Array<{ phase: string; free: number; n?: number }> = [];
+      let notify: (() => void) | undefined;
+      worker.on('message', (m: { phase: string; free: number; n?: number }) => {
+        messages.push(m);
+        notify?.();
       });
-    try {
-      await next(1);
-      expect(messages[0]).toEqual({ phase: 'waiting', free: 0 });
-      // The producer is parked: nothing more arrives while the ring stays full.
-      await new Promise((r) => setTimeout(r, 50));
-      expect(messages.length).toBe(1);
-      expect(ring.used()).toBe(4);
-      expect(Array.from(ring.read(2))).toEqual([1, 2]);
-      await next(2);
-      expect(messages[1]).toEqual({ phase: 'wrote', free: 2, n: 2 });
-      expect(Array.from(ring.read())).toEqual([3, 4, 5, 6]);
-    } finally {
-      await worker.terminate();
-    }
-  }, 20_000);
+      const next = (count: number): Promise<void> =>
+        new Promise((resolve) => {
+          const check = (): void => {
+            if (messages.length >= count) resolve();
+          };
+          notify = check;
+          check();
+        });
+      try {
+        await next(1);
+        expect(messages[0]).toEqual({ phase: 'waiting', free: 0 });
+        // The producer is parked: nothing more arrives while the ring stays full.
+        await new Promise((r) => setTimeout(r, 50));
+        expect(messages.length).toBe(1);
+        expect(ring.used()).toBe(4);
+        expect(Array.from(ring.read(2))).toEqual([1, 2]);
+        await next(2);
+        expect(messages[1]).toEqual({ phase: 'wrote', free: 2, n: 2 });
+        expect(Array.from(ring.read())).toEqual([3, 4, 5, 6]);
+      } finally {
+        await worker.terminate();
+      }
+    },
+    20_000,
+  );
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { E820_RAM, E820_RESERVED, pcE820Map } from '../../src/loader/e820.js';
+import { E820_RAM, E820_RESERVED, pcE820Map } from '../../src/arch/x86/e820.js';
 
 const MiB = 2 ** 20;
 

@@ -90,7 +90,6 @@ function pattern(length: number, seed = 1): Uint8Array {
   return bytes;
 }
 
-
 /** Guest memory pre-filled with 0xAA so zeroed bss and untouched bytes both show. */
 function dirtyMemory(size = 4 * MiB): Uint8Array {
   return new Uint8Array(size).fill(0xaa);
@@ -140,7 +139,14 @@ describe.each([32, 64] as const)('loadElf: ELF%i', (cls) => {
   });
 
   it('ignores empty PT_LOAD segments', () => {
-    const image = buildElf({ class: cls, entry: 0x100000, segments: [{ paddr: 0x100000, data: text }, { paddr: 0x7fff0000, data: new Uint8Array(0) }] });
+    const image = buildElf({
+      class: cls,
+      entry: 0x100000,
+      segments: [
+        { paddr: 0x100000, data: text },
+        { paddr: 0x7fff0000, data: new Uint8Array(0) },
+      ],
+    });
     expect(loadElf(image, dirtyMemory(), 'k').segments).toHaveLength(1);
   });
 });
@@ -153,7 +159,11 @@ describe('elfBootState', () => {
   });
 
   it('starts an ELF32 in long mode when asked', () => {
-    expect(elfBootState(loadElf(twoSegmentElf(32), dirtyMemory(), 'k'), { longMode: true })).toEqual({ mode: 'long', rip: 0x100010n, regs: {} });
+    expect(elfBootState(loadElf(twoSegmentElf(32), dirtyMemory(), 'k'), { longMode: true })).toEqual({
+      mode: 'long',
+      rip: 0x100010n,
+      regs: {},
+    });
   });
 });
 
@@ -192,7 +202,9 @@ describe('loadElf: bad images', () => {
     expect(loaderError(() => loadElf(good32().subarray(0, 30), dirtyMemory(), 'k.elf')).message).toBe(
       "kernel 'k.elf' is truncated: its ELF32 header ends at byte 52 of a 30-byte file",
     );
-    expect(loaderError(() => loadElf(twoSegmentElf(64).subarray(0, 60), dirtyMemory(), 'k')).message).toMatch(/ELF64 header ends at byte 64 of a 60-byte file/);
+    expect(loaderError(() => loadElf(twoSegmentElf(64).subarray(0, 60), dirtyMemory(), 'k')).message).toMatch(
+      /ELF64 header ends at byte 64 of a 60-byte file/,
+    );
     expect(loaderError(() => loadElf(good32().subarray(0, 10), dirtyMemory(), 'k')).message).toMatch(/truncated/);
   });
 
@@ -209,7 +221,14 @@ describe('loadElf: bad images', () => {
   });
 
   it.each([32, 64] as const)('ELF%i: rejects a segment whose file bytes run past the end of the file', (cls) => {
-    const image = buildElf({ class: cls, entry: 0x100000, segments: [{ paddr: 0x100000, data: text }, { paddr: 0x200000, data, filesz: 0x1000 }] });
+    const image = buildElf({
+      class: cls,
+      entry: 0x100000,
+      segments: [
+        { paddr: 0x100000, data: text },
+        { paddr: 0x200000, data, filesz: 0x1000 },
+      ],
+    });
     expect(loaderError(() => loadElf(image, dirtyMemory(), 'k.elf')).message).toMatch(
       new RegExp(`^kernel 'k.elf' is truncated: segment 1 \\(file bytes \\d+-\\d+\\) ends at byte \\d+ of a ${image.length}-byte file$`),
     );
@@ -221,7 +240,14 @@ describe('loadElf: bad images', () => {
   });
 
   it.each([32, 64] as const)('ELF%i: rejects a segment outside guest RAM and names --memory', (cls) => {
-    const image = buildElf({ class: cls, entry: 0x100000, segments: [{ paddr: 0x100000, data: text }, { paddr: 0x100000 + 0x1000, data, memsz: 0x7f000 }] });
+    const image = buildElf({
+      class: cls,
+      entry: 0x100000,
+      segments: [
+        { paddr: 0x100000, data: text },
+        { paddr: 0x100000 + 0x1000, data, memsz: 0x7f000 },
+      ],
+    });
     const memory = dirtyMemory(MiB + 0x40000);
     expect(loaderError(() => loadElf(image, memory, 'k.elf')).message).toBe(
       `kernel 'k.elf': segment 1 (0x101000-0x180000) lies outside guest RAM (${MiB + 0x40000} bytes): raise --memory to at least ${0x180000} bytes`,
@@ -231,7 +257,9 @@ describe('loadElf: bad images', () => {
 
   it('rejects a segment that wraps around the 32-bit address space', () => {
     const image = buildElf({ class: 32, entry: 0x100000, segments: [{ paddr: 0xfffff000, data: text, memsz: 0x2000 }] });
-    expect(loaderError(() => loadElf(image, dirtyMemory(), 'k')).message).toMatch(/segment 0 \(0xfffff000 \+ 0x2000 bytes\) wrapping around the end of the 32-bit address space/);
+    expect(loaderError(() => loadElf(image, dirtyMemory(), 'k')).message).toMatch(
+      /segment 0 \(0xfffff000 \+ 0x2000 bytes\) wrapping around the end of the 32-bit address space/,
+    );
   });
 
   it('rejects a segment that wraps around the 64-bit address space', () => {
@@ -241,12 +269,23 @@ describe('loadElf: bad images', () => {
 
   it('rejects a 64-bit segment far above RAM without losing precision', () => {
     const image = buildElf({ class: 64, entry: 0x100000, segments: [{ paddr: 2n ** 60n, data: text }] });
-    expect(loaderError(() => loadElf(image, dirtyMemory(), 'k')).message).toMatch(/segment 0 \(0x1000000000000000-0x1000000000000040\) lies outside guest RAM/);
+    expect(loaderError(() => loadElf(image, dirtyMemory(), 'k')).message).toMatch(
+      /segment 0 \(0x1000000000000000-0x1000000000000040\) lies outside guest RAM/,
+    );
   });
 
   it('rejects overlapping segments', () => {
-    const image = buildElf({ class: 32, entry: 0x100000, segments: [{ paddr: 0x100000, data: text, memsz: 0x2000 }, { paddr: 0x101000, data }] });
-    expect(loaderError(() => loadElf(image, dirtyMemory(), 'k')).message).toMatch(/overlapping segments 0 \(0x100000-0x102000\) and 1 \(0x101000-0x101030\)/);
+    const image = buildElf({
+      class: 32,
+      entry: 0x100000,
+      segments: [
+        { paddr: 0x100000, data: text, memsz: 0x2000 },
+        { paddr: 0x101000, data },
+      ],
+    });
+    expect(loaderError(() => loadElf(image, dirtyMemory(), 'k')).message).toMatch(
+      /overlapping segments 0 \(0x100000-0x102000\) and 1 \(0x101000-0x101030\)/,
+    );
   });
 
   it('rejects an image with no non-empty PT_LOAD', () => {
@@ -267,9 +306,18 @@ describe('loadElf: bad images', () => {
   });
 });
 
-
 describe.skipIf(!haveBinutils())('loadElf: images built by GNU as and ld', () => {
-  const source = ['.globl _start', '_start:', '  mov $0x2a, %eax', '  hlt', '.data', 'msg: .ascii "hi"', '.bss', 'buf: .space 4096', ''].join('\n');
+  const source = [
+    '.globl _start',
+    '_start:',
+    '  mov $0x2a, %eax',
+    '  hlt',
+    '.data',
+    'msg: .ascii "hi"',
+    '.bss',
+    'buf: .space 4096',
+    '',
+  ].join('\n');
 
   it.each([
     [32, '--32', 'elf_i386'],

@@ -12,7 +12,12 @@ const require = createRequire(import.meta.url);
 const addonPath = path.resolve(dist, '..', '..', 'build', 'Release', 'tskvm.node');
 
 describe('the ffi-rs backend agrees with the addon', () => {
-  const addon = require(addonPath) as { ioctls: Record<string, number>; layout: Record<string, number>; kickSignal: number; madvice: Record<string, number> };
+  const addon = require(addonPath) as {
+    ioctls: Record<string, number>;
+    layout: Record<string, number>;
+    kickSignal: number;
+    madvice: Record<string, number>;
+  };
   const { ffiBackend } = require(path.join(dist, 'ffi-backend.cjs')) as { ffiBackend: typeof addon };
 
   it('on every ioctl request number', () => {

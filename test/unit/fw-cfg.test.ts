@@ -127,17 +127,12 @@ describe('FwCfg', () => {
     ];
     const files = {
       'opt/zzz': new Uint8Array([7, 8, 9]),
-      'bootorder': new TextEncoder().encode('/pci@i0cf8/*@1\n'),
+      bootorder: new TextEncoder().encode('/pci@i0cf8/*@1\n'),
       'etc/boot-fail-wait': new Uint8Array([0xff, 0xff, 0xff, 0xff]),
     };
     const dev = new FwCfg({ ...base, e820, files });
     const dir = readDirectory(dev);
-    expect(dir.map((f) => f.name)).toEqual([
-      'bootorder',
-      'etc/boot-fail-wait',
-      'etc/e820',
-      'opt/zzz',
-    ]);
+    expect(dir.map((f) => f.name)).toEqual(['bootorder', 'etc/boot-fail-wait', 'etc/e820', 'opt/zzz']);
     expect(dir.map((f) => f.select)).toEqual([0, 1, 2, 3].map((i) => FW_CFG_FILE_FIRST + i));
 
     const entry = dir.find((f) => f.name === FW_CFG_E820_FILE);
@@ -160,9 +155,7 @@ describe('FwCfg', () => {
     expect(readDirectory(dev)).toEqual([]);
     expect(u32(dev, FW_CFG_FILE_DIR)).toBe(0);
     // An empty memory map is still a file, of size 0.
-    expect(readDirectory(new FwCfg({ ...base, e820: [] }))).toEqual([
-      { name: 'etc/e820', size: 0, select: FW_CFG_FILE_FIRST },
-    ]);
+    expect(readDirectory(new FwCfg({ ...base, e820: [] }))).toEqual([{ name: 'etc/e820', size: 0, select: FW_CFG_FILE_FIRST }]);
   });
 
   it('snapshots files at construction', () => {
@@ -232,7 +225,7 @@ describe('FwCfg', () => {
     expect(dev.pioRead(DATA, 4)).toBe(FW_CFG_VERSION);
   });
 
-  it('reads data at the selector port too, as QEMU\'s combined x86 port does', () => {
+  it("reads data at the selector port too, as QEMU's combined x86 port does", () => {
     const dev = new FwCfg(base);
     dev.pioWrite(SEL, 2, FW_CFG_SIGNATURE);
     expect(dev.pioRead(SEL, 1)).toBe('Q'.charCodeAt(0));
@@ -256,8 +249,6 @@ describe('FwCfg', () => {
     expect(() => new FwCfg({ ...base, files: { [long]: new Uint8Array(1) } })).toThrow(/too long/);
     const longest = long.slice(1); // 55 bytes + NUL fills the name field exactly
     expect(() => new FwCfg({ ...base, files: { [longest]: new Uint8Array(1) } })).not.toThrow();
-    expect(
-      () => new FwCfg({ ...base, e820: [], files: { 'etc/e820': new Uint8Array(0) } }),
-    ).toThrow(/twice/);
+    expect(() => new FwCfg({ ...base, e820: [], files: { 'etc/e820': new Uint8Array(0) } })).toThrow(/twice/);
   });
 });

@@ -21,20 +21,50 @@ function seg(selector: number, overrides: Partial<KvmSegment> = {}): KvmSegment 
 
 function longModeSregs(): KvmSregs {
   return {
-    cs: seg(0x18, { type: 0xb, l: 1, db: 0 }), ds: seg(0x10), es: seg(0x10), fs: seg(0x10, { base: 0x7000n }),
-    gs: seg(0x10, { base: 0xffff800000001000n }), ss: seg(0x10), tr: seg(0, { type: 0xb, s: 0 }), ldt: seg(0, { type: 2, s: 0, unusable: 1 }),
-    gdt: { base: 0x500n, limit: 0x1f }, idt: { base: 0n, limit: 0 },
-    cr0: 0x80000011n, cr2: 0n, cr3: 0x1000n, cr4: 0x20n, cr8: 0n, efer: 0x500n, apicBase: 0xfee00900n,
+    cs: seg(0x18, { type: 0xb, l: 1, db: 0 }),
+    ds: seg(0x10),
+    es: seg(0x10),
+    fs: seg(0x10, { base: 0x7000n }),
+    gs: seg(0x10, { base: 0xffff800000001000n }),
+    ss: seg(0x10),
+    tr: seg(0, { type: 0xb, s: 0 }),
+    ldt: seg(0, { type: 2, s: 0, unusable: 1 }),
+    gdt: { base: 0x500n, limit: 0x1f },
+    idt: { base: 0n, limit: 0 },
+    cr0: 0x80000011n,
+    cr2: 0n,
+    cr3: 0x1000n,
+    cr4: 0x20n,
+    cr8: 0n,
+    efer: 0x500n,
+    apicBase: 0xfee00900n,
     interruptBitmap: [0n, 0n, 0n, 0n],
   };
 }
 
 function realModeSregs(): KvmSregs {
   const real = (sel: number) => seg(sel, { base: BigInt(sel) << 4n, limit: 0xffff, db: 0, g: 0 });
-  return { ...longModeSregs(), cs: real(0x1000), ds: real(0x1000), es: real(0x1000), fs: real(0x1000), gs: real(0x1000), ss: real(0x1000), cr0: 0x60000010n, cr3: 0n, cr4: 0n, efer: 0n, gdt: { base: 0n, limit: 0xffff } };
+  return {
+    ...longModeSregs(),
+    cs: real(0x1000),
+    ds: real(0x1000),
+    es: real(0x1000),
+    fs: real(0x1000),
+    gs: real(0x1000),
+    ss: real(0x1000),
+    cr0: 0x60000010n,
+    cr3: 0n,
+    cr4: 0n,
+    efer: 0n,
+    gdt: { base: 0n, limit: 0xffff },
+  };
 }
 
-interface Breakpoint { kind: HwBreakpointKind; address: bigint; length: number }
+interface Breakpoint {
+  kind: HwBreakpointKind;
+  address: bigint;
+  length: number;
+}
 
 /** A pretend vCPU: 2 MiB of identity-mapped memory, 1-byte instructions, four debug registers. */
 class FakeTarget implements DebugTarget {
@@ -58,11 +88,23 @@ class FakeTarget implements DebugTarget {
     this.memory.set([0xde, 0xad, 0xbe, 0xef], 0x1000);
   }
 
-  mode(): CpuMode { return this.cpuMode; }
-  getRegs(): KvmRegs { return { ...this.regs }; }
-  setRegs(regs: KvmRegs): void { this.calls.push('setRegs'); this.regs = { ...regs }; }
-  getSregs(): KvmSregs { return structuredClone(this.sregs); }
-  setSregs(sregs: KvmSregs): void { this.calls.push('setSregs'); this.sregs = structuredClone(sregs); }
+  mode(): CpuMode {
+    return this.cpuMode;
+  }
+  getRegs(): KvmRegs {
+    return { ...this.regs };
+  }
+  setRegs(regs: KvmRegs): void {
+    this.calls.push('setRegs');
+    this.regs = { ...regs };
+  }
+  getSregs(): KvmSregs {
+    return structuredClone(this.sregs);
+  }
+  setSregs(sregs: KvmSregs): void {
+    this.calls.push('setSregs');
+    this.sregs = structuredClone(sregs);
+  }
 
   readMemory(address: bigint, length: number): Uint8Array | undefined {
     if (address < 0n || address + BigInt(length) > BigInt(MEMORY_SIZE)) return undefined;
@@ -93,7 +135,9 @@ class FakeTarget implements DebugTarget {
       return Promise.resolve({ kind: 'watchpoint', watch: watch.kind as 'write', address: watch.address });
     }
     if (this.onContinue !== 'wait') return Promise.resolve(this.onContinue);
-    return new Promise((resolve) => { this.pending = resolve; });
+    return new Promise((resolve) => {
+      this.pending = resolve;
+    });
   }
 
   interrupt(): void {
@@ -115,8 +159,13 @@ class FakeTarget implements DebugTarget {
     return true;
   }
 
-  kill(): void { this.killed = true; }
-  detach(): void { this.detached = true; this.breakpoints = []; }
+  kill(): void {
+    this.killed = true;
+  }
+  detach(): void {
+    this.detached = true;
+    this.breakpoints = [];
+  }
 }
 
 /** A minimal gdb side: sends packets, acks replies, collects them. */
@@ -137,7 +186,10 @@ class RspClient {
       }
       this.waiter?.();
     });
-    socket.on('close', () => { this.closed = true; this.waiter?.(); });
+    socket.on('close', () => {
+      this.closed = true;
+      this.waiter?.();
+    });
   }
 
   static connect(port: number): Promise<RspClient> {
@@ -147,12 +199,16 @@ class RspClient {
     });
   }
 
-  send(payload: string | Buffer): void { this.socket.write(encodePacket(payload)); }
+  send(payload: string | Buffer): void {
+    this.socket.write(encodePacket(payload));
+  }
 
   async next(): Promise<string> {
     while (this.replies.length === 0) {
       if (this.closed) throw new Error('connection closed');
-      await new Promise<void>((resolve) => { this.waiter = resolve; });
+      await new Promise<void>((resolve) => {
+        this.waiter = resolve;
+      });
     }
     return this.replies.shift()!;
   }
@@ -163,7 +219,10 @@ class RspClient {
   }
 
   async waitClosed(): Promise<void> {
-    while (!this.closed) await new Promise<void>((resolve) => { this.waiter = resolve; });
+    while (!this.closed)
+      await new Promise<void>((resolve) => {
+        this.waiter = resolve;
+      });
   }
 }
 
@@ -211,17 +270,60 @@ describe('target description', () => {
         expect(Number(bits)).toBe(layout.registers[i]!.bitsize);
         expect(Number(num)).toBe(i);
       });
-      const features = ['org.gnu.gdb.i386.core', 'org.tskvm.gdb.i386.sys', ...(layout === X86_64_LAYOUT ? ['org.gnu.gdb.i386.segments'] : [])];
+      const features = [
+        'org.gnu.gdb.i386.core',
+        'org.tskvm.gdb.i386.sys',
+        ...(layout === X86_64_LAYOUT ? ['org.gnu.gdb.i386.segments'] : []),
+      ];
       expect([...xml.matchAll(/<feature name="([^"]+)">/g)].map((m) => m[1]).sort()).toEqual(features.sort());
     });
   }
 
   it('follows gdb’s register order for each architecture', () => {
-    expect(I386_LAYOUT.registers.slice(0, 16).map((r) => r.name)).toEqual(
-      ['eax', 'ecx', 'edx', 'ebx', 'esp', 'ebp', 'esi', 'edi', 'eip', 'eflags', 'cs', 'ss', 'ds', 'es', 'fs', 'gs']);
-    expect(X86_64_LAYOUT.registers.slice(0, 24).map((r) => r.name)).toEqual(
-      ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rsp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15',
-        'rip', 'eflags', 'cs', 'ss', 'ds', 'es', 'fs', 'gs']);
+    expect(I386_LAYOUT.registers.slice(0, 16).map((r) => r.name)).toEqual([
+      'eax',
+      'ecx',
+      'edx',
+      'ebx',
+      'esp',
+      'ebp',
+      'esi',
+      'edi',
+      'eip',
+      'eflags',
+      'cs',
+      'ss',
+      'ds',
+      'es',
+      'fs',
+      'gs',
+    ]);
+    expect(X86_64_LAYOUT.registers.slice(0, 24).map((r) => r.name)).toEqual([
+      'rax',
+      'rbx',
+      'rcx',
+      'rdx',
+      'rsi',
+      'rdi',
+      'rbp',
+      'rsp',
+      'r8',
+      'r9',
+      'r10',
+      'r11',
+      'r12',
+      'r13',
+      'r14',
+      'r15',
+      'rip',
+      'eflags',
+      'cs',
+      'ss',
+      'ds',
+      'es',
+      'fs',
+      'gs',
+    ]);
   });
 });
 
@@ -230,7 +332,9 @@ describe('GdbStub over TCP', () => {
     const client = await connect(new FakeTarget());
     client.socket.write('$g#00');
     const supported = await client.request('qSupported:multiprocess+;swbreak+;hwbreak+;xmlRegisters=i386');
-    expect(supported.split(';')).toEqual(expect.arrayContaining(['PacketSize=4000', 'qXfer:features:read+', 'QStartNoAckMode+', 'swbreak+', 'hwbreak+']));
+    expect(supported.split(';')).toEqual(
+      expect.arrayContaining(['PacketSize=4000', 'qXfer:features:read+', 'QStartNoAckMode+', 'swbreak+', 'hwbreak+']),
+    );
     expect(client.raw.join('').startsWith('-+')).toBe(true);
     expect(await client.request('vMustReplyEmpty')).toBe('');
     expect(await client.request('vCont?')).toBe('');
@@ -450,7 +554,16 @@ describe('GdbStub over TCP', () => {
 function runGdb(port: number, commands: string[], arch: string): Promise<{ stdout: string; stderr: string }> {
   // An internal error in gdb should fail the test, not leave a 50 MB core file in the tree.
   const noCore = ['-iex', 'maint set internal-error corefile no', '-iex', 'maint set internal-error quit yes'];
-  const args = ['-nx', '-batch', ...noCore, '-ex', `set architecture ${arch}`, '-ex', `target remote 127.0.0.1:${port}`, ...commands.flatMap((c) => ['-ex', c])];
+  const args = [
+    '-nx',
+    '-batch',
+    ...noCore,
+    '-ex',
+    `set architecture ${arch}`,
+    '-ex',
+    `target remote 127.0.0.1:${port}`,
+    ...commands.flatMap((c) => ['-ex', c]),
+  ];
   return new Promise((resolve, reject) => {
     execFile(GDB, args, { timeout: GDB_TIMEOUT_MS }, (err, stdout, stderr) => {
       if (err && err.killed) reject(new Error(`gdb timed out\n${stdout}\n${stderr}`));
@@ -460,87 +573,99 @@ function runGdb(port: number, commands: string[], arch: string): Promise<{ stdou
 }
 
 describe.skipIf(!existsSync(GDB))('the real gdb client', () => {
-  it('x86-64: registers, control registers, memory, stepi, hbreak, break, watch, continue, kill', async () => {
-    const target = new FakeTarget('long');
-    server = await startGdbServer(0, target);
-    const { stdout, stderr } = await runGdb(server.port, [
-      'info registers rip',
-      'info registers cr0',
-      'p/x $cr0',
-      'p/x $efer',
-      'p/x $fs_base',
-      'p/x $cs',
-      'x/4xb 0x1000',
-      'set {char}0x1000 = 0x55',
-      'set $rbx = 0x1234',
-      'stepi',
-      'p/x $pc',
-      'hbreak *0x100010',
-      'continue',
-      'p/x $pc',
-      'delete',
-      'break *0x100020',
-      'continue',
-      'p/x $pc',
-      'delete',
-      'watch *(int *)0x2000',
-      'continue',
-      'delete',
-      'kill',
-    ], 'i386:x86-64');
-    expect(stdout).toMatch(/rip\s+0x100000/);
-    expect(stdout).toMatch(/cr0\s+0x80000011/);
-    expect(stdout).toContain('$1 = 0x80000011');
-    expect(stdout).toContain('$2 = 0x500');
-    expect(stdout).toContain('$3 = 0x7000');
-    expect(stdout).toContain('$4 = 0x18');
-    expect(stdout).toMatch(/0x1000:\s+0xde\s+0xad\s+0xbe\s+0xef/);
-    expect(stdout).toContain('$5 = 0x100001');
-    expect(stdout).toMatch(/Hardware assisted breakpoint 1 at 0x100010/);
-    expect(stdout).toContain('$6 = 0x100010');
-    expect(stdout).toContain('$7 = 0x100020');
-    expect(stdout).toMatch(/Hardware watchpoint 3: \*\(int \*\)0x2000/);
-    expect(stdout).toMatch(/Old value = 0\s+New value = 1/);
-    expect(stdout).toMatch(/\[Inferior 1 \(.*\) killed\]/);
-    expect(stderr).not.toMatch(/Remote failure|Could not insert|Cannot insert/);
-    expect(target.memory[0x1000]).toBe(0x55);
-    expect(target.regs.rbx).toBe(0x1234n);
-    expect(target.killed).toBe(true);
-    // gdb never wrote an int3 (0xcc) into guest memory for `break`.
-    expect(target.memory[0x100020]).toBe(0);
-    await server.connection;
-  }, GDB_TIMEOUT_MS + 5_000);
+  it(
+    'x86-64: registers, control registers, memory, stepi, hbreak, break, watch, continue, kill',
+    async () => {
+      const target = new FakeTarget('long');
+      server = await startGdbServer(0, target);
+      const { stdout, stderr } = await runGdb(
+        server.port,
+        [
+          'info registers rip',
+          'info registers cr0',
+          'p/x $cr0',
+          'p/x $efer',
+          'p/x $fs_base',
+          'p/x $cs',
+          'x/4xb 0x1000',
+          'set {char}0x1000 = 0x55',
+          'set $rbx = 0x1234',
+          'stepi',
+          'p/x $pc',
+          'hbreak *0x100010',
+          'continue',
+          'p/x $pc',
+          'delete',
+          'break *0x100020',
+          'continue',
+          'p/x $pc',
+          'delete',
+          'watch *(int *)0x2000',
+          'continue',
+          'delete',
+          'kill',
+        ],
+        'i386:x86-64',
+      );
+      expect(stdout).toMatch(/rip\s+0x100000/);
+      expect(stdout).toMatch(/cr0\s+0x80000011/);
+      expect(stdout).toContain('$1 = 0x80000011');
+      expect(stdout).toContain('$2 = 0x500');
+      expect(stdout).toContain('$3 = 0x7000');
+      expect(stdout).toContain('$4 = 0x18');
+      expect(stdout).toMatch(/0x1000:\s+0xde\s+0xad\s+0xbe\s+0xef/);
+      expect(stdout).toContain('$5 = 0x100001');
+      expect(stdout).toMatch(/Hardware assisted breakpoint 1 at 0x100010/);
+      expect(stdout).toContain('$6 = 0x100010');
+      expect(stdout).toContain('$7 = 0x100020');
+      expect(stdout).toMatch(/Hardware watchpoint 3: \*\(int \*\)0x2000/);
+      expect(stdout).toMatch(/Old value = 0\s+New value = 1/);
+      expect(stdout).toMatch(/\[Inferior 1 \(.*\) killed\]/);
+      expect(stderr).not.toMatch(/Remote failure|Could not insert|Cannot insert/);
+      expect(target.memory[0x1000]).toBe(0x55);
+      expect(target.regs.rbx).toBe(0x1234n);
+      expect(target.killed).toBe(true);
+      // gdb never wrote an int3 (0xcc) into guest memory for `break`.
+      expect(target.memory[0x100020]).toBe(0);
+      await server.connection;
+    },
+    GDB_TIMEOUT_MS + 5_000,
+  );
 
-  it('i386 (real mode): registers, segment registers, memory and detach', async () => {
-    const target = new FakeTarget('real');
-    server = await startGdbServer(0, target);
-    const { stdout, stderr } = await runGdb(server.port, [
-      'info registers eip',
-      'p/x $ds',
-      'p/x $cr0',
-      'x/2xb 0x1000',
-      'stepi',
-      'p/x $eip',
-      'detach',
-    ], 'i386');
-    expect(stdout).toMatch(/eip\s+0x0\s/);
-    expect(stdout).toContain('$1 = 0x1000');
-    expect(stdout).toContain('$2 = 0x60000010');
-    expect(stdout).toMatch(/0x1000:\s+0xde\s+0xad/);
-    expect(stdout).toContain('$3 = 0x1');
-    expect(stderr).not.toMatch(/Remote failure|truncated|Remote 'g' packet reply is too long/);
-    await server.connection;
-    expect(target.detached).toBe(true);
-  }, GDB_TIMEOUT_MS + 5_000);
+  it(
+    'i386 (real mode): registers, segment registers, memory and detach',
+    async () => {
+      const target = new FakeTarget('real');
+      server = await startGdbServer(0, target);
+      const { stdout, stderr } = await runGdb(
+        server.port,
+        ['info registers eip', 'p/x $ds', 'p/x $cr0', 'x/2xb 0x1000', 'stepi', 'p/x $eip', 'detach'],
+        'i386',
+      );
+      expect(stdout).toMatch(/eip\s+0x0\s/);
+      expect(stdout).toContain('$1 = 0x1000');
+      expect(stdout).toContain('$2 = 0x60000010');
+      expect(stdout).toMatch(/0x1000:\s+0xde\s+0xad/);
+      expect(stdout).toContain('$3 = 0x1');
+      expect(stderr).not.toMatch(/Remote failure|truncated|Remote 'g' packet reply is too long/);
+      await server.connection;
+      expect(target.detached).toBe(true);
+    },
+    GDB_TIMEOUT_MS + 5_000,
+  );
 
-  it('reports the guest\'s exit code (W) to gdb', async () => {
-    const target = new FakeTarget('long');
-    target.onContinue = { kind: 'exited', code: 42 };
-    server = await startGdbServer(0, target);
-    const { stdout } = await runGdb(server.port, ['continue'], 'i386:x86-64');
-    // gdb prints exit codes in octal: 42 is 052.
-    expect(stdout).toMatch(/\[Inferior 1 \(.*\) exited with code 052\]/);
-    await server.connection;
-    expect(target.killed).toBe(false);
-  }, GDB_TIMEOUT_MS + 5_000);
+  it(
+    "reports the guest's exit code (W) to gdb",
+    async () => {
+      const target = new FakeTarget('long');
+      target.onContinue = { kind: 'exited', code: 42 };
+      server = await startGdbServer(0, target);
+      const { stdout } = await runGdb(server.port, ['continue'], 'i386:x86-64');
+      // gdb prints exit codes in octal: 42 is 052.
+      expect(stdout).toMatch(/\[Inferior 1 \(.*\) exited with code 052\]/);
+      await server.connection;
+      expect(target.killed).toBe(false);
+    },
+    GDB_TIMEOUT_MS + 5_000,
+  );
 });

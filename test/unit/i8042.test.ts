@@ -65,9 +65,7 @@ describe('I8042', () => {
   it('reads and writes the command byte through the data port', () => {
     const { kbc } = make();
     kbc.pioWrite(CMD, 1, 0x20);
-    expect(kbc.pioRead(CMD, 1) & (I8042_STR_OBF | I8042_STR_CMDDAT)).toBe(
-      I8042_STR_OBF | I8042_STR_CMDDAT,
-    );
+    expect(kbc.pioRead(CMD, 1) & (I8042_STR_OBF | I8042_STR_CMDDAT)).toBe(I8042_STR_OBF | I8042_STR_CMDDAT);
     expect(kbc.pioRead(DATA, 1)).toBe(I8042_CCB_DEFAULT);
     expect(kbc.pioRead(CMD, 1) & I8042_STR_OBF).toBe(0);
     // The last output byte stays readable.

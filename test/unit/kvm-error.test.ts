@@ -61,12 +61,18 @@ describe('KvmError', () => {
     expect(e.message).toContain('tskvm needs 12');
   });
 
-  it('fromErrno(KVM_CREATE_VM, -12) is EKVM naming ENOMEM', () => {
+  it('fromErrno(KVM_CREATE_VM, -12) is ERESOURCE naming ENOMEM and what to do', () => {
     const e = KvmError.fromErrno('KVM_CREATE_VM', -12);
-    expect(e.code).toBe('EKVM');
+    expect(e.code).toBe('ERESOURCE');
     expect(e.errno).toBe(12);
     expect(e.syscall).toBe('KVM_CREATE_VM');
-    expect(e.message).toBe('KVM_CREATE_VM failed: ENOMEM (errno 12)');
+    expect(e.message).toMatch(/^KVM_CREATE_VM failed: ENOMEM \(errno 12\): the host is out of memory.*--memory.*fewer guests/);
+  });
+
+  it('fromErrno maps EMFILE to ERESOURCE with the ulimit to raise', () => {
+    const e = KvmError.fromErrno('KVM_CREATE_VCPU', -24);
+    expect(e.code).toBe('ERESOURCE');
+    expect(e.message).toMatch(/EMFILE.*ulimit -n/);
   });
 
   it('fromErrno adds context and accepts a positive errno', () => {

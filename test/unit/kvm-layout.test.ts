@@ -106,11 +106,34 @@ function distinctSregs(): KvmSregs {
 describe('struct layout matches the addon (offsetof/sizeof from <linux/kvm.h>)', () => {
   it('the addon exports every layout key', () => {
     for (const key of [
-      'sizeofKvmRegs', 'sizeofKvmSregs', 'sizeofKvmSegment', 'runImmediateExit', 'runExitReason', 'runIoDirection',
-      'runIoSize', 'runIoPort', 'runIoCount', 'runIoDataOffset', 'runMmioPhysAddr', 'runMmioData', 'runMmioLen',
-      'runMmioIsWrite', 'runFailEntryReason', 'runFailEntryCpu', 'runInternalSuberror', 'runInternalNdata',
-      'runInternalData', 'runHwExitReason', 'regsRip', 'regsRflags', 'sregsCs', 'sregsGdt', 'sregsCr0', 'sregsEfer',
-      'sregsApicBase', 'sregsInterruptBitmap',
+      'sizeofKvmRegs',
+      'sizeofKvmSregs',
+      'sizeofKvmSegment',
+      'runImmediateExit',
+      'runExitReason',
+      'runIoDirection',
+      'runIoSize',
+      'runIoPort',
+      'runIoCount',
+      'runIoDataOffset',
+      'runMmioPhysAddr',
+      'runMmioData',
+      'runMmioLen',
+      'runMmioIsWrite',
+      'runFailEntryReason',
+      'runFailEntryCpu',
+      'runInternalSuberror',
+      'runInternalNdata',
+      'runInternalData',
+      'runHwExitReason',
+      'regsRip',
+      'regsRflags',
+      'sregsCs',
+      'sregsGdt',
+      'sregsCr0',
+      'sregsEfer',
+      'sregsApicBase',
+      'sregsInterruptBitmap',
     ]) {
       expect(typeof layout[key], key).toBe('number');
     }
@@ -229,7 +252,8 @@ describe('regs and sregs round trip', () => {
 
 describe('KvmRun', () => {
   function runPage(): { run: KvmRun; view: DataView } {
-    const buffer = new ArrayBuffer(4096);
+    // kvm_run's mmap is several pages: KVM puts string I/O data in the page after the struct.
+    const buffer = new ArrayBuffer(2 * 4096);
     return { run: new KvmRun(buffer), view: new DataView(buffer) };
   }
 
@@ -253,7 +277,16 @@ describe('KvmRun', () => {
     view.setUint16(34, 0x3f8, true);
     view.setUint32(36, 3, true);
     view.setBigUint64(40, 0x1000n, true);
-    expect(run.exit()).toEqual({ kind: 'io', direction: 'out', size: 2, port: 0x3f8, count: 3, dataOffset: 0x1000 });
+    view.setUint16(0x1000, 0x4142, true);
+    const exit = run.exit();
+    expect(exit).toMatchObject({ kind: 'io', direction: 'out', size: 2, port: 0x3f8, count: 3 });
+    // The data is the kvm_run page itself at data_offset, size × count bytes, not a copy.
+    const data = (exit as { data: Uint8Array }).data;
+    expect(data.length).toBe(6);
+    expect(data.byteOffset).toBe(0x1000);
+    expect([data[0], data[1]]).toEqual([0x42, 0x41]);
+    data[2] = 0x99;
+    expect(view.getUint8(0x1002)).toBe(0x99);
   });
 
   it('decodes an IO IN exit with a high port', () => {
@@ -264,7 +297,20 @@ describe('KvmRun', () => {
     view.setUint16(34, 0xfff4, true);
     view.setUint32(36, 1, true);
     view.setBigUint64(40, 0x100n, true);
-    expect(run.exit()).toEqual({ kind: 'io', direction: 'in', size: 4, port: 0xfff4, count: 1, dataOffset: 0x100 });
+    const exit = run.exit();
+    expect(exit).toMatchObject({ kind: 'io', direction: 'in', size: 4, port: 0xfff4, count: 1 });
+    expect((exit as { data: Uint8Array }).data.byteOffset).toBe(0x100);
+  });
+
+  it('clamps an I/O data offset past the kvm_run mapping instead of reading beyond it', () => {
+    const { run, view } = runPage();
+    view.setUint32(8, KVM_EXIT_IO, true);
+    view.setUint8(32, KVM_EXIT_IO_IN);
+    view.setUint8(33, 4);
+    view.setUint32(36, 4096, true);
+    view.setBigUint64(40, 0x1ff0n, true);
+    const exit = run.exit() as { data: Uint8Array };
+    expect(exit.data.byteOffset + exit.data.length).toBeLessThanOrEqual(2 * 4096);
   });
 
   it('decodes an MMIO write and read', () => {
@@ -274,10 +320,16 @@ describe('KvmRun', () => {
     view.setBigUint64(40, 0x1122_3344_5566_7788n, true); // data
     view.setUint32(48, 4, true);
     view.setUint8(52, 1);
-    expect(run.exit()).toEqual({ kind: 'mmio', physAddr: 0xfee0_0030, len: 4, isWrite: true });
+    expect(run.exit()).toMatchObject({
+      kind: 'mmio',
+      physAddr: 0xfee0_0030,
+      len: 4,
+      isWrite: true,
+      data: Uint8Array.of(0x88, 0x77, 0x66, 0x55),
+    });
     view.setUint8(52, 0);
     view.setUint32(48, 8, true);
-    expect(run.exit()).toEqual({ kind: 'mmio', physAddr: 0xfee0_0030, len: 8, isWrite: false });
+    expect(run.exit()).toMatchObject({ kind: 'mmio', physAddr: 0xfee0_0030, len: 8, isWrite: false });
   });
 
   it('decodes HLT, SHUTDOWN and INTR', () => {

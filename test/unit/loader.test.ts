@@ -24,7 +24,6 @@ function pattern(length: number): Uint8Array {
   return image;
 }
 
-
 describe('detectFormat', () => {
   it('recognises exactly 512 bytes ending 0x55 0xAA as a boot sector', () => {
     expect(detectFormat(bootSector())).toBe('bootsector');
@@ -130,9 +129,7 @@ describe('loadImage: boot sector', () => {
     const memory = new Uint8Array(MiB).fill(0xcc);
     const image = pattern(size);
     const err = loaderError(() => loadImage(image, memory, 'bootsector', 'disk.img'));
-    expect(err.message).toBe(
-      `disk.img is ${size} bytes, but a boot sector is exactly 512: use --format flat for other images`,
-    );
+    expect(err.message).toBe(`disk.img is ${size} bytes, but a boot sector is exactly 512: use --format flat for other images`);
     expect(memory.every((b) => b === 0xcc)).toBe(true);
   });
 

@@ -3,9 +3,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { pcE820Map } from '../../src/loader/e820.js';
+import { pcE820Map } from '../../src/arch/x86/e820.js';
 import { findMultibootHeader, loadMultiboot, type MultibootModule } from '../../src/loader/multiboot.js';
-import { MULTIBOOT_DATA_ADDRESS, MULTIBOOT_INFO_ADDRESS } from '../../src/loader/pc-layout.js';
+import { MULTIBOOT_DATA_ADDRESS, MULTIBOOT_INFO_ADDRESS } from '../../src/arch/x86/pc-layout.js';
 import { loaderError, haveBinutils } from './helpers.js';
 
 const MiB = 2 ** 20;
@@ -91,7 +91,6 @@ function mbText(length = 0x123, flags = PAGE_ALIGN | MEMORY_INFO): Uint8Array {
   return text;
 }
 
-
 const dirtyMemory = (size = MEMORY): Uint8Array => new Uint8Array(size).fill(0xaa);
 const u32 = (memory: Uint8Array, at: number): number => new DataView(memory.buffer, memory.byteOffset).getUint32(at, true);
 const u64 = (memory: Uint8Array, at: number): bigint => new DataView(memory.buffer, memory.byteOffset).getBigUint64(at, true);
@@ -126,8 +125,12 @@ describe('findMultibootHeader', () => {
 
   it('rejects a header with a bad checksum', () => {
     const image = imageWith(1000, 0x40, mbHeader(MEMORY_INFO, undefined, 0x12345678));
-    expect(loaderError(() => findMultibootHeader(image)).message).toMatch(/^multiboot header at offset 0x40 has a bad checksum: .* must be 0: set checksum to 0xE4524FFC$/);
-    expect(loaderError(() => findMultibootHeader(image, 'k')).message).toMatch(/^kernel 'k': multiboot header at offset 0x40 has a bad checksum/);
+    expect(loaderError(() => findMultibootHeader(image)).message).toMatch(
+      /^multiboot header at offset 0x40 has a bad checksum: .* must be 0: set checksum to 0xE4524FFC$/,
+    );
+    expect(loaderError(() => findMultibootHeader(image, 'k')).message).toMatch(
+      /^kernel 'k': multiboot header at offset 0x40 has a bad checksum/,
+    );
   });
 
   it('skips a bad-checksum magic when a valid header follows (as QEMU and GRUB do)', () => {
@@ -176,9 +179,21 @@ describe('loadMultiboot: a.out kludge', () => {
     ['header_addr below load_addr', { headerAddr: 0xfffff }, /header_addr 0xFFFFF below load_addr 0x100000/],
     ['text before the file', { headerAddr: 0x100020 }, /more than the header's offset in the file \(16\)/],
     ['load_end_addr below load_addr', { loadEndAddr: 0xff000 }, /load_end_addr 0xFF000 below load_addr 0x100000/],
-    ['bss_end_addr below load_end_addr', { bssEndAddr: 0x100100 }, /bss_end_addr 0x100100 below the end of the loaded text and data \(0x100200\)/],
-    ['32-bit overflow', { headerAddr: 0xfffffff0, loadAddr: 0xffffffe0, loadEndAddr: 0, bssEndAddr: 0 }, /past the end of the 32-bit address space/],
-    ['outside RAM', { bssEndAddr: 0x2000000 }, /kernel 'k' \(0x100000-0x2000000\) lies outside guest RAM \(16777216 bytes\): raise --memory/],
+    [
+      'bss_end_addr below load_end_addr',
+      { bssEndAddr: 0x100100 },
+      /bss_end_addr 0x100100 below the end of the loaded text and data \(0x100200\)/,
+    ],
+    [
+      '32-bit overflow',
+      { headerAddr: 0xfffffff0, loadAddr: 0xffffffe0, loadEndAddr: 0, bssEndAddr: 0 },
+      /past the end of the 32-bit address space/,
+    ],
+    [
+      'outside RAM',
+      { bssEndAddr: 0x2000000 },
+      /kernel 'k' \(0x100000-0x2000000\) lies outside guest RAM \(16777216 bytes\): raise --memory/,
+    ],
   ])('rejects %s', (_, change, message) => {
     const image = imageWith(0x300, 0x10, mbHeader(AOUT, { ...aout, ...change }));
     const memory = dirtyMemory();
@@ -195,7 +210,9 @@ describe('loadMultiboot: a.out kludge', () => {
 
   it('rejects the a.out flag when the address fields are cut off', () => {
     const image = mbHeader(AOUT, aout).subarray(0, 20);
-    expect(loaderError(() => loadMultiboot(image, dirtyMemory(), { name: 'k', e820: pcE820Map(MEMORY) })).message).toMatch(/a\.out kludge \(flag bit 16\), but its address fields/);
+    expect(loaderError(() => loadMultiboot(image, dirtyMemory(), { name: 'k', e820: pcE820Map(MEMORY) })).message).toMatch(
+      /a\.out kludge \(flag bit 16\), but its address fields/,
+    );
   });
 
   it('rejects a kernel over tskvm boot structures', () => {
@@ -212,7 +229,10 @@ describe('loadMultiboot: header flags', () => {
     loadMultiboot(imageWith(0x100, 0, mbHeader(flags | AOUT, aout)), dirtyMemory(), { name: 'k', e820: pcE820Map(MEMORY) });
 
   it.each([
-    [1 << 3, /requires features tskvm does not provide \(flag bit 3\); the multiboot specification says the boot loader must then refuse the kernel/],
+    [
+      1 << 3,
+      /requires features tskvm does not provide \(flag bit 3\); the multiboot specification says the boot loader must then refuse the kernel/,
+    ],
     [(1 << 5) | (1 << 15), /\(flag bits 5, 15\)/],
   ])('rejects unknown required flags %#x', (flags, message) => {
     expect(loaderError(() => load(flags)).message).toMatch(message);
@@ -227,7 +247,9 @@ describe('loadMultiboot: header flags', () => {
   });
 
   it('rejects an image without a header', () => {
-    expect(loaderError(() => loadMultiboot(new Uint8Array(100), dirtyMemory(), { name: 'k', e820: [] })).message).toMatch(/kernel 'k' has no multiboot header/);
+    expect(loaderError(() => loadMultiboot(new Uint8Array(100), dirtyMemory(), { name: 'k', e820: [] })).message).toMatch(
+      /kernel 'k' has no multiboot header/,
+    );
   });
 });
 
@@ -243,18 +265,24 @@ describe('loadMultiboot: ELF kernels', () => {
   });
 
   it('rejects an ELF64 (as QEMU does)', () => {
-    expect(loaderError(() => loadMultiboot(elfKernel(mbText(), 0x100000, 0x100000, 0, 64, 62), dirtyMemory(), { name: 'k', e820: [] })).message).toMatch(
-      /kernel 'k' is a 64-bit ELF with a multiboot header, but multiboot v1 starts kernels in 32-bit mode/,
-    );
-    expect(loaderError(() => loadMultiboot(elfKernel(mbText(), 0x100000, 0x100000, 0, 32, 62), dirtyMemory(), { name: 'k', e820: [] })).message).toMatch(/64-bit ELF/);
+    expect(
+      loaderError(() => loadMultiboot(elfKernel(mbText(), 0x100000, 0x100000, 0, 64, 62), dirtyMemory(), { name: 'k', e820: [] })).message,
+    ).toMatch(/kernel 'k' is a 64-bit ELF with a multiboot header, but multiboot v1 starts kernels in 32-bit mode/);
+    expect(
+      loaderError(() => loadMultiboot(elfKernel(mbText(), 0x100000, 0x100000, 0, 32, 62), dirtyMemory(), { name: 'k', e820: [] })).message,
+    ).toMatch(/64-bit ELF/);
   });
 
   it('rejects a non-ELF without the a.out kludge', () => {
-    expect(loaderError(() => loadMultiboot(mbText(), dirtyMemory(), { name: 'k', e820: [] })).message).toMatch(/without the a\.out kludge \(flag bit 16\), so it must be an ELF/);
+    expect(loaderError(() => loadMultiboot(mbText(), dirtyMemory(), { name: 'k', e820: [] })).message).toMatch(
+      /without the a\.out kludge \(flag bit 16\), so it must be an ELF/,
+    );
   });
 
   it("reports the ELF loader's errors", () => {
-    expect(loaderError(() => loadMultiboot(elfKernel(mbText(), 0x100000, 0x100000, 32 * MiB), dirtyMemory(), { name: 'k', e820: [] })).message).toMatch(/lies outside guest RAM/);
+    expect(
+      loaderError(() => loadMultiboot(elfKernel(mbText(), 0x100000, 0x100000, 32 * MiB), dirtyMemory(), { name: 'k', e820: [] })).message,
+    ).toMatch(/lies outside guest RAM/);
   });
 });
 
@@ -333,7 +361,11 @@ describe('loadMultiboot: boot information', () => {
 
   it("forms the command line as QEMU does, '<kernel> <append>', even with nothing appended", () => {
     const memory = dirtyMemory();
-    const r = loadMultiboot(elfKernel(mbText(), 0x100000, 0x100000), memory, { name: '/boot/k.elf', e820: pcE820Map(MEMORY), bootLoaderName: 'qemu' });
+    const r = loadMultiboot(elfKernel(mbText(), 0x100000, 0x100000), memory, {
+      name: '/boot/k.elf',
+      e820: pcE820Map(MEMORY),
+      bootLoaderName: 'qemu',
+    });
     expect(cString(memory, u32(memory, r.infoAddress + 16))).toBe('/boot/k.elf ');
     expect(u32(memory, r.infoAddress + 20)).toBe(0);
     expect(cString(memory, u32(memory, r.infoAddress + 64))).toBe('qemu');
@@ -356,7 +388,9 @@ describe('loadMultiboot: boot information', () => {
   it('rejects strings that overflow the data area and writes nothing', () => {
     const memory = dirtyMemory();
     expect(
-      loaderError(() => loadMultiboot(elfKernel(mbText(), 0x100000, 0x100000), memory, { name: 'k', cmdline: 'x'.repeat(40000), e820: pcE820Map(MEMORY) })).message,
+      loaderError(() =>
+        loadMultiboot(elfKernel(mbText(), 0x100000, 0x100000), memory, { name: 'k', cmdline: 'x'.repeat(40000), e820: pcE820Map(MEMORY) }),
+      ).message,
     ).toMatch(/the multiboot command line does not fit: .* 32768 bytes tskvm reserves at 0x8000-0x10000: shorten --append/);
     expect(memory.every((b) => b === 0xaa)).toBe(true);
   });
@@ -365,13 +399,18 @@ describe('loadMultiboot: boot information', () => {
     const memory = dirtyMemory(2 * MiB);
     expect(
       loaderError(() =>
-        loadMultiboot(elfKernel(mbText(), 0x100000, 0x100000), memory, { name: 'k', modules: [{ name: 'big', bytes: new Uint8Array(MiB) }], e820: pcE820Map(2 * MiB) }),
+        loadMultiboot(elfKernel(mbText(), 0x100000, 0x100000), memory, {
+          name: 'k',
+          modules: [{ name: 'big', bytes: new Uint8Array(MiB) }],
+          e820: pcE820Map(2 * MiB),
+        }),
       ).message,
-    ).toBe(`module 'big' (${MiB} bytes at 0x101000) does not fit in guest RAM (${2 * MiB} bytes): raise --memory to at least ${0x101000 + MiB} bytes`);
+    ).toBe(
+      `module 'big' (${MiB} bytes at 0x101000) does not fit in guest RAM (${2 * MiB} bytes): raise --memory to at least ${0x101000 + MiB} bytes`,
+    );
     expect(memory.every((b) => b === 0xaa)).toBe(true);
   });
 });
-
 
 describe.skipIf(!haveBinutils())('loadMultiboot: a kernel built by GNU as and ld', () => {
   it('finds the header, loads the ELF32 and enters at _start', () => {

@@ -4,10 +4,17 @@
  */
 import { describe, expect, it } from 'vitest';
 import { native } from '../../src/kvm/native.js';
-import { encodeIrqRouting, KVM_IRQ_ROUTING_ENTRY_SIZE, KVM_IRQCHIP_IOAPIC, KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, type CpuidEntry } from '../../src/kvm/x86.js';
-import { SharedIrqLines } from '../../src/vm/board.js';
-import { CPUID_1_ECX_HYPERVISOR, CPUID_1_ECX_VMX, CPUID_1_ECX_MONITOR, vcpuCpuid } from '../../src/vm/cpuid.js';
-import { pcIrqRoutes } from '../../src/vm/vm.js';
+import {
+  encodeIrqRouting,
+  KVM_IRQ_ROUTING_ENTRY_SIZE,
+  KVM_IRQCHIP_IOAPIC,
+  KVM_IRQCHIP_PIC_MASTER,
+  KVM_IRQCHIP_PIC_SLAVE,
+  type CpuidEntry,
+} from '../../src/kvm/x86.js';
+import { SharedIrqLines } from '../../src/board/irq-lines.js';
+import { CPUID_1_ECX_HYPERVISOR, CPUID_1_ECX_VMX, CPUID_1_ECX_MONITOR, vcpuCpuid } from '../../src/arch/x86/cpuid.js';
+import { pcIrqRoutes } from '../../src/arch/x86/irq-routing.js';
 
 describe('pcIrqRoutes (QEMU PC routing)', () => {
   const routes = pcIrqRoutes();
@@ -38,7 +45,13 @@ describe('pcIrqRoutes (QEMU PC routing)', () => {
     expect(KVM_IRQ_ROUTING_ENTRY_SIZE).toBe(native().layout.sizeofKvmIrqRoutingEntry);
     const bytes = encodeIrqRouting([{ gsi: 0, irqchip: KVM_IRQCHIP_IOAPIC, pin: 2 }]);
     const view = new DataView(bytes.buffer);
-    expect([view.getUint32(0, true), view.getUint32(8, true), view.getUint32(12, true), view.getUint32(24, true), view.getUint32(28, true)]).toEqual([1, 0, 1, 2, 2]);
+    expect([
+      view.getUint32(0, true),
+      view.getUint32(8, true),
+      view.getUint32(12, true),
+      view.getUint32(24, true),
+      view.getUint32(28, true),
+    ]).toEqual([1, 0, 1, 2, 2]);
   });
 });
 

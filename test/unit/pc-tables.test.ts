@@ -6,7 +6,7 @@ import {
   EBDA_ADDRESS,
   EBDA_SIZE,
   HIGH_MEMORY_ADDRESS,
-} from '../../src/loader/pc-layout.js';
+} from '../../src/arch/x86/pc-layout.js';
 import {
   IOAPIC_DEFAULT_ADDRESS,
   LAPIC_DEFAULT_ADDRESS,
@@ -24,14 +24,12 @@ import {
   MP_TABLE_AREA_END,
   writeBiosDataArea,
   writeMpTable,
-} from '../../src/loader/pc-tables.js';
+} from '../../src/arch/x86/pc-tables.js';
 
 const MIB = 1024 * 1024;
 const view = (m: Uint8Array) => new DataView(m.buffer, m.byteOffset, m.byteLength);
-const ascii = (m: Uint8Array, at: number, n: number) =>
-  String.fromCharCode(...m.subarray(at, at + n));
-const sum = (m: Uint8Array, at: number, n: number) =>
-  m.subarray(at, at + n).reduce((a, b) => a + b, 0) & 0xff;
+const ascii = (m: Uint8Array, at: number, n: number) => String.fromCharCode(...m.subarray(at, at + n));
+const sum = (m: Uint8Array, at: number, n: number) => m.subarray(at, at + n).reduce((a, b) => a + b, 0) & 0xff;
 
 /** Guest RAM filled with a pattern, so untouched bytes are recognisable. */
 function ram(size = 16 * MIB): Uint8Array {
@@ -72,9 +70,7 @@ describe('writeBiosDataArea', () => {
     const m = ram();
     writeBiosDataArea(m, { memorySize: m.length, com: [0x3f8, 0x2f8, 0x3e8, 0x2e8] });
     const v = view(m);
-    expect([0, 2, 4, 6].map((i) => v.getUint16(0x400 + i, true))).toEqual([
-      0x3f8, 0x2f8, 0x3e8, 0x2e8,
-    ]);
+    expect([0, 2, 4, 6].map((i) => v.getUint16(0x400 + i, true))).toEqual([0x3f8, 0x2f8, 0x3e8, 0x2e8]);
     expect((v.getUint16(0x410, true) >> 9) & 7).toBe(4);
 
     writeBiosDataArea(m, { memorySize: m.length, com: [] });
@@ -86,10 +82,7 @@ describe('writeBiosDataArea', () => {
     const m = ram(1 * MIB);
     writeBiosDataArea(m, { memorySize: m.length, com: [0x3f8] });
     const outside = [...m.keys()].filter(
-      (i) =>
-        m[i] !== 0xcc &&
-        !(i >= BDA_ADDRESS && i < BDA_ADDRESS + 0x100) &&
-        !(i >= EBDA_ADDRESS && i < EBDA_ADDRESS + EBDA_SIZE),
+      (i) => m[i] !== 0xcc && !(i >= BDA_ADDRESS && i < BDA_ADDRESS + 0x100) && !(i >= EBDA_ADDRESS && i < EBDA_ADDRESS + EBDA_SIZE),
     );
     expect(outside).toEqual([]);
     expect(m[0x4ff]).toBe(0); // the rest of the BDA is cleared
@@ -97,13 +90,9 @@ describe('writeBiosDataArea', () => {
   });
 
   it('rejects too little RAM and too many COM ports', () => {
-    expect(() => writeBiosDataArea(ram(512 * 1024), { memorySize: 512 * 1024, com: [] })).toThrow(
-      RangeError,
-    );
+    expect(() => writeBiosDataArea(ram(512 * 1024), { memorySize: 512 * 1024, com: [] })).toThrow(RangeError);
     const m = ram(1 * MIB);
-    expect(() => writeBiosDataArea(m, { memorySize: m.length, com: [1, 2, 3, 4, 5] })).toThrow(
-      RangeError,
-    );
+    expect(() => writeBiosDataArea(m, { memorySize: m.length, com: [1, 2, 3, 4, 5] })).toThrow(RangeError);
   });
 });
 
@@ -244,11 +233,7 @@ describe('writeMpTable', () => {
         apic: m[at + 6],
         pin: m[at + 7],
       }));
-    expect(irqs.map((e) => [e.irq, e.pin])).toEqual([
-      [0, 2],
-      [1, 1],
-      ...[3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15].map((i) => [i, i]),
-    ]);
+    expect(irqs.map((e) => [e.irq, e.pin])).toEqual([[0, 2], [1, 1], ...[3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15].map((i) => [i, i])]);
     // Every I/O APIC pin is claimed at most once.
     expect(new Set(irqs.map((e) => e.pin)).size).toBe(irqs.length);
     for (const e of irqs) {
@@ -265,13 +250,7 @@ describe('writeMpTable', () => {
     const p = parseMp(m);
     const lints = p.entries
       .filter((e) => e.type === MP_ENTRY_LOCAL_INTERRUPT)
-      .map(({ at }) => [
-        m[at + 1],
-        view(m).getUint16(at + 2, true),
-        m[at + 4],
-        m[at + 6],
-        m[at + 7],
-      ]);
+      .map(({ at }) => [m[at + 1], view(m).getUint16(at + 2, true), m[at + 4], m[at + 6], m[at + 7]]);
     expect(lints).toEqual([
       [MP_INT_TYPE_EXTINT, 0, 0, 0xff, 0],
       [MP_INT_TYPE_NMI, 0, 0, 0xff, 1],

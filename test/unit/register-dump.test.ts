@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { KvmRegs, KvmSegment, KvmSregs } from '../../src/kvm/structs.js';
 import { CR0_PE, CR0_PG, EFER_LMA, KVM_REGS_FIELDS } from '../../src/kvm/structs.js';
-import { bitNames, CR0_BITS, cpuMode, formatAddress, formatRflags, formatVcpuState } from '../../src/vm/register-dump.js';
+import { bitNames, CR0_BITS, cpuMode, formatAddress, formatRflags, formatVcpuState } from '../../src/debug/register-dump.js';
 
 const codeLine = (text: string): string | undefined => text.split('\n').find((l) => l.startsWith('Code at'));
 const disasmLines = (text: string): string[] => text.split('\n').slice(text.split('\n').findIndex((l) => l.startsWith('Code at')) + 1);
@@ -14,7 +14,21 @@ function regs(overrides: Partial<KvmRegs> = {}): KvmRegs {
 }
 
 function seg(selector: number, overrides: Partial<KvmSegment> = {}): KvmSegment {
-  return { base: BigInt(selector) << 4n, limit: 0xffff, selector, type: 3, present: 1, dpl: 0, db: 0, s: 1, l: 0, g: 0, avl: 0, unusable: 0, ...overrides };
+  return {
+    base: BigInt(selector) << 4n,
+    limit: 0xffff,
+    selector,
+    type: 3,
+    present: 1,
+    dpl: 0,
+    db: 0,
+    s: 1,
+    l: 0,
+    g: 0,
+    avl: 0,
+    unusable: 0,
+    ...overrides,
+  };
 }
 
 function realSregs(cs = 0x1000): KvmSregs {
@@ -60,11 +74,7 @@ describe('formatVcpuState', () => {
     const memory = new Uint8Array(0x20000);
     const code = [0xb8, 0x34, 0x12, 0xe6, 0xf4, 0xf4, 0xeb, 0xfe, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0x90, 0xcc, 0xcc];
     memory.set(code, 0x10005);
-    const text = formatVcpuState(
-      regs({ rax: 0x1234n, rbx: 0xfedcba9876543210n, rsp: 0x8000n, rip: 5n, r15: 0xfn }),
-      realSregs(),
-      memory,
-    );
+    const text = formatVcpuState(regs({ rax: 0x1234n, rbx: 0xfedcba9876543210n, rsp: 0x8000n, rip: 5n, r15: 0xfn }), realSregs(), memory);
     const lines = text.split('\n');
     expect(lines[0]).toBe('RAX=0000000000001234 RBX=fedcba9876543210 RCX=0000000000000000 RDX=0000000000000000');
     expect(text).toContain('RSP=0000000000008000');
@@ -74,7 +84,10 @@ describe('formatVcpuState', () => {
     expect(text).toContain('SS  =1000 base=0000000000010000 limit=0000ffff');
     expect(text).toContain('LDT =0000 base=0000000000000000 limit=0000ffff type=2 s=0 dpl=0 p=1 db=0 l=0 g=0 avl=0 unusable');
     for (const name of ['CS ', 'DS ', 'ES ', 'FS ', 'GS ', 'SS ', 'TR ', 'LDT']) {
-      expect(lines.some((l) => l.startsWith(`${name} =`)), name).toBe(true);
+      expect(
+        lines.some((l) => l.startsWith(`${name} =`)),
+        name,
+      ).toBe(true);
     }
     expect(text).toContain('GDT=0000000000000000 ffff  IDT=0000000000000000 03ff');
     expect(text).toContain('CR0=60000010 CR2=0000000000000000 CR3=0000000000000000 CR4=00000000');
@@ -128,7 +141,14 @@ describe('formatVcpuState', () => {
 
   it('says the code is not translated with paging on and no translate function, and shows long mode', () => {
     const memory = new Uint8Array(0x10000);
-    const s: KvmSregs = { ...realSregs(), cs: seg(0x18, { base: 0n, type: 0xb, l: 1 }), cr0: 0x80000011n, cr3: 0x1000n, cr4: 0x20n, efer: 0x500n };
+    const s: KvmSregs = {
+      ...realSregs(),
+      cs: seg(0x18, { base: 0n, type: 0xb, l: 1 }),
+      cr0: 0x80000011n,
+      cr3: 0x1000n,
+      cr4: 0x20n,
+      efer: 0x500n,
+    };
     const text = formatVcpuState(regs({ rip: 0xffffffff81000000n }), s, memory);
     expect(text).toContain('RIP=ffffffff81000000');
     expect(text).toContain('mode=long');
@@ -142,14 +162,24 @@ describe('formatVcpuState', () => {
   it('finds the code through translate with paging on, page by page, and disassembles 64-bit code', () => {
     const memory = new Uint8Array(0x20000);
     // The virtual page ffffffff81000000 maps to 0x3000, the next one to 0x8000: the code straddles them.
-    const pages = new Map([[0xffffffff81000000n, 0x3000], [0xffffffff81001000n, 0x8000]]);
+    const pages = new Map([
+      [0xffffffff81000000n, 0x3000],
+      [0xffffffff81001000n, 0x8000],
+    ]);
     const translate = (linear: bigint): number | undefined => {
       const page = pages.get(linear & ~0xfffn);
       return page === undefined ? undefined : page + Number(linear & 0xfffn);
     };
     memory.set([0x48, 0x89, 0xe5], 0x3ffd); // mov %rsp,%rbp
     memory.set([0x0f, 0x22, 0xc0, 0xf4, 0xeb, 0xfe], 0x8000); // mov %rax,%cr0; hlt; jmp .
-    const s: KvmSregs = { ...realSregs(), cs: seg(0x18, { base: 0n, type: 0xb, l: 1 }), cr0: 0x80000011n, cr3: 0x1000n, cr4: 0x20n, efer: 0x500n };
+    const s: KvmSregs = {
+      ...realSregs(),
+      cs: seg(0x18, { base: 0n, type: 0xb, l: 1 }),
+      cr0: 0x80000011n,
+      cr3: 0x1000n,
+      cr4: 0x20n,
+      efer: 0x500n,
+    };
     const text = formatVcpuState(regs({ rip: 0xffffffff81000ffdn }), s, memory, translate);
     expect(codeLine(text)).toBe('Code at ffffffff81000ffd (physical 3ffd): 48 89 e5 0f 22 c0 f4 eb fe 00 00 00 00 00 00 00');
     expect(disasmLines(text)).toEqual([

@@ -4,9 +4,18 @@
  * backlog reaches 1 MiB, nothing is lost, and THRE comes back when the reader drains the backlog.
  */
 import { describe, expect, it } from 'vitest';
-import { FCR_FIFO_ENABLE, LSR_THRE, UART_FCR, SERIAL_TX_BACKLOG_LIMIT, Serial16550, UART_LSR, UART_THR, UART_FIFO_SIZE } from '../../src/devices/serial16550.js';
-import { ringSerialHost } from '../../src/vm/board.js';
-import { SerialBridge } from '../../src/vm/serial-bridge.js';
+import {
+  FCR_FIFO_ENABLE,
+  LSR_THRE,
+  UART_FCR,
+  SERIAL_TX_BACKLOG_LIMIT,
+  Serial16550,
+  UART_LSR,
+  UART_THR,
+  UART_FIFO_SIZE,
+} from '../../src/devices/serial16550.js';
+import { ringSerialHost } from '../../src/board/pc-board.js';
+import { SerialBridge } from '../../src/io/serial-bridge.js';
 
 describe('serial backpressure through the real rings', () => {
   it('clears THRE at the backlog limit and delivers every byte once the reader drains', async () => {

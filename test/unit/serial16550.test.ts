@@ -313,7 +313,7 @@ describe('Serial16550 receive', () => {
     expect(rd(UART_LSR) & (LSR_DR | LSR_OE)).toBe(0);
   });
 
-  it('refills on RBR, IIR and pollRx, but not on other registers', () => {
+  it('refills on RBR, IIR and pollRx (with ERBFI), but not on other registers', () => {
     wr(UART_FCR, FCR_FIFO_ENABLE);
     host.input.push(0x61);
     rd(UART_SCR);
@@ -322,6 +322,10 @@ describe('Serial16550 receive', () => {
     rd(UART_IIR);
     expect(host.input).toHaveLength(0);
     host.input.push(0x62);
+    // Without the receive interrupt enabled, new input waits host-side until the guest looks.
+    uart.pollRx();
+    expect(host.input).toHaveLength(1);
+    wr(UART_IER, IER_ERBFI);
     uart.pollRx();
     expect(host.input).toHaveLength(0);
     host.input.push(0x63);

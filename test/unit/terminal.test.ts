@@ -81,7 +81,10 @@ describe('TerminalEscapes', () => {
   });
 
   it('an escape split across two chunks still quits', async () => {
-    const r = await run([[0x61, 0x01], [0x58, 0x62]]);
+    const r = await run([
+      [0x61, 0x01],
+      [0x58, 0x62],
+    ]);
     expect(r.output).toEqual([0x61, 0x62]);
     expect(r.commands).toEqual(['quit']);
   });

@@ -1,0 +1,80 @@
+/**
+ * The main thread's handle on a board thread (board-worker.ts): one per multi-vCPU run, started
+ * before the vCPUs and stopped after them.
+ */
+import { Worker } from 'node:worker_threads';
+import type { FwCfgConfig } from '../devices/fw-cfg.js';
+import type { BoardSpec } from './pc-board.js';
+import { DeviceMailbox, Doorbell } from './mailbox.js';
+import type { SerialRings } from '../io/byte-ring.js';
+
+export interface BoardJob extends BoardSpec {
+  mailboxes: SharedArrayBuffer[];
+  doorbell: SharedArrayBuffer;
+}
+
+export type BoardThreadMessage = { type: 'ready'; deviceNames: string[] } | { type: 'done' };
+
+/** What a vCPU thread needs to use the shared board. */
+export interface RemoteBoard {
+  mailbox: SharedArrayBuffer;
+  doorbell: SharedArrayBuffer;
+  deviceNames: string[];
+}
+
+export class BoardThread {
+  private constructor(
+    private readonly worker: Worker,
+    private readonly doorbell: Doorbell,
+    /** One per vCPU, in vCPU order. */
+    readonly remotes: RemoteBoard[],
+  ) {}
+
+  static async start(options: {
+    vmFd: number;
+    memoryAddr: bigint;
+    memorySize: number;
+    irqchip: boolean;
+    serial: readonly (SerialRings | null)[];
+    firmware: FwCfgConfig | undefined;
+    vcpus: number;
+  }): Promise<BoardThread> {
+    const mailboxes = Array.from({ length: options.vcpus }, () => new DeviceMailbox());
+    const doorbell = new Doorbell();
+    const worker = new Worker(new URL('./board-worker.js', import.meta.url), { execArgv: [] });
+    const job: BoardJob = {
+      vmFd: options.vmFd,
+      memoryAddr: options.memoryAddr,
+      memorySize: options.memorySize,
+      irqchip: options.irqchip,
+      serial: options.serial.map((rings) => (rings ? { tx: rings.tx.buffer, rx: rings.rx.buffer } : null)),
+      firmware: options.firmware,
+      mailboxes: mailboxes.map((m) => m.buffer),
+      doorbell: doorbell.buffer,
+    };
+    const ready = new Promise<string[]>((resolve, reject) => {
+      worker.once('message', (message: BoardThreadMessage) =>
+        message.type === 'ready' ? resolve(message.deviceNames) : reject(new Error('board thread ended early')),
+      );
+      worker.once('error', reject);
+    });
+    worker.postMessage(job);
+    const deviceNames = await ready;
+    return new BoardThread(
+      worker,
+      doorbell,
+      mailboxes.map((m) => ({ mailbox: m.buffer, doorbell: doorbell.buffer, deviceNames })),
+    );
+  }
+
+  /** New host input is waiting: the board thread polls its UARTs, which raise their interrupts. */
+  notifyInput(): void {
+    this.doorbell.input();
+  }
+
+  /** Ends the board thread; call once every vCPU has stopped. */
+  async stop(): Promise<void> {
+    this.doorbell.quit();
+    await this.worker.terminate();
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * The board: which device sits at which address and which IRQ line it drives, as on a PC. Built
+ * inside the vCPU's thread so every exit is handled there without crossing threads; the host
+ * sides of the devices (serial rings, the end-of-run callbacks, the IRQ lines) are injected.
+ */
+import { Bus, PIO_ADDRESS_SPACE_SIZE, type MmioBus, type PioBus } from '../devices/bus.js';
+import { DEBUG_EXIT_IOSIZE, DEBUG_EXIT_PORT, DebugExit } from '../devices/debug-exit.js';
+import type { MachineStop, MmioDevice, PioDevice } from '../devices/device.js';
+import { handleIo, handleMmio, type ExitDevices } from '../devices/dispatch.js';
+import { FW_CFG_IO_BASE, FW_CFG_IO_SIZE, FwCfg, type FwCfgConfig } from '../devices/fw-cfg.js';
+import { I8042, I8042_DATA_PORT, I8042_PORT_COUNT } from '../devices/i8042.js';
+import { Serial16550, UART_REGISTER_COUNT, type SerialHost } from '../devices/serial16550.js';
+import { VmFd } from '../kvm/ioctls.js';
+import { GuestMemory } from '../memory/guest-memory.js';
+import { ByteRing } from '../io/byte-ring.js';
+import { SharedIrqLines, type IrqLineSetter } from './irq-lines.js';
+
+/** The four PC serial ports: I/O base and ISA IRQ (COM3/COM4 share COM1/COM2's lines). */
+export const COM_PORTS = [
+  { name: 'COM1', base: 0x3f8, irq: 4 },
+  { name: 'COM2', base: 0x2f8, irq: 3 },
+  { name: 'COM3', base: 0x3e8, irq: 4 },
+  { name: 'COM4', base: 0x2e8, irq: 3 },
+] as const;
+export type ComPortName = (typeof COM_PORTS)[number]['name'];
+export const COM_PORT_NAMES: readonly ComPortName[] = COM_PORTS.map((p) => p.name);
+
+export interface Board {
+  /** Guest RAM as this thread sees it (empty when the board was built without it). */
+  readonly memory: Uint8Array;
+  readonly pio: PioBus;
+  readonly mmio: MmioBus;
+  readonly serial: readonly Serial16550[];
+  /** Set by a device that ends the run; the exit loop checks it after every exit. */
+  stop: MachineStop | undefined;
+}
+
+/** A serial port's host side: TX into the ring the main thread drains, RX from the ring it fills. */
+export function ringSerialHost(tx: ByteRing, rx: ByteRing): SerialHost {
+  return {
+    transmit(byte) {
+      // The device holds bytes back (THRE clear) once the backlog reaches its limit, and the ring
+      // is sized above that limit, so a push never finds it full.
+      tx.push(byte);
+    },
+    txBacklog: () => tx.used(),
+    receive: () => rx.shift(),
+  };
+}
+
+export interface PcBoardHost {
+  /** Guest RAM (guest-physical 0 up), for devices that read or write guest memory. */
+  memory?: Uint8Array;
+  /** One host side per COM port, COM1 first (fewer: the rest are connected to nothing). */
+  serial: readonly SerialHost[];
+  /** Absent without an in-kernel irqchip: devices then compute interrupts nobody receives. */
+  irqLine?: IrqLineSetter;
+  /** What fw_cfg (0x510/0x511) reports; without it the ports are unassigned. */
+  firmware?: FwCfgConfig;
+}
+
+/** A serial port plugged into nothing: output vanishes, no input ever arrives. */
+export const UNCONNECTED_SERIAL: SerialHost = { transmit: () => {}, txBacklog: () => 0, receive: () => -1 };
+
+/** What a thread needs to build the board itself: plain data, postMessage-able. */
+export interface BoardSpec {
+  vmFd: number;
+  /** Guest RAM, as the main thread mapped it (devices that read or write guest memory see it). */
+  memoryAddr: bigint;
+  memorySize: number;
+  /** The VM has an in-kernel irqchip: devices drive KVM_IRQ_LINE. */
+  irqchip: boolean;
+  /** Per COM port, COM1 first: its TX and RX rings' buffers (null: connected to nothing). */
+  serial: ({ tx: SharedArrayBuffer; rx: SharedArrayBuffer } | null)[];
+  /** What fw_cfg tells the guest; no fw_cfg device without it. */
+  firmware: FwCfgConfig | undefined;
+}
+
+/** The PC board, in the calling thread, wired to the rings and the VM that `spec` names. */
+export function createPcBoardFromSpec(spec: BoardSpec): Board {
+  const vm = VmFd.attach(spec.vmFd);
+  return createPcBoard({
+    memory: GuestMemory.attach(spec.memoryAddr, spec.memorySize).bytes,
+    serial: spec.serial.map((rings) => (rings ? ringSerialHost(new ByteRing(rings.tx), new ByteRing(rings.rx)) : UNCONNECTED_SERIAL)),
+    irqLine: spec.irqchip ? (irq, level) => vm.irqLine(irq, level) : undefined,
+    firmware: spec.firmware,
+  });
+}
+
+export function createPcBoard(host: PcBoardHost): Board {
+  const pio: PioBus = new Bus<PioDevice>(PIO_ADDRESS_SPACE_SIZE);
+  const mmio: MmioBus = new Bus<MmioDevice>();
+  const lines = new SharedIrqLines(host.irqLine ?? (() => {}));
+  const serial = COM_PORTS.map((port, i) => {
+    const uart = new Serial16550(host.serial[i] ?? UNCONNECTED_SERIAL, lines.connect(port.irq));
+    pio.register(port.base, UART_REGISTER_COUNT, uart, `${port.name} (16550A)`);
+    return uart;
+  });
+  const board: Board = { memory: host.memory ?? new Uint8Array(0), pio, mmio, serial, stop: undefined };
+  pio.register(
+    DEBUG_EXIT_PORT,
+    DEBUG_EXIT_IOSIZE,
+    new DebugExit((value) => (board.stop ??= { reason: 'debug-exit', exitCode: value })),
+    'debug-exit',
+  );
+  pio.register(I8042_DATA_PORT, I8042_PORT_COUNT, new I8042(() => (board.stop ??= { reason: 'reset' })), 'i8042');
+  if (host.firmware) pio.register(FW_CFG_IO_BASE, FW_CFG_IO_SIZE, new FwCfg(host.firmware), 'fw_cfg');
+  // Port 0x80 (POST codes) needs no device: unassigned ports already ignore writes and read all ones.
+  return board;
+}
+
+/** The board in this thread, as the exit loop sees it. */
+export function localDevices(board: Board): ExitDevices {
+  return {
+    io: (access) => handleIo(access, board.pio),
+    mmio: (access) => handleMmio(access, board.mmio),
+    pollInput: () => {
+      for (const uart of board.serial) uart.pollRx();
+    },
+    get stop() {
+      return board.stop;
+    },
+  };
+}

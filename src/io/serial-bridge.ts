@@ -1,0 +1,130 @@
+/**
+ * The main thread's side of a vCPU's serial port: it moves transmitted bytes from the TX ring to
+ * a sink (stdout, a callback) at the sink's pace, and feeds input into the RX ring no faster than
+ * the guest reads it. The vCPU thread never waits for either: a slow reader shows up in the
+ * guest only as LSR.THRE staying clear once the backlog reaches its limit.
+ *
+ * Memory is bounded whatever the guest writes: output waits in the fixed TX ring (the UART holds
+ * further bytes back), and at most one chunk is handed to the sink at a time.
+ */
+import type { Readable } from 'node:stream';
+import { SERIAL_TX_BACKLOG_LIMIT } from '../devices/serial16550.js';
+import { ByteRing, type SerialRings } from './byte-ring.js';
+
+/** Room for the backlog limit plus the bytes in flight when THRE clears. */
+export const SERIAL_TX_RING_SIZE = 2 * SERIAL_TX_BACKLOG_LIMIT;
+/** Input waiting for the guest; beyond it, the input stream is paused. */
+export const SERIAL_RX_RING_SIZE = 64 * 1024;
+/** The most bytes handed to the sink at once. */
+export const SERIAL_OUTPUT_CHUNK = 64 * 1024;
+
+/** Receives serial output; a returned promise holds back further output until it settles. */
+export type SerialSink = (chunk: Buffer) => void | Promise<void>;
+export type SerialInput = Readable | Uint8Array | string;
+
+export interface SerialBridgeOptions {
+  /** Called after new input reached the RX ring, so the machine can tell the UART (raise its interrupt). */
+  onInput?: () => void;
+  /** Called once when the sink throws or rejects: the run should end with this error. */
+  onSinkError?: (err: unknown) => void;
+}
+
+export class SerialBridge implements SerialRings {
+  readonly tx = ByteRing.allocate(SERIAL_TX_RING_SIZE);
+  readonly rx = ByteRing.allocate(SERIAL_RX_RING_SIZE);
+  private finishing = false;
+  private stopping = false;
+  private readonly output: Promise<void>;
+  private stopInput: () => void = () => {};
+  /** A feed() is moving queued input into the RX ring. */
+  private feeding = false;
+  private sinkFailed = false;
+
+  constructor(
+    private readonly sink: SerialSink,
+    input?: SerialInput,
+    private readonly options: SerialBridgeOptions = {},
+  ) {
+    this.output = this.pumpOutput();
+    if (input !== undefined) this.startInput(input);
+  }
+
+  /** Stops reading input and delivers every byte the guest transmitted. */
+  async finish(): Promise<void> {
+    this.finishing = true;
+    this.stopInput();
+    this.tx.wakeReader();
+    this.rx.wakeWriter();
+    await this.output;
+    for (let chunk = this.tx.read(SERIAL_OUTPUT_CHUNK); chunk.length > 0 && !this.stopping; chunk = this.tx.read(SERIAL_OUTPUT_CHUNK)) {
+      await this.deliver(chunk);
+    }
+  }
+
+  /** Stops at once: input is no longer read and output not yet delivered is dropped (a signal's stop path). */
+  abandon(): void {
+    this.stopping = true;
+    this.finishing = true;
+    this.stopInput();
+    this.tx.wakeReader();
+    this.rx.wakeWriter();
+  }
+
+  private async pumpOutput(): Promise<void> {
+    while (!this.finishing) {
+      await this.tx.waitForData(() => this.finishing);
+      const chunk = this.tx.read(SERIAL_OUTPUT_CHUNK);
+      if (chunk.length > 0) await this.deliver(chunk);
+    }
+  }
+
+  /** Hands a chunk to the sink; a sink that throws is reported once and then bypassed. */
+  private async deliver(chunk: Buffer): Promise<void> {
+    if (this.sinkFailed) return;
+    try {
+      await this.sink(chunk);
+    } catch (err) {
+      this.sinkFailed = true;
+      this.options.onSinkError?.(err);
+    }
+  }
+
+  private startInput(input: SerialInput): void {
+    if (typeof input === 'string' || input instanceof Uint8Array) {
+      const bytes = typeof input === 'string' ? Buffer.from(input) : input;
+      void this.feed([bytes]);
+      return;
+    }
+    const queue: Uint8Array[] = [];
+    const onData = (chunk: Buffer | string): void => {
+      queue.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+      if (!this.feeding) void this.feed(queue, input);
+    };
+    input.on('data', onData);
+    input.on('error', () => {}); // input ending or failing does not end the run
+    this.stopInput = () => {
+      input.off('data', onData);
+      input.pause();
+    };
+  }
+
+  /** Moves queued input into the RX ring, pausing the stream while the ring is full. */
+  private async feed(queue: Uint8Array[], stream?: Readable): Promise<void> {
+    this.feeding = true;
+    while (queue.length > 0 && !this.finishing) {
+      const chunk = queue[0]!;
+      const n = this.rx.write(chunk);
+      if (n > 0) this.options.onInput?.();
+      if (n === chunk.length) {
+        queue.shift();
+        continue;
+      }
+      queue[0] = chunk.subarray(n);
+      stream?.pause();
+      await this.rx.waitForSpace(() => this.finishing);
+      if (!this.finishing) stream?.resume();
+    }
+    // Cleared in the same tick as the last look at the queue, so no chunk is left behind.
+    this.feeding = false;
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * Reading the files a guest is made of (the image, multiboot modules), all through the same
+ * checks: a regular file (not a FIFO, device or directory, whose `stat` size says nothing), no
+ * larger than guest RAM, read with a bound whatever the file does while it is read. Opening with
+ * O_NONBLOCK means a FIFO with no writer cannot hang the run.
+ */
+import { constants as fsConstants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { UsageError } from '../errors.js';
+import { KvmError } from '../kvm/error.js';
+import type { MultibootModule } from '../loader/multiboot.js';
+import { MEMORY_MAX } from '../units.js';
+import type { GuestFileSource, MachineConfig } from './options.js';
+
+/** The most bytes read per read(2). */
+const READ_CHUNK = 1 << 20;
+const MIB = 2 ** 20;
+
+export interface GuestFiles {
+  image: { bytes: Uint8Array; name: string };
+  modules: MultibootModule[];
+}
+
+/** Reads the image and the modules, each bounded by guest RAM. */
+export async function readGuestFiles(config: MachineConfig): Promise<GuestFiles> {
+  const image = await readSource(config.image, 'image', config.memorySize);
+  const modules: MultibootModule[] = [];
+  for (const m of config.modules) {
+    const { bytes, name } = await readSource(m, 'module', config.memorySize);
+    modules.push({ name, bytes, ...(m.cmdline === undefined ? {} : { cmdline: m.cmdline }) });
+  }
+  return { image, modules };
+}
+
+async function readSource(source: GuestFileSource, kind: string, memorySize: number): Promise<{ bytes: Uint8Array; name: string }> {
+  if ('bytes' in source) {
+    if (source.bytes.length > memorySize) throw tooLarge(`${kind} '${source.name}'`, source.bytes.length, memorySize);
+    return source;
+  }
+  return { bytes: await readGuestFile(source.path, `${kind} '${source.path}'`, memorySize), name: source.path };
+}
+
+/**
+ * Reads a whole regular file of at most `maxBytes`. Throws UsageError (code EIMAGE) for a file
+ * that is missing, unreadable, not a regular file or too large; KvmError ERESOURCE when the
+ * process is out of file descriptors or memory.
+ */
+export async function readGuestFile(file: string, what: string, maxBytes: number): Promise<Uint8Array> {
+  let handle: FileHandle;
+  try {
+    handle = await open(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY);
+  } catch (err) {
+    throw fileError(what, err);
+  }
+  try {
+    const st = await handle.stat();
+    if (st.isDirectory()) throw new UsageError(`${what} is a directory: give the path of a file`, 'EIMAGE');
+    if (!st.isFile()) {
+      const kind = st.isFIFO()
+        ? 'a FIFO'
+        : st.isCharacterDevice()
+          ? 'a character device'
+          : st.isBlockDevice()
+            ? 'a block device'
+            : 'a socket';
+      throw new UsageError(`${what} is ${kind}, not a regular file: copy what it holds into a file and give that`, 'EIMAGE');
+    }
+    if (st.size > maxBytes) throw tooLarge(what, st.size, maxBytes);
+    // Read at most the size stat gave plus one byte, so a file that grows meanwhile is noticed, not followed.
+    const bytes = Buffer.allocUnsafe(st.size);
+    let done = 0;
+    for (;;) {
+      const want = Math.min(READ_CHUNK, bytes.length - done);
+      if (want === 0) break;
+      const { bytesRead } = await handle.read(bytes, done, want, done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    if (done === bytes.length && bytes.length < maxBytes) {
+      const extra = Buffer.alloc(1);
+      const { bytesRead } = await handle.read(extra, 0, 1, done);
+      if (bytesRead > 0) throw new UsageError(`${what} grew while it was being read: give a file that is not being written`, 'EIMAGE');
+    }
+    return done === bytes.length ? bytes : bytes.subarray(0, done);
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw fileError(what, err);
+  } finally {
+    await handle.close();
+  }
+}
+
+function tooLarge(what: string, size: number, memorySize: number): UsageError {
+  const needed = Math.ceil(size / MIB);
+  const advice =
+    needed * MIB <= MEMORY_MAX
+      ? `raise options.memory to at least ${needed}M`
+      : `it cannot fit in any guest (at most ${MEMORY_MAX / 2 ** 30}G of RAM)`;
+  return new UsageError(`${what} is ${size} bytes, larger than guest RAM (${memorySize} bytes): ${advice}`, 'EIMAGE');
+}
+
+function fileError(what: string, err: unknown): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT')
+    return new UsageError(`${what} not found: check the path (build the bundled guests with \`npm run build:guests\`)`, 'EIMAGE');
+  if (code === 'EACCES' || code === 'EPERM')
+    return new UsageError(`${what} cannot be read (permission denied): fix its permissions`, 'EIMAGE');
+  if (code === 'EISDIR') return new UsageError(`${what} is a directory: give the path of a file`, 'EIMAGE');
+  if (code === 'ELOOP') return new UsageError(`${what} is a symbolic link loop: give the path of a file`, 'EIMAGE');
+  if (code === 'ENOTDIR') return new UsageError(`${what} not found: a part of the path is not a directory`, 'EIMAGE');
+  if (code === 'EMFILE' || code === 'ENFILE' || code === 'ENOMEM') return KvmError.resource(`reading ${what}`, code);
+  return new UsageError(`${what} cannot be read: ${(err as Error).message}`, 'EIMAGE');
+}

@@ -1,0 +1,288 @@
+/**
+ * runGuest/startGuest: one guest, start to end, in stages that do not reach into each other —
+ * options validated (options.ts), the guest's files read (guest-files.ts), the machine built
+ * (builder.ts), then run here: serial bridges, gdb, timeout and abort wired, the vCPUs started
+ * (with a board thread when there are several), and the result shaped (result.ts). Whatever
+ * happens, every resource is released.
+ */
+import { BoardThread } from '../board/board-thread.js';
+import { COM_PORTS } from '../board/pc-board.js';
+import { UsageError } from '../errors.js';
+import { ksmMergingPages, ksmRunning } from '../host.js';
+import { SerialBridge, type SerialSink } from '../io/serial-bridge.js';
+import type { KvmRegs, KvmSregs } from '../kvm/structs.js';
+import { startGdb, type AttachedGdb } from '../gdb/attach.js';
+import type { VcpuRunResult } from '../vcpu/exit-loop.js';
+import type { VcpuJobDebug } from '../vcpu/thread.js';
+import { HALT_POLL_INTERVAL_MS, type Vcpu, type VcpuState } from '../vcpu/vcpu.js';
+import { buildMachine, type Machine } from './builder.js';
+import { readGuestFiles } from './guest-files.js';
+import { validateRunOptions, type MachineConfig, type RunGuestOptions } from './options.js';
+import { combineVcpuResults, toRunResult, type RunReason, type RunResult } from './result.js';
+
+export {
+  DEFAULT_MEMORY,
+  type RunGuestOptions,
+  type SerialEndpoint,
+  type ModuleSource,
+  type TraceOptions,
+  type GdbOptions,
+} from './options.js';
+export type { RunReason, RunResult } from './result.js';
+
+/**
+ * A running guest: pause, resume or stop it whatever it is doing (in KVM_RUN, halted in the
+ * kernel, in an exit, still starting), read its registers while paused, and await how the run ended.
+ */
+export interface GuestRun {
+  /** The boot vCPU's state: 'starting', 'running', 'paused' or 'stopped' (the run has ended). */
+  readonly state: VcpuState;
+  /** Stops every vCPU where it is; resolves once all are paused (or the run has ended). */
+  pause(): Promise<void>;
+  /** Lets paused vCPUs go on. */
+  resume(): void;
+  /** Ends the run (reason 'stopped'), paused or not. */
+  stop(): void;
+  /** The registers of the paused boot vCPU (consistent: nothing runs while it is paused). */
+  registers(): { regs: KvmRegs; sregs: KvmSregs };
+  readonly result: Promise<RunResult>;
+}
+
+/** Runs a guest to its end: `(await startGuest(options)).result`. */
+export async function runGuest(options: RunGuestOptions): Promise<RunResult> {
+  return (await startGuest(options)).result;
+}
+
+/** Creates the machine, loads the image and starts the vCPUs; the returned handle controls the run. */
+export async function startGuest(options: RunGuestOptions): Promise<GuestRun> {
+  const config = validateRunOptions(options);
+  const files = await readGuestFiles(config);
+  const machine = buildMachine(config, files);
+  let gdb: AttachedGdb | undefined;
+  try {
+    gdb = config.gdb ? await startGdb(machine.vcpus[0]!, machine.vm.memory, config.gdb) : undefined;
+  } catch (err) {
+    void machine.vm.close();
+    throw err;
+  }
+  return new Run(config, machine, gdb).handle();
+}
+
+/** The run of one built machine. */
+class Run {
+  private stopReason: RunReason | undefined;
+  private callbackError: unknown;
+  private readonly chunks: Buffer[] = [];
+  private readonly bridges: (SerialBridge | null)[];
+  private board: BoardThread | undefined;
+  private readonly started = performance.now();
+
+  constructor(
+    private readonly config: MachineConfig,
+    private readonly machine: Machine,
+    private readonly gdb: AttachedGdb | undefined,
+  ) {
+    this.bridges = COM_PORTS.map((port) => {
+      const endpoint = config.serial[port.name];
+      if (!endpoint) return null;
+      const output = endpoint.output;
+      const sink: SerialSink =
+        port.name === 'COM1' && config.collectSerial ? (chunk) => (this.chunks.push(chunk), output?.(chunk)) : (chunk) => output?.(chunk);
+      return new SerialBridge(sink, endpoint.input, {
+        onInput: () => this.inputArrived(),
+        onSinkError: (err) => this.callbackFailed(err),
+      });
+    });
+  }
+
+  handle(): GuestRun {
+    const { vcpus } = this.machine;
+    const timer = this.config.timeoutMs === undefined ? undefined : longTimeout(() => this.stop('timeout'), this.config.timeoutMs);
+    const signal = this.config.signal;
+    const onAbort = (): void => this.stop('stopped');
+    signal?.addEventListener('abort', onAbort);
+    const running = vcpus.length === 1 ? this.runOne() : this.runSmp();
+    this.gdb?.attach(running);
+    if (signal?.aborted) onAbort();
+    const result = this.finish(running, () => {
+      timer?.cancel();
+      signal?.removeEventListener('abort', onAbort);
+    });
+    const boot = vcpus[0]!;
+    return {
+      get state() {
+        return boot.state;
+      },
+      pause: async () => {
+        await Promise.all(vcpus.map((vcpu) => vcpu.pause()));
+      },
+      resume: () => vcpus.forEach((vcpu) => vcpu.resume()),
+      stop: () => this.stop('stopped'),
+      registers() {
+        if (boot.state !== 'paused') throw new UsageError(`registers can be read only while the guest is paused (it is ${boot.state})`);
+        return { regs: boot.getRegs(), sregs: boot.getSregs() };
+      },
+      result,
+    };
+  }
+
+  private stop(reason: RunReason): void {
+    this.stopReason ??= reason;
+    for (const vcpu of this.machine.vcpus) vcpu.stop();
+  }
+
+  /** New serial input: the devices hear of it now, not when the guest next polls them. */
+  private inputArrived(): void {
+    if (this.machine.vcpus.length === 1) this.machine.vcpus[0]!.pollInput();
+    else this.board?.notifyInput();
+  }
+
+  /** A caller's serial sink threw: the run ends, and rejects with that error as the cause. */
+  private callbackFailed(err: unknown): void {
+    this.callbackError ??= err;
+    this.stop('stopped');
+  }
+
+  private runOne(): Promise<VcpuRunResult> {
+    const { vcpus, firmware } = this.machine;
+    return vcpus[0]!.run(this.bridges, firmware, {
+      debug: debugOptions(this.config),
+      onPaused: this.gdb ? (why) => this.gdb?.target.onDebugStop(why) : undefined,
+    });
+  }
+
+  /**
+   * Several vCPUs share one board, in a thread of its own. A failure to start it ends the run
+   * through the returned promise, so the clean-up (timer, serial, VM) happens either way.
+   */
+  private async runSmp(): Promise<VcpuRunResult> {
+    const { vm, vcpus, firmware } = this.machine;
+    const board = await BoardThread.start({
+      vmFd: vm.fd.fd,
+      memoryAddr: vm.memory.hostAddr,
+      memorySize: vm.memory.size,
+      irqchip: vm.irqchip,
+      serial: this.bridges,
+      firmware,
+      vcpus: vcpus.length,
+    });
+    this.board = board;
+    try {
+      const debug = debugOptions(this.config);
+      const runs = vcpus.map((vcpu, i) => vcpu.run([], undefined, { debug, remote: board.remotes[i] }));
+      return await firstEnding(vcpus, runs, () => this.stop('stopped'));
+    } finally {
+      this.board = undefined;
+      await board.stop();
+    }
+  }
+
+  private async finish(running: Promise<VcpuRunResult>, cleanUp: () => void): Promise<RunResult> {
+    try {
+      let vcpuResult: VcpuRunResult;
+      try {
+        vcpuResult = await running;
+      } finally {
+        cleanUp();
+        await Promise.all(this.bridges.map((bridge) => bridge?.finish()));
+        await this.gdb?.close();
+      }
+      if (this.callbackError !== undefined) {
+        const message = this.callbackError instanceof Error ? this.callbackError.message : String(this.callbackError);
+        throw new UsageError(`a serial output callback failed, so the run was stopped: ${message}`, 'ECALLBACK', {
+          cause: this.callbackError,
+        });
+      }
+      const serialBytes = Buffer.concat(this.chunks);
+      const { loaded, warnings } = this.machine;
+      const base = {
+        serial: serialBytes.toString('utf8'),
+        serialBytes,
+        durationMs: performance.now() - this.started,
+        format: loaded.format,
+        notes: loaded.notes,
+        warnings,
+        ...(this.config.ksm ? { ksm: { running: ksmRunning(), mergingPages: ksmMergingPages() } } : {}),
+      };
+      return toRunResult(vcpuResult, base, this.stopReason);
+    } finally {
+      void this.machine.vm.close(); // the kernel's VM teardown finishes in the background
+    }
+  }
+}
+
+/**
+ * A multi-vCPU run ends when one vCPU's end is the guest's (debug-exit, reset, crash, a stop):
+ * the others are stopped then. A vCPU that halted for good (an AP parked with `cli; hlt`) just
+ * drops out; the run ends as a halt once every vCPU has — or once the only ones left are APs
+ * still waiting for INIT/SIPI, which nobody is left to send.
+ */
+function firstEnding(vcpus: readonly Vcpu[], runs: Promise<VcpuRunResult>[], stopAll: () => void): Promise<VcpuRunResult> {
+  return new Promise((resolve, reject) => {
+    const results: (VcpuRunResult | undefined)[] = [];
+    let decided: VcpuRunResult | undefined;
+    let left = runs.length;
+    let parkedCheck: ReturnType<typeof setInterval> | undefined;
+    const decide = (result: VcpuRunResult): void => {
+      decided ??= result;
+      stopAll();
+    };
+    runs.forEach((run, i) => {
+      run.then(
+        (result) => {
+          results[i] = result;
+          if (result.outcome.reason !== 'halt') {
+            // A crash names its vCPU: with several, which one faulted matters.
+            const outcome = result.outcome;
+            decide(
+              outcome.reason === 'crash'
+                ? { ...result, outcome: { ...outcome, description: `${outcome.description} on vCPU ${i}` } }
+                : result,
+            );
+          } else {
+            parkedCheck ??= setInterval(() => {
+              const running = vcpus.filter((_, j) => results[j] === undefined);
+              if (running.length > 0 && running.every((vcpu) => vcpu.waitingForSipi)) decide(result);
+            }, HALT_POLL_INTERVAL_MS);
+          }
+          if (--left > 0) return;
+          clearInterval(parkedCheck);
+          resolve(combineVcpuResults(results as VcpuRunResult[], decided));
+        },
+        (err: unknown) => {
+          clearInterval(parkedCheck);
+          stopAll();
+          reject(err);
+        },
+      );
+    });
+  });
+}
+
+/** setTimeout's longest delay (2^31-1 ms); longer timeouts are chained. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A timeout of any length (setTimeout alone fires at once past 2^31-1 ms). */
+function longTimeout(fire: () => void, ms: number): { cancel(): void } {
+  let timer: ReturnType<typeof setTimeout>;
+  const due = performance.now() + ms;
+  const arm = (): void => {
+    const left = due - performance.now();
+    timer = left > MAX_TIMER_MS ? setTimeout(arm, MAX_TIMER_MS) : setTimeout(fire, Math.max(0, left));
+  };
+  arm();
+  return { cancel: () => clearTimeout(timer) };
+}
+
+/** The vCPU thread's debugging and tracing options, or undefined for the plain loop. */
+function debugOptions(config: MachineConfig): VcpuJobDebug | undefined {
+  if (!config.trace && !config.stats && !config.step && !config.dumpOnExit && !config.gdb) return undefined;
+  return {
+    startNs: process.hrtime.bigint(),
+    ...(config.trace ? { trace: config.trace } : {}),
+    ...(config.stats ? { stats: true } : {}),
+    ...(config.step ? { step: config.step } : {}),
+    ...(config.dumpOnExit ? { dumpOnExit: true } : {}),
+    ...(config.gdb ? { debugger: { waitAtStart: config.gdb.wait ?? false } } : {}),
+  };
+}

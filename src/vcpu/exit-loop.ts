@@ -1,0 +1,245 @@
+/**
+ * The exit loop: KVM_RUN, decode the exit, hand it to the device that owns the address, repeat,
+ * until a device, a halt, a crash or a stop request ends the run. It runs in the vCPU's own
+ * thread against a small LoopVcpu interface (a VcpuFd in production, a fake in the unit tests),
+ * in three parts, as Firecracker's run_emulation/handle_kvm_exit: `handleRequests` (what the
+ * main thread asked for, after a kick), `handleExit` (one exit, one step), and `runVcpu`, the
+ * driver between them.
+ */
+import { KVM_EXIT_NAMES, KVM_INTERNAL_ERROR_NAMES } from '../kvm/constants.js';
+import type { VcpuExit } from '../kvm/run.js';
+import { RFLAGS_IF, type KvmRegs } from '../kvm/structs.js';
+import { KVM_MP_STATE_HALTED, KVM_MP_STATE_INIT_RECEIVED, KVM_MP_STATE_UNINITIALIZED } from '../kvm/x86.js';
+import type { ExitDevices } from '../devices/dispatch.js';
+import type { ResumeCommand, VcpuControl } from './control.js';
+
+/** What the exit loop needs of a vCPU. */
+export interface LoopVcpu {
+  /** One KVM_RUN: true when it exited for a reason that `exit()` decodes, false when kicked (-EINTR). */
+  run(): boolean;
+  /** The exit the last KVM_RUN reported. */
+  exit(): VcpuExit;
+  /** kvm_run.immediate_exit = 0, once a kick has been seen. */
+  clearImmediateExit(): void;
+  /** KVM_GET_MP_STATE. */
+  getMpState(): number;
+  getRegs(): KvmRegs;
+}
+
+/** Exits handled, by kind. */
+export interface ExitCounts {
+  io: number;
+  mmio: number;
+  hlt: number;
+  shutdown: number;
+  intr: number;
+  internalError: number;
+  failEntry: number;
+  debug: number;
+  unknown: number;
+}
+
+export type VcpuOutcome =
+  | { reason: 'debug-exit'; exitCode: number }
+  | { reason: 'halt' }
+  | { reason: 'reset' }
+  /** The main thread asked the vCPU to stop (timeout, signal, `stop()`). */
+  | { reason: 'stopped' }
+  | { reason: 'crash'; description: string; state: string };
+
+export interface VcpuRunResult {
+  outcome: VcpuOutcome;
+  exits: ExitCounts;
+  /** Present when the run was asked for statistics (ExitStats.toJSON()). */
+  stats?: unknown;
+  /** Present when the run was asked for a final register dump. */
+  state?: string;
+}
+
+/**
+ * Watches the exit loop without changing it (tracing, statistics). Called after every exit
+ * the loop handled, with the device that took it (undefined: unassigned) and, when `timed`,
+ * the KVM_RUN and handler times.
+ */
+export interface ExitObserver {
+  readonly timed: boolean;
+  afterExit(exit: VcpuExit, device: string | undefined, runNs: number, handlerNs: number): void;
+  /** Called once at the end; its value becomes the result's `stats`. */
+  finish?(): unknown;
+}
+
+/**
+ * Why the vCPU stopped and waits for the main thread: a pause request (pause(), gdb's Ctrl-C,
+ * --gdb-wait) or a debug exception under the debugger. DebugTarget turns it into gdb's terms.
+ */
+export type DebugStop = { kind: 'interrupt' } | { kind: 'debug'; exception: number; pc: bigint; dr6: bigint };
+
+export interface LoopHooks {
+  observer?: ExitObserver;
+  /** KVM_EXIT_DEBUG while single-stepping for --step: print, then go on. */
+  onStep?: () => void;
+  /**
+   * Paused for the main thread: tell it, and wait for its command. Called on a pause request,
+   * and on debug exits when `debugger` is set. Without it, pause requests are ignored.
+   */
+  paused?: (why: DebugStop) => ResumeCommand;
+  /** A debugger is attached: debug exits pause the vCPU (without one they are ignored). */
+  debugger?: boolean;
+  /** Pause before the first instruction (--gdb-wait). */
+  waitAtStart?: boolean;
+  /** Dump the registers into the result at the end, whatever ended the run. */
+  dumpOnExit?: boolean;
+  /** The registers, decoded, for a crash report or --dump-on-exit. */
+  describe?: () => string;
+}
+
+export function newExitCounts(): ExitCounts {
+  return { io: 0, mmio: 0, hlt: 0, shutdown: 0, intr: 0, internalError: 0, failEntry: 0, debug: 0, unknown: 0 };
+}
+
+/** A KVM_RUN that a signal ended (-EINTR), as the observers see it. */
+const KICKED: VcpuExit = { kind: 'intr' };
+const STOPPED: VcpuOutcome = { reason: 'stopped' };
+const HALTED: VcpuOutcome = { reason: 'halt' };
+
+/** The state one run of the loop carries. */
+interface LoopContext {
+  readonly vcpu: LoopVcpu;
+  readonly devices: ExitDevices;
+  readonly control: VcpuControl;
+  readonly hooks: LoopHooks;
+  readonly exits: ExitCounts;
+}
+
+/** Runs the vCPU until the run ends; the driver between request handling and exit handling. */
+export function runVcpu(vcpu: LoopVcpu, devices: ExitDevices, control: VcpuControl, hooks: LoopHooks = {}): VcpuRunResult {
+  const ctx: LoopContext = { vcpu, devices, control, hooks, exits: newExitCounts() };
+  const { observer } = hooks;
+  const timed = observer?.timed === true;
+  let outcome: VcpuOutcome | undefined;
+  control.publishThread();
+  try {
+    // Requests made before the thread ran (a pause during start-up) are answered first.
+    outcome = hooks.waitAtStart ? pause(ctx, { kind: 'interrupt' }) : undefined;
+    outcome ??= handleRequests(ctx);
+    while (outcome === undefined) {
+      if (control.stopRequested) {
+        outcome = STOPPED;
+        break;
+      }
+      const t0 = timed ? performance.now() : 0;
+      if (!vcpu.run()) {
+        ctx.exits.intr++;
+        // Clear immediate_exit before looking at the requests: a kick that lands after this
+        // sets it again, so no request is missed.
+        vcpu.clearImmediateExit();
+        observer?.afterExit(KICKED, undefined, timed ? (performance.now() - t0) * 1e6 : 0, 0);
+        outcome = handleRequests(ctx);
+        continue;
+      }
+      const t1 = timed ? performance.now() : 0;
+      const exit = vcpu.exit();
+      const step = handleExit(ctx, exit);
+      observer?.afterExit(exit, step.device, (t1 - t0) * 1e6, timed ? (performance.now() - t1) * 1e6 : 0);
+      outcome = step.outcome ?? devices.stop;
+    }
+  } finally {
+    control.retractThread();
+  }
+  const stats = observer?.finish?.();
+  const state = hooks.dumpOnExit && outcome.reason !== 'crash' ? describe(ctx) : undefined;
+  return { outcome, exits: ctx.exits, ...(stats === undefined ? {} : { stats }), ...(state === undefined ? {} : { state }) };
+}
+
+/** After a kick: the main thread's requests, in order of precedence. */
+export function handleRequests(ctx: LoopContext): VcpuOutcome | undefined {
+  const { control, devices } = ctx;
+  if (control.stopRequested) return STOPPED;
+  if (control.take('poll-input')) devices.pollInput();
+  if (control.take('poll-halt') && haltedForGood(ctx)) return HALTED;
+  if (control.take('pause')) return pause(ctx, { kind: 'interrupt' });
+  return undefined;
+}
+
+/** One exit: the device that took it, and the outcome when it ends the run. */
+export function handleExit(ctx: LoopContext, exit: VcpuExit): { device?: string; outcome?: VcpuOutcome } {
+  const { exits, devices, hooks } = ctx;
+  switch (exit.kind) {
+    case 'io':
+      exits.io++;
+      return { device: devices.io(exit) };
+    case 'mmio':
+      exits.mmio++;
+      return { device: devices.mmio(exit) };
+    case 'debug':
+      exits.debug++;
+      if (hooks.onStep) hooks.onStep();
+      else if (hooks.debugger) return { outcome: pause(ctx, { kind: 'debug', exception: exit.exception, pc: exit.pc, dr6: exit.dr6 }) };
+      return {};
+    case 'hlt':
+      // Only without an in-kernel irqchip does HLT exit, and then nothing can wake the vCPU.
+      exits.hlt++;
+      return { outcome: HALTED };
+    case 'intr':
+      exits.intr++;
+      return {};
+    case 'shutdown':
+      exits.shutdown++;
+      return { outcome: crash(ctx, 'triple fault (KVM_EXIT_SHUTDOWN)') };
+    case 'internal-error': {
+      exits.internalError++;
+      const name = KVM_INTERNAL_ERROR_NAMES[exit.suberror] ?? 'suberror';
+      const data = exit.data.length ? `, data ${exit.data.map((d) => `0x${d.toString(16)}`).join(' ')}` : '';
+      return { outcome: crash(ctx, `KVM internal error: ${name} (KVM_EXIT_INTERNAL_ERROR, suberror ${exit.suberror}${data})`) };
+    }
+    case 'fail-entry':
+      exits.failEntry++;
+      return {
+        outcome: crash(
+          ctx,
+          `VM entry failed (KVM_EXIT_FAIL_ENTRY, hardware reason 0x${exit.hardwareEntryFailureReason.toString(16)} on CPU ${exit.cpu})`,
+        ),
+      };
+    case 'unknown': {
+      exits.unknown++;
+      const name = KVM_EXIT_NAMES[exit.exitReason] ?? `reason ${exit.exitReason}`;
+      return { outcome: crash(ctx, `unhandled exit ${name} (hardware exit reason 0x${exit.hardwareExitReason.toString(16)})`) };
+    }
+    default: {
+      const never: never = exit;
+      throw new Error(`unreachable exit ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+/** Paused for the main thread; undefined when it says go on. Without a `paused` hook, pauses are ignored. */
+function pause(ctx: LoopContext, why: DebugStop): VcpuOutcome | undefined {
+  const paused = ctx.hooks.paused;
+  if (!paused) return undefined;
+  ctx.control.take('pause'); // pausing anyway: a pause asked for meanwhile is answered by this one
+  if (paused(why) === 'end' || ctx.control.stopRequested) return STOPPED;
+  return undefined;
+}
+
+/**
+ * With the in-kernel irqchip a halted vCPU sleeps inside KVM_RUN. Halted with interrupts off,
+ * only an NMI or INIT could wake it, and tskvm sends neither: the guest is done.
+ */
+function haltedForGood(ctx: LoopContext): boolean {
+  const state = ctx.vcpu.getMpState();
+  // An AP not yet started can only be woken by another vCPU: the main thread weighs that.
+  ctx.control.setWaitingForSipi(state === KVM_MP_STATE_UNINITIALIZED || state === KVM_MP_STATE_INIT_RECEIVED);
+  return state === KVM_MP_STATE_HALTED && (ctx.vcpu.getRegs().rflags & RFLAGS_IF) === 0n;
+}
+
+function crash(ctx: LoopContext, description: string): VcpuOutcome {
+  return { reason: 'crash', description, state: describe(ctx) };
+}
+
+function describe(ctx: LoopContext): string {
+  try {
+    return ctx.hooks.describe?.() ?? '';
+  } catch (err) {
+    return `(registers unavailable: ${(err as Error).message})`;
+  }
+}

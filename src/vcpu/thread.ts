@@ -1,0 +1,128 @@
+/**
+ * A worker thread that runs vCPUs, one job at a time. Idle threads are kept in a small pool,
+ * unref'd so they never hold the process open; a busy thread is ref'd, and is only released once
+ * its vCPU has left KVM_RUN and reported back.
+ */
+import { Worker } from 'node:worker_threads';
+import type { BoardSpec } from '../board/pc-board.js';
+import type { RemoteBoard } from '../board/board-thread.js';
+import { fromErrorMessage, type ErrorMessage } from '../kvm/error.js';
+import type { DebugStop, VcpuRunResult } from './exit-loop.js';
+
+export interface VcpuJob extends BoardSpec {
+  vcpuId: number;
+  vcpuFd: number;
+  runAddr: bigint;
+  runSize: number;
+  memoryAddr: bigint;
+  memorySize: number;
+  debug: VcpuJobDebug | undefined;
+  /** Devices in a board thread shared with other vCPUs (then `serial` and `firmware` are unused). */
+  remote: RemoteBoard | undefined;
+  control: SharedArrayBuffer;
+}
+
+/** Debugging and tracing, as the vCPU thread needs them (all plain data, postMessage-able). */
+export interface VcpuJobDebug {
+  /** A debugger (the GDB stub) drives the vCPU: stop on debug exits and pause requests. */
+  debugger?: { waitAtStart: boolean };
+  /** --trace: write one line per exit to this fd. */
+  trace?: { fd: number; kinds: string[] | null; ports: [number, number][] | null };
+  /** --stats: time every exit and return ExitStats in the result. */
+  stats?: boolean;
+  /** --step: single-step, writing each instruction and the registers it changed to this fd. */
+  step?: { fd: number };
+  /** --dump-on-exit: the registers, decoded, in the result's `state`. */
+  dumpOnExit?: boolean;
+  /** process.hrtime.bigint() at the start of the run, for trace timestamps (same clock in every thread). */
+  startNs: bigint;
+}
+
+/** What the vCPU thread tells the main thread (Firecracker's VcpuResponse). */
+export type VcpuThreadReply =
+  /** The exit loop runs (requests made before now have been looked at). */
+  | { type: 'started' }
+  /** Paused for the main thread, which must send a command (resume or end). */
+  | { type: 'paused'; why: DebugStop }
+  | { type: 'result'; result: VcpuRunResult }
+  | { type: 'error'; error: ErrorMessage };
+
+/** What the main thread hears while a job runs. */
+export interface VcpuThreadEvents {
+  onStarted?: () => void;
+  onPaused?: (why: DebugStop) => void;
+}
+
+/** Idle threads kept for reuse; more than this are terminated when released. */
+const MAX_IDLE_THREADS = 8;
+const idle: VcpuThread[] = [];
+const workerUrl = new URL('./worker.js', import.meta.url);
+
+export class VcpuThread {
+  // No execArgv: the caller's flags (`--input-type=module -e ...`) are not the worker's.
+  private readonly worker = new Worker(workerUrl, { execArgv: [] });
+  private dead = false;
+
+  private constructor() {
+    this.worker.unref();
+    this.worker.on('exit', () => {
+      this.dead = true;
+    });
+  }
+
+  static acquire(): VcpuThread {
+    let thread: VcpuThread | undefined;
+    while ((thread = idle.pop()) && thread.dead);
+    return thread ?? new VcpuThread();
+  }
+
+  /** Runs one vCPU job to its end; `events` hears it start and pause. */
+  run(job: VcpuJob, events: VcpuThreadEvents = {}): Promise<VcpuRunResult> {
+    this.worker.ref();
+    return new Promise<VcpuRunResult>((resolve, reject) => {
+      const settle = (): void => {
+        this.worker.off('message', onMessage);
+        this.worker.off('error', onError);
+        this.worker.off('exit', onExit);
+        this.worker.unref();
+      };
+      const onMessage = (reply: VcpuThreadReply): void => {
+        if (reply.type === 'started') return events.onStarted?.();
+        if (reply.type === 'paused') return events.onPaused?.(reply.why);
+        settle();
+        if (reply.type === 'result') return resolve(reply.result);
+        reject(fromErrorMessage(reply.error));
+      };
+      const onError = (err: Error): void => {
+        settle();
+        this.dead = true;
+        reject(err);
+      };
+      const onExit = (code: number): void => {
+        settle();
+        reject(new Error(`vCPU thread exited with code ${code} during a run`));
+      };
+      this.worker.on('message', onMessage);
+      this.worker.on('error', onError);
+      this.worker.on('exit', onExit);
+      this.worker.postMessage(job);
+    });
+  }
+
+  /** Returns an idle thread to the pool (or ends it when the pool is full). */
+  release(): void {
+    if (this.dead) return;
+    if (idle.length < MAX_IDLE_THREADS) idle.push(this);
+    else void this.terminate();
+  }
+
+  terminate(): Promise<number> {
+    this.dead = true;
+    return this.worker.terminate();
+  }
+
+  /** Ends every idle thread (each costs ~8 MB and a few fds); the pool refills on demand. */
+  static async closeIdle(): Promise<void> {
+    await Promise.all(idle.splice(0).map((thread) => thread.terminate()));
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * A vCPU and its lifecycle (Firecracker's VcpuRunState): created → starting → running ⇄ paused →
+ * stopped. Requests (pause, resume, stop, poll-input) can be made in any state; those made before
+ * the thread runs wait in the control block and are answered when it starts, never dropped.
+ */
+import type { FwCfgConfig } from '../devices/fw-cfg.js';
+import type { RemoteBoard } from '../board/board-thread.js';
+import type { SerialRings } from '../io/byte-ring.js';
+import type { VcpuFd } from '../kvm/ioctls.js';
+import type { KvmRegs, KvmSregs } from '../kvm/structs.js';
+import type { GuestDebug } from '../kvm/x86.js';
+import { VcpuControl } from './control.js';
+import type { DebugStop, VcpuRunResult } from './exit-loop.js';
+import { VcpuThread, type VcpuJobDebug } from './thread.js';
+
+/** How often a running vCPU is asked whether it has halted for good (in-kernel irqchip only). */
+export const HALT_POLL_INTERVAL_MS = 20;
+
+/** What a vCPU needs to know of its VM. */
+export interface VcpuVm {
+  readonly vmFd: number;
+  readonly irqchip: boolean;
+  readonly memory: { readonly hostAddr: bigint; readonly size: number };
+}
+
+export interface VcpuRunOptions {
+  /** Use a board thread's devices (multi-vCPU VMs) instead of a board of its own. */
+  remote?: RemoteBoard;
+  /** Debugger, tracing, statistics, single-step (see VcpuJobDebug). */
+  debug?: VcpuJobDebug;
+  /** Each pause (the vCPU then waits for resume() or stop()). */
+  onPaused?: (why: DebugStop) => void;
+}
+
+/**
+ * created: no run yet; starting: run() called, the thread not yet in its loop; running; paused:
+ * waiting in its thread for resume() or stop(); stopped: the run has ended.
+ */
+export type VcpuState = 'created' | 'starting' | 'running' | 'paused' | 'stopped';
+
+export class Vcpu {
+  private control = new VcpuControl();
+  private currentState: VcpuState = 'created';
+  private pauseWaiters: (() => void)[] = [];
+  private running = false;
+
+  constructor(
+    private readonly vm: VcpuVm,
+    readonly fd: VcpuFd,
+    readonly id: number,
+  ) {}
+
+  getRegs(): KvmRegs {
+    return this.fd.getRegs();
+  }
+
+  setRegs(regs: KvmRegs): void {
+    this.fd.setRegs(regs);
+  }
+
+  getSregs(): KvmSregs {
+    return this.fd.getSregs();
+  }
+
+  setSregs(sregs: KvmSregs): void {
+    this.fd.setSregs(sregs);
+  }
+
+  setGuestDebug(debug: GuestDebug): void {
+    this.fd.setGuestDebug(debug);
+  }
+
+  get state(): VcpuState {
+    return this.currentState;
+  }
+
+  /**
+   * Runs the vCPU in a worker thread until the guest ends the run or stop() is called. The PC
+   * board's COM ports (COM1 first) are wired to `serial` (null or missing: to nothing); fw_cfg,
+   * when `firmware` is given, tells the guest about the machine.
+   */
+  async run(serial: readonly (SerialRings | null)[], firmware?: FwCfgConfig, options: VcpuRunOptions = {}): Promise<VcpuRunResult> {
+    if (this.running) throw new Error(`vCPU ${this.id} is already running`);
+    this.running = true;
+    const control = this.control;
+    if (this.currentState === 'created') this.currentState = 'starting';
+    const thread = VcpuThread.acquire();
+    const onPaused = (why: DebugStop): void => {
+      this.currentState = 'paused';
+      for (const resolve of this.pauseWaiters.splice(0)) resolve();
+      options.onPaused?.(why);
+    };
+    const onStarted = (): void => {
+      if (this.currentState === 'starting') this.currentState = 'running';
+    };
+    // HLT does not exit under the in-kernel irqchip: ask now and then whether the guest is done.
+    const poll = this.vm.irqchip ? setInterval(() => control.request('poll-halt', this.fd.runAddr), HALT_POLL_INTERVAL_MS) : undefined;
+    try {
+      const job = {
+        vcpuId: this.id,
+        debug: options.debug,
+        remote: options.remote,
+        vmFd: this.vm.vmFd,
+        irqchip: this.vm.irqchip,
+        vcpuFd: this.fd.fd,
+        runAddr: this.fd.runAddr,
+        runSize: this.fd.runSize,
+        memoryAddr: this.vm.memory.hostAddr,
+        memorySize: this.vm.memory.size,
+        serial: serial.map((rings) => (rings ? { tx: rings.tx.buffer, rx: rings.rx.buffer } : null)),
+        firmware,
+        control: control.buffer,
+      };
+      return await thread.run(job, { onStarted, onPaused });
+    } finally {
+      clearInterval(poll);
+      this.running = false;
+      this.currentState = 'stopped';
+      this.control = new VcpuControl(); // a later run starts with no requests pending
+      for (const resolve of this.pauseWaiters.splice(0)) resolve(); // a pause() in flight ends with the run
+      thread.release();
+    }
+  }
+
+  /** Ends the run (the run() promise then resolves 'stopped'), whatever the state; a later run() ends at once. */
+  stop(): void {
+    this.control.request('stop', this.fd.runAddr);
+  }
+
+  /**
+   * Stops the vCPU wherever it is (in KVM_RUN, halted in the kernel, handling an exit, or not
+   * yet started) and resolves once it waits, paused; at once if it is paused or stopped.
+   */
+  pause(): Promise<void> {
+    if (this.currentState === 'paused' || this.currentState === 'stopped') return Promise.resolve();
+    const paused = new Promise<void>((resolve) => this.pauseWaiters.push(resolve));
+    this.control.request('pause', this.fd.runAddr);
+    return paused;
+  }
+
+  /** Lets a paused vCPU go on (nothing if it is not paused). */
+  resume(): void {
+    if (this.currentState !== 'paused') return;
+    this.currentState = 'running';
+    this.control.command('resume');
+  }
+
+  /** New host input waits for the guest: the vCPU lets its devices take it (and interrupt) now. */
+  pollInput(): void {
+    if (this.currentState !== 'stopped') this.control.request('poll-input', this.fd.runAddr);
+  }
+
+  /** An application processor that, at its last halt poll, was still waiting for INIT/SIPI. */
+  get waitingForSipi(): boolean {
+    return this.control.waitingForSipi;
+  }
+
+  close(): void {
+    this.fd.close();
+  }
+}

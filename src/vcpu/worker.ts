@@ -1,0 +1,75 @@
+/**
+ * The vCPU thread's entry point. It receives one job at a time (a vCPU created by the main thread,
+ * guest memory, the serial rings and the control block), builds the board and runs the exit loop
+ * until the run ends, then reports back and waits for the next job: threads are pooled so that a
+ * VM per test case stays cheap.
+ */
+import { parentPort } from 'node:worker_threads';
+import { createPcBoardFromSpec, localDevices } from '../board/pc-board.js';
+import { DeviceMailbox, Doorbell, remoteDevices } from '../board/mailbox.js';
+import { formatVcpuState } from '../debug/register-dump.js';
+import { toErrorMessage } from '../kvm/error.js';
+import { VcpuFd } from '../kvm/ioctls.js';
+import { GuestMemory } from '../memory/guest-memory.js';
+import { VcpuControl } from './control.js';
+import { createExitObserver, startSingleStep } from './exit-observers.js';
+import { runVcpu, type LoopHooks, type LoopVcpu } from './exit-loop.js';
+import type { VcpuJob, VcpuThreadReply } from './thread.js';
+
+if (!parentPort) throw new Error('vcpu worker must run in a worker thread');
+const port = parentPort;
+
+/** The loop's hooks: pausing always; debugging and tracing as the job asks (none: the fast loop). */
+function loopHooks(job: VcpuJob, vcpu: VcpuFd, memory: GuestMemory, control: VcpuControl): LoopHooks {
+  const hooks: LoopHooks = {
+    // Paused for the main thread (pause() or the debugger): report, then sleep until told.
+    paused: (why) => {
+      port.postMessage({ type: 'paused', why } satisfies VcpuThreadReply);
+      return control.waitForCommand();
+    },
+    describe: () => formatVcpuState(vcpu.getRegs(), vcpu.getSregs(), memory.bytes, (linear) => vcpu.translate(linear)),
+  };
+  const debug = job.debug;
+  if (!debug) return hooks;
+  hooks.observer = createExitObserver(debug, vcpu, job.vcpuId);
+  hooks.dumpOnExit = debug.dumpOnExit;
+  if (debug.step) hooks.onStep = startSingleStep(vcpu, memory, debug.step.fd);
+  if (debug.debugger) {
+    hooks.debugger = true;
+    hooks.waitAtStart = debug.debugger.waitAtStart;
+  }
+  return hooks;
+}
+
+/** The vCPU fd as the exit loop sees it. */
+function loopVcpu(fd: VcpuFd): LoopVcpu {
+  const run = fd.kvmRun;
+  return {
+    run: () => fd.run(),
+    exit: () => run.exit(),
+    clearImmediateExit: () => {
+      run.immediateExit = false;
+    },
+    getMpState: () => fd.getMpState(),
+    getRegs: () => fd.getRegs(),
+  };
+}
+
+port.on('message', (job: VcpuJob) => {
+  let reply: VcpuThreadReply;
+  try {
+    const vcpu = VcpuFd.attach(job.vcpuFd, job.runAddr, job.runSize);
+    const memory = GuestMemory.attach(job.memoryAddr, job.memorySize);
+    // One vCPU: its board lives here, so an exit never crosses threads. Several: a board thread's.
+    const devices = job.remote
+      ? remoteDevices(new DeviceMailbox(job.remote.mailbox), new Doorbell(job.remote.doorbell), job.remote.deviceNames)
+      : localDevices(createPcBoardFromSpec(job));
+    const control = new VcpuControl(job.control);
+    const hooks = loopHooks(job, vcpu, memory, control);
+    port.postMessage({ type: 'started' } satisfies VcpuThreadReply);
+    reply = { type: 'result', result: runVcpu(loopVcpu(vcpu), devices, control, hooks) };
+  } catch (err) {
+    reply = { type: 'error', error: toErrorMessage(err) };
+  }
+  port.postMessage(reply);
+});
