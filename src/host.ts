@@ -2,8 +2,9 @@
  * Facts about the host that over-commit decisions need, read from /proc and /sys (Linux). Each
  * returns undefined where the file is missing, rather than guessing.
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
+import { KvmError } from './kvm/error.js';
 
 /** A file's text, or undefined where it cannot be read (missing, no permission). */
 export function readText(file: string): string | undefined {
@@ -41,4 +42,39 @@ export function ksmMergingPages(): number | undefined {
 export function transparentHugepageMode(): string | undefined {
   const m = /\[(\w+)\]/.exec(readText('/sys/kernel/mm/transparent_hugepage/enabled') ?? '');
   return m?.[1];
+}
+
+/** The soft RLIMIT_NOFILE ("Max open files" in /proc/self/limits), or undefined where unknown. */
+export function openFileLimit(): number | undefined {
+  const m = /^Max open files\s+(\d+|unlimited)/m.exec(readText('/proc/self/limits') ?? '');
+  return m === null || m[1] === 'unlimited' ? undefined : Number(m[1]);
+}
+
+/** File descriptors this process has open now (one readdir of /proc/self/fd). */
+export function openFileCount(): number | undefined {
+  try {
+    return readdirSync('/proc/self/fd').length;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * File descriptors a new worker thread may need while it starts (its event loop, and the module
+ * files it loads, several at once). A worker that runs out part-way leaks what it had opened, so
+ * tskvm refuses to start one without this much room.
+ */
+export const THREAD_FD_HEADROOM = 64;
+
+let fdLimit: number | undefined | null = null;
+
+/**
+ * Throws KvmError ERESOURCE unless THREAD_FD_HEADROOM descriptors are left under the soft limit
+ * for this thread and for each of the `starting` threads that have not yet opened theirs.
+ */
+export function ensureThreadFdHeadroom(what: string, starting = 0): void {
+  if (fdLimit === null) fdLimit = openFileLimit();
+  if (fdLimit === undefined) return;
+  const open = openFileCount();
+  if (open !== undefined && fdLimit - open < THREAD_FD_HEADROOM * (starting + 1)) throw KvmError.resource(what, 'EMFILE');
 }

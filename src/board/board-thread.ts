@@ -5,6 +5,8 @@
 import { Worker } from 'node:worker_threads';
 import type { FwCfgConfig } from '../devices/fw-cfg.js';
 import type { BoardSpec } from './pc-board.js';
+import { ensureThreadFdHeadroom } from '../host.js';
+import { asResourceError } from '../kvm/error.js';
 import { DeviceMailbox, Doorbell } from './mailbox.js';
 import type { SerialRings } from '../io/byte-ring.js';
 
@@ -39,6 +41,7 @@ export class BoardThread {
     firmware: FwCfgConfig | undefined;
     vcpus: number;
   }): Promise<BoardThread> {
+    ensureThreadFdHeadroom('starting the board thread');
     const mailboxes = Array.from({ length: options.vcpus }, () => new DeviceMailbox());
     const doorbell = new Doorbell();
     const worker = new Worker(new URL('./board-worker.js', import.meta.url), { execArgv: [] });
@@ -56,7 +59,7 @@ export class BoardThread {
       worker.once('message', (message: BoardThreadMessage) =>
         message.type === 'ready' ? resolve(message.deviceNames) : reject(new Error('board thread ended early')),
       );
-      worker.once('error', reject);
+      worker.once('error', (err) => reject(asResourceError(err, 'starting the board thread')));
     });
     worker.postMessage(job);
     const deviceNames = await ready;

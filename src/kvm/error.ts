@@ -77,6 +77,18 @@ export class KvmError extends Error {
     return new KvmError('ERESOURCE', what, errno, `${what} failed: ${errnoName(errno)}: ${advice}`);
   }
 
+  /** The device opened but answered KVM_GET_API_VERSION with -errno: it is not /dev/kvm. */
+  static notKvm(devicePath: string, negErrno: number): KvmError {
+    const errno = Math.abs(negErrno);
+    return new KvmError(
+      'ENOKVM',
+      'KVM_GET_API_VERSION',
+      errno,
+      `${devicePath} is not a KVM device (KVM_GET_API_VERSION failed: ${errnoName(errno)}): ` +
+        'point TSKVM_KVM_DEVICE at /dev/kvm, or unset it to use /dev/kvm.',
+    );
+  }
+
   static apiMismatch(version: number, expected: number): KvmError {
     return new KvmError(
       'EKVMAPI',
@@ -114,6 +126,23 @@ const RESOURCE_ERRNOS = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'EAGAIN']);
 /** `ENOMEM (errno 12)`, the way strace would name it. */
 export function errnoName(errno: number): string {
   return `${ERRNO_NAMES[errno] ?? 'errno'} (errno ${errno})`;
+}
+
+/**
+ * A KvmError ERESOURCE for an error that means the process ran out of something while starting
+ * a thread or loading code (EMFILE, ENOMEM, a worker that could not start for either); the error
+ * itself otherwise.
+ */
+export function asResourceError(err: unknown, what: string): unknown {
+  const e = err as NodeJS.ErrnoException;
+  const code = typeof e?.code === 'string' ? e.code : undefined;
+  if (code !== undefined && RESOURCE_ERRNOS.has(code)) return KvmError.resource(what, code);
+  if (code === 'ERR_WORKER_OUT_OF_MEMORY') return KvmError.resource(what, 'ENOMEM');
+  if (code === 'ERR_WORKER_INIT_FAILED') {
+    const errno = [...RESOURCE_ERRNOS].find((name) => e.message.includes(name));
+    if (errno) return KvmError.resource(what, errno);
+  }
+  return err;
 }
 
 /** An error as it crosses threads (postMessage keeps neither class nor extra fields). */

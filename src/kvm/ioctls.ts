@@ -49,7 +49,9 @@ export class Kvm {
     if (fd < 0) throw KvmError.fromOpen(devicePath, fd);
     const kvm = new Kvm(fd);
     try {
-      const version = kvm.apiVersion();
+      const version = native().ioctl(fd, native().ioctls.KVM_GET_API_VERSION);
+      // ENOTTY/EINVAL: the file opened, but it is not KVM (TSKVM_KVM_DEVICE=/dev/null, a typo).
+      if (version < 0) throw KvmError.notKvm(devicePath, version);
       if (version !== KVM_API_VERSION) throw KvmError.apiMismatch(version, KVM_API_VERSION);
       if (!capabilitiesChecked) {
         // The host's KVM does not change while the process runs: check once.

@@ -41,11 +41,54 @@ async function readSource(source: GuestFileSource, kind: string, memorySize: num
 }
 
 /**
+ * Checks the image and the modules as readGuestFiles will (each a readable regular file no larger
+ * than guest RAM) without reading them: the CLI calls it before it creates any output file.
+ */
+export async function checkGuestFiles(config: MachineConfig): Promise<void> {
+  for (const [source, kind] of [[config.image, 'image'], ...config.modules.map((m) => [m, 'module'] as const)] as const) {
+    if ('bytes' in source) {
+      if (source.bytes.length > config.memorySize) throw tooLarge(`${kind} '${source.name}'`, source.bytes.length, config.memorySize);
+      continue;
+    }
+    const { handle } = await openGuestFile(source.path, `${kind} '${source.path}'`, config.memorySize);
+    await handle.close();
+  }
+}
+
+/**
  * Reads a whole regular file of at most `maxBytes`. Throws UsageError (code EIMAGE) for a file
  * that is missing, unreadable, not a regular file or too large; KvmError ERESOURCE when the
  * process is out of file descriptors or memory.
  */
 export async function readGuestFile(file: string, what: string, maxBytes: number): Promise<Uint8Array> {
+  const { handle, size } = await openGuestFile(file, what, maxBytes);
+  try {
+    // Read at most the size fstat gave plus one byte, so a file that grows meanwhile is noticed, not followed.
+    const bytes = Buffer.allocUnsafe(size);
+    let done = 0;
+    for (;;) {
+      const want = Math.min(READ_CHUNK, bytes.length - done);
+      if (want === 0) break;
+      const { bytesRead } = await handle.read(bytes, done, want, done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    if (done === bytes.length && bytes.length < maxBytes) {
+      const extra = Buffer.alloc(1);
+      const { bytesRead } = await handle.read(extra, 0, 1, done);
+      if (bytesRead > 0) throw new UsageError(`${what} grew while it was being read: give a file that is not being written`, 'EIMAGE');
+    }
+    return done === bytes.length ? bytes : bytes.subarray(0, done);
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw fileError(what, err);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Opens without blocking (a FIFO with no writer cannot hang it) and checks what the file is. */
+async function openGuestFile(file: string, what: string, maxBytes: number): Promise<{ handle: FileHandle; size: number }> {
   let handle: FileHandle;
   try {
     handle = await open(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY);
@@ -66,27 +109,11 @@ export async function readGuestFile(file: string, what: string, maxBytes: number
       throw new UsageError(`${what} is ${kind}, not a regular file: copy what it holds into a file and give that`, 'EIMAGE');
     }
     if (st.size > maxBytes) throw tooLarge(what, st.size, maxBytes);
-    // Read at most the size stat gave plus one byte, so a file that grows meanwhile is noticed, not followed.
-    const bytes = Buffer.allocUnsafe(st.size);
-    let done = 0;
-    for (;;) {
-      const want = Math.min(READ_CHUNK, bytes.length - done);
-      if (want === 0) break;
-      const { bytesRead } = await handle.read(bytes, done, want, done);
-      if (bytesRead === 0) break;
-      done += bytesRead;
-    }
-    if (done === bytes.length && bytes.length < maxBytes) {
-      const extra = Buffer.alloc(1);
-      const { bytesRead } = await handle.read(extra, 0, 1, done);
-      if (bytesRead > 0) throw new UsageError(`${what} grew while it was being read: give a file that is not being written`, 'EIMAGE');
-    }
-    return done === bytes.length ? bytes : bytes.subarray(0, done);
+    return { handle, size: st.size };
   } catch (err) {
+    await handle.close();
     if (err instanceof UsageError) throw err;
     throw fileError(what, err);
-  } finally {
-    await handle.close();
   }
 }
 

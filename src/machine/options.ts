@@ -15,11 +15,11 @@ import { MEMORY_MAX, parseMemorySize } from '../units.js';
 export const DEFAULT_MEMORY = '16M';
 
 /**
- * The most vCPUs a PC guest can have here: xAPIC IDs are 8 bits and 0xFF is the broadcast ID, and
- * the MP table's processor entries carry 8-bit IDs (QEMU's pc machine has the same limit without
- * x2APIC). KVM_CAP_MAX_VCPUS may lower it further.
+ * The most vCPUs a PC guest can have here: xAPIC and MP-table IDs are 8 bits, 0xFF is the
+ * broadcast ID, and the IOAPIC takes the ID after the last processor's (QEMU's pc machine has a
+ * similar limit without x2APIC). KVM_CAP_MAX_VCPUS may lower it further.
  */
-export const PC_MAX_VCPUS = 255;
+export const PC_MAX_VCPUS = 254;
 
 /** One serial port's connection: input fed to the guest and a sink for its output. */
 export interface SerialEndpoint {
@@ -27,8 +27,8 @@ export interface SerialEndpoint {
   output?: SerialSink;
 }
 
-/** A multiboot module: a file path, or its bytes with a name. */
-export type ModuleSource = string | { name: string; bytes: Uint8Array; cmdline?: string };
+/** A multiboot module: a file path (optionally with its arguments), or its bytes with a name. */
+export type ModuleSource = string | { path: string; cmdline?: string } | { name: string; bytes: Uint8Array; cmdline?: string };
 
 export interface TraceOptions {
   fd?: number;
@@ -146,7 +146,7 @@ export function validateRunOptions(options: unknown): MachineConfig {
   if (typeof cpus !== 'number' || !Number.isInteger(cpus) || cpus < 1 || cpus > PC_MAX_VCPUS) {
     throw new UsageError(
       `invalid options.cpus '${String(cpus)}': use a whole number of vCPUs from 1 to ${PC_MAX_VCPUS} ` +
-        `(xAPIC IDs are 8 bits; KVM_CAP_MAX_VCPUS may allow fewer)`,
+        `(8-bit APIC IDs; KVM_CAP_MAX_VCPUS may allow fewer)`,
     );
   }
   const gdb = gdbOptions(o.gdb);
@@ -210,6 +210,9 @@ function modules(value: unknown): MachineConfig['modules'] {
   return value.map((m: unknown, i) => {
     const what = `options.modules[${i}]`;
     if (typeof m === 'string' && m !== '') return { path: m };
+    if (isObject(m) && typeof m.path === 'string' && m.path !== '') {
+      return { path: m.path, ...(m.cmdline === undefined ? {} : { cmdline: optionalString(m.cmdline, `${what}.cmdline`) }) };
+    }
     if (isObject(m) && typeof m.name === 'string' && m.bytes instanceof Uint8Array) {
       return {
         name: m.name,
@@ -217,7 +220,10 @@ function modules(value: unknown): MachineConfig['modules'] {
         ...(m.cmdline === undefined ? {} : { cmdline: optionalString(m.cmdline, `${what}.cmdline`) }),
       };
     }
-    throw new UsageError(`invalid ${what}: give a file path or { name, bytes, cmdline? }, not ${describe(m)}`, 'EIMAGE');
+    throw new UsageError(
+      `invalid ${what}: give a file path, { path, cmdline? } or { name, bytes, cmdline? }, not ${describe(m)}`,
+      'EIMAGE',
+    );
   });
 }
 

@@ -30,12 +30,14 @@ export interface RunResult {
   state?: string;
   /** Things the user should know about the host (over-commit and the like), for stderr. */
   warnings: string[];
+  /** Debug output (the trace, --step) that could not be written (EPIPE is not an error: the reader left). */
+  outputErrors?: string[];
   /** With `ksm`: whether the kernel's KSM daemon runs, and how many of this process's pages it merged. */
   ksm?: { running: boolean | undefined; mergingPages: number | undefined };
 }
 
 /** The parts of a result that do not come from the vCPUs. */
-export type RunResultBase = Omit<RunResult, 'reason' | 'exitCode' | 'crash' | 'exits' | 'stats' | 'state'>;
+export type RunResultBase = Omit<RunResult, 'reason' | 'exitCode' | 'crash' | 'exits' | 'stats' | 'state' | 'outputErrors'>;
 
 /** Shapes the vCPUs' combined result; `stopReason` says why the machine asked them to stop. */
 export function toRunResult(vcpu: VcpuRunResult, base: RunResultBase, stopReason: RunReason | undefined): RunResult {
@@ -44,6 +46,7 @@ export function toRunResult(vcpu: VcpuRunResult, base: RunResultBase, stopReason
     exits: vcpu.exits,
     ...(vcpu.stats ? { stats: vcpu.stats as ExitStatsJson } : {}),
     ...(vcpu.state !== undefined ? { state: vcpu.state } : {}),
+    ...(vcpu.outputErrors?.length ? { outputErrors: vcpu.outputErrors } : {}),
   };
   const outcome = vcpu.outcome;
   switch (outcome.reason) {
@@ -78,5 +81,12 @@ export function combineVcpuResults(results: readonly VcpuRunResult[], decided: V
         .reduce((acc, next) => acc.merge(next), ExitStats.fromJSON(stats[0]!))
         .toJSON()
     : undefined;
-  return { ...first, outcome: (decided ?? first).outcome, exits, ...(merged ? { stats: merged } : {}) };
+  const outputErrors = results.flatMap((r) => r.outputErrors ?? []);
+  return {
+    ...first,
+    outcome: (decided ?? first).outcome,
+    exits,
+    ...(merged ? { stats: merged } : {}),
+    ...(outputErrors.length ? { outputErrors } : {}),
+  };
 }

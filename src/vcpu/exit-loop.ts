@@ -54,6 +54,8 @@ export interface VcpuRunResult {
   stats?: unknown;
   /** Present when the run was asked for a final register dump. */
   state?: string;
+  /** Debug output (trace, step) that could not be written. */
+  outputErrors?: string[];
 }
 
 /**
@@ -91,6 +93,8 @@ export interface LoopHooks {
   dumpOnExit?: boolean;
   /** The registers, decoded, for a crash report or --dump-on-exit. */
   describe?: () => string;
+  /** At the end: debug output that could not be written. */
+  outputErrors?: () => string[];
 }
 
 export function newExitCounts(): ExitCounts {
@@ -148,7 +152,14 @@ export function runVcpu(vcpu: LoopVcpu, devices: ExitDevices, control: VcpuContr
   }
   const stats = observer?.finish?.();
   const state = hooks.dumpOnExit && outcome.reason !== 'crash' ? describe(ctx) : undefined;
-  return { outcome, exits: ctx.exits, ...(stats === undefined ? {} : { stats }), ...(state === undefined ? {} : { state }) };
+  const outputErrors = hooks.outputErrors?.() ?? [];
+  return {
+    outcome,
+    exits: ctx.exits,
+    ...(stats === undefined ? {} : { stats }),
+    ...(state === undefined ? {} : { state }),
+    ...(outputErrors.length ? { outputErrors } : {}),
+  };
 }
 
 /** After a kick: the main thread's requests, in order of precedence. */

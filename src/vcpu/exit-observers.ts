@@ -34,7 +34,7 @@ export function createExitObserver(debug: VcpuJobDebug, vcpu: VcpuFd, vcpuId: nu
   const kinds = new Set(trace?.kinds ?? DEFAULT_TRACE_KINDS);
   const ports = trace?.ports;
   const wallStart = performance.now();
-  let traceOpen = true;
+  const traceOut = trace ? new LineWriter(trace.fd, 'the trace') : undefined;
 
   const traced = (exit: VcpuExit): boolean => {
     if (!kinds.has(traceKind(exit))) return false;
@@ -51,7 +51,7 @@ export function createExitObserver(debug: VcpuJobDebug, vcpu: VcpuFd, vcpuId: nu
         // is no exit of the guest's (result JSON's exits.intr counts kicks).
         if (exit.kind !== 'intr') stats.record(exit.kind, statsKey(exit, device), handlerNs);
       }
-      if (trace && traceOpen && traced(exit)) {
+      if (traceOut?.open && traced(exit)) {
         const regs = vcpu.getRegs();
         const cs = vcpu.getSregs().cs.selector;
         const line = formatTraceLine({
@@ -63,7 +63,7 @@ export function createExitObserver(debug: VcpuJobDebug, vcpu: VcpuFd, vcpuId: nu
           rip: regs.rip,
           cs,
         });
-        traceOpen = writeLine(trace.fd, line);
+        traceOut.write(line);
       }
     },
     finish() {
@@ -92,10 +92,10 @@ function exitData(exit: VcpuExit): Uint8Array | undefined {
 export function startSingleStep(vcpu: VcpuFd, memory: GuestMemory, fd: number): () => void {
   vcpu.setGuestDebug({ control: KVM_GUESTDBG_ENABLE | KVM_GUESTDBG_SINGLESTEP, debugreg: [0n, 0n, 0n, 0n], dr7: 0n });
   let before = snapshot(vcpu, memory);
-  let open = true;
+  const out = new LineWriter(fd, 'the --step output');
   return () => {
     const after = snapshot(vcpu, memory);
-    if (open) open = writeLine(fd, formatStep(before.regs, after.regs, before.insn, before.cs, before.mode));
+    if (out.open) out.write(formatStep(before.regs, after.regs, before.insn, before.cs, before.mode));
     before = after;
   };
 }
@@ -115,15 +115,37 @@ function snapshot(
 }
 
 /**
- * Writes a line to a trace or step fd; false once the reader has gone (EPIPE, as under `| head`):
- * the guest then runs on without the output, as it does when stdout's reader goes away.
+ * Lines to a trace or step fd. Once the reader has gone (EPIPE, as under `| head`) it stops
+ * quietly and the guest runs on, as it does when stdout's reader goes away; any other failure
+ * (ENOSPC, EIO) stops it too, and is reported at the end of the run.
  */
-function writeLine(fd: number, line: string): boolean {
-  try {
-    writeSync(fd, `${line}\n`);
-    return true;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EPIPE') return false;
-    throw err;
+export class LineWriter {
+  open = true;
+  /** A write failure other than EPIPE. */
+  error: string | undefined;
+  private static readonly all: LineWriter[] = [];
+
+  constructor(
+    private readonly fd: number,
+    private readonly what: string,
+  ) {
+    LineWriter.all.push(this);
+  }
+
+  write(line: string): void {
+    try {
+      writeSync(this.fd, `${line}\n`);
+    } catch (err) {
+      this.open = false;
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'EPIPE') this.error = `cannot write ${this.what} (fd ${this.fd}): ${code ?? (err as Error).message}`;
+    }
+  }
+
+  /** The failures of every writer made in this thread since the last call (one job's). */
+  static takeErrors(): string[] {
+    const errors = LineWriter.all.map((w) => w.error).filter((e): e is string => e !== undefined);
+    LineWriter.all.length = 0;
+    return errors;
   }
 }

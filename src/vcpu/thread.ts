@@ -6,7 +6,8 @@
 import { Worker } from 'node:worker_threads';
 import type { BoardSpec } from '../board/pc-board.js';
 import type { RemoteBoard } from '../board/board-thread.js';
-import { fromErrorMessage, type ErrorMessage } from '../kvm/error.js';
+import { ensureThreadFdHeadroom } from '../host.js';
+import { asResourceError, fromErrorMessage, type ErrorMessage } from '../kvm/error.js';
 import type { DebugStop, VcpuRunResult } from './exit-loop.js';
 
 export interface VcpuJob extends BoardSpec {
@@ -56,6 +57,8 @@ export interface VcpuThreadEvents {
 /** Idle threads kept for reuse; more than this are terminated when released. */
 const MAX_IDLE_THREADS = 8;
 const idle: VcpuThread[] = [];
+/** Threads created whose event loop is not yet up (each may still open files). */
+let starting = 0;
 const workerUrl = new URL('./worker.js', import.meta.url);
 
 export class VcpuThread {
@@ -63,17 +66,31 @@ export class VcpuThread {
   private readonly worker = new Worker(workerUrl, { execArgv: [] });
   private dead = false;
 
+  /** Still loading its modules: counted in `starting` until its first message or its end. */
+  private loading = true;
+
   private constructor() {
+    starting++;
     this.worker.unref();
+    this.worker.once('message', () => this.loaded());
     this.worker.on('exit', () => {
       this.dead = true;
+      this.loaded();
     });
+  }
+
+  private loaded(): void {
+    if (!this.loading) return;
+    this.loading = false;
+    starting--;
   }
 
   static acquire(): VcpuThread {
     let thread: VcpuThread | undefined;
     while ((thread = idle.pop()) && thread.dead);
-    return thread ?? new VcpuThread();
+    if (thread) return thread;
+    ensureThreadFdHeadroom('starting a vCPU thread', starting);
+    return new VcpuThread();
   }
 
   /** Runs one vCPU job to its end; `events` hears it start and pause. */
@@ -91,12 +108,12 @@ export class VcpuThread {
         if (reply.type === 'paused') return events.onPaused?.(reply.why);
         settle();
         if (reply.type === 'result') return resolve(reply.result);
-        reject(fromErrorMessage(reply.error));
+        reject(asResourceError(fromErrorMessage(reply.error), 'running a vCPU thread'));
       };
       const onError = (err: Error): void => {
         settle();
         this.dead = true;
-        reject(err);
+        reject(asResourceError(err, 'starting a vCPU thread'));
       };
       const onExit = (code: number): void => {
         settle();

@@ -84,7 +84,6 @@ export class Vcpu {
     this.running = true;
     const control = this.control;
     if (this.currentState === 'created') this.currentState = 'starting';
-    const thread = VcpuThread.acquire();
     const onPaused = (why: DebugStop): void => {
       this.currentState = 'paused';
       for (const resolve of this.pauseWaiters.splice(0)) resolve();
@@ -94,8 +93,11 @@ export class Vcpu {
       if (this.currentState === 'starting') this.currentState = 'running';
     };
     // HLT does not exit under the in-kernel irqchip: ask now and then whether the guest is done.
-    const poll = this.vm.irqchip ? setInterval(() => control.request('poll-halt', this.fd.runAddr), HALT_POLL_INTERVAL_MS) : undefined;
+    let thread: VcpuThread | undefined;
+    let poll: ReturnType<typeof setInterval> | undefined;
     try {
+      thread = VcpuThread.acquire();
+      poll = this.vm.irqchip ? setInterval(() => control.request('poll-halt', this.fd.runAddr), HALT_POLL_INTERVAL_MS) : undefined;
       const job = {
         vcpuId: this.id,
         debug: options.debug,
@@ -118,7 +120,7 @@ export class Vcpu {
       this.currentState = 'stopped';
       this.control = new VcpuControl(); // a later run starts with no requests pending
       for (const resolve of this.pauseWaiters.splice(0)) resolve(); // a pause() in flight ends with the run
-      thread.release();
+      thread?.release();
     }
   }
 

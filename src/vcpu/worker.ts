@@ -12,7 +12,7 @@ import { toErrorMessage } from '../kvm/error.js';
 import { VcpuFd } from '../kvm/ioctls.js';
 import { GuestMemory } from '../memory/guest-memory.js';
 import { VcpuControl } from './control.js';
-import { createExitObserver, startSingleStep } from './exit-observers.js';
+import { createExitObserver, LineWriter, startSingleStep } from './exit-observers.js';
 import { runVcpu, type LoopHooks, type LoopVcpu } from './exit-loop.js';
 import type { VcpuJob, VcpuThreadReply } from './thread.js';
 
@@ -28,6 +28,7 @@ function loopHooks(job: VcpuJob, vcpu: VcpuFd, memory: GuestMemory, control: Vcp
       return control.waitForCommand();
     },
     describe: () => formatVcpuState(vcpu.getRegs(), vcpu.getSregs(), memory.bytes, (linear) => vcpu.translate(linear)),
+    outputErrors: () => LineWriter.takeErrors(),
   };
   const debug = job.debug;
   if (!debug) return hooks;

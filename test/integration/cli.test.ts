@@ -150,7 +150,10 @@ describe('tskvm run: bad usage and bad input exit 2', () => {
     const big = path.join(tmp, 'big.bin');
     writeFileSync(big, Buffer.alloc(2 * MiB));
     await usage(['run', '--memory', '1M', big], /larger than guest RAM.*raise --memory/);
-    await usage(['run', '--serial-input', path.join(tmp, 'nope'), guest('hello')], /serial input file .* not found/);
+    await usage(
+      ['run', '--serial-input', path.join(tmp, 'nope'), guest('hello')],
+      /cannot open serial input '.*nope': not found: check the path/,
+    );
   });
 
   it('--help teaches the exit statuses and --version prints the version', async () => {

@@ -11,11 +11,31 @@ import { assertKvm, describeKvm, guest } from './helpers.js';
 const HALT_IN_KERNEL = new Uint8Array([0xfb, 0xf4, 0xeb, 0xfd]);
 const settle = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Resolves once `check` holds (looked at every 10 ms): tests wait for states, not for a guess at how long they take. */
+async function until(check: () => boolean): Promise<void> {
+  while (!check()) await settle(10);
+}
+
+/** onSerial that records output, and a promise for when `text` has appeared in it. */
+function watchSerial(text: string): { onSerial: (chunk: Buffer) => void; seen: Promise<void> } {
+  let out = '';
+  let seen!: () => void;
+  const promise = new Promise<void>((resolve) => (seen = resolve));
+  return {
+    onSerial: (chunk) => {
+      out += chunk.toString();
+      if (out.includes(text)) seen();
+    },
+    seen: promise,
+  };
+}
+
 describeKvm('pause, resume and stop', () => {
   it('in KVM_RUN (a guest that spins without exits)', async () => {
     assertKvm();
-    const run = await startGuest({ image: guest('spin'), timeoutMs: 60_000 });
-    await settle(100);
+    const serial = watchSerial('spinning\n');
+    const run = await startGuest({ image: guest('spin'), timeoutMs: 60_000, onSerial: serial.onSerial });
+    await serial.seen; // the guest runs, spinning without exits from here on
     expect(run.state).toBe('running');
     await run.pause();
     expect(run.state).toBe('paused');
@@ -38,7 +58,8 @@ describeKvm('pause, resume and stop', () => {
 
   it('halted in the kernel (hlt with interrupts on)', async () => {
     const run = await startGuest({ image: HALT_IN_KERNEL, timeoutMs: 60_000 });
-    await settle(100);
+    await until(() => run.state === 'running');
+    await settle(100); // at the hlt by now, halted in the kernel
     await run.pause();
     const { regs } = run.registers();
     expect(regs.rip === 2n || regs.rip === 1n).toBe(true); // at or just after the hlt

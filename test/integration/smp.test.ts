@@ -48,8 +48,15 @@ describeKvm('--cpus N', () => {
 
   it('pause and stop reach every vCPU, the waiting application processor too', async () => {
     // spin.bin never starts its AP: vCPU 1 waits for INIT/SIPI inside KVM_RUN all along.
-    const run = await startGuest({ image: path.join(ROOT, 'guests', 'build', 'spin.bin'), cpus: 2, timeoutMs: 60_000 });
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    let out = '';
+    let spinning!: () => void;
+    const seen = new Promise<void>((resolve) => (spinning = resolve));
+    const onSerial = (chunk: Buffer): void => {
+      out += chunk.toString();
+      if (out.includes('spinning\n')) spinning();
+    };
+    const run = await startGuest({ image: path.join(ROOT, 'guests', 'build', 'spin.bin'), cpus: 2, timeoutMs: 60_000, onSerial });
+    await seen; // vCPU 0 spins without exits from here on; vCPU 1 waits for INIT/SIPI
     await run.pause();
     expect(run.state).toBe('paused');
     const { regs } = run.registers();

@@ -82,7 +82,7 @@ describe('validateRunOptions', () => {
     bad({ image: 'x', memory: 2 ** 64 }, /invalid options\.memory/);
     bad({ image: 'x', memory: 4097 }, /whole number of 4K pages/);
     bad({ image: 'x', format: 'coff' }, /invalid options\.format 'coff': use one of auto, flat/);
-    for (const cpus of [0, -1, 1.5, PC_MAX_VCPUS + 1, 1024, '2', NaN]) bad({ image: 'x', cpus }, /invalid options\.cpus .*from 1 to 255/);
+    for (const cpus of [0, -1, 1.5, PC_MAX_VCPUS + 1, 1024, '2', NaN]) bad({ image: 'x', cpus }, /invalid options\.cpus .*from 1 to 254/);
     for (const timeoutMs of [0, -1, NaN, Infinity, '10s']) bad({ image: 'x', timeoutMs }, /invalid timeout options\.timeoutMs/);
   });
 
