@@ -6,7 +6,7 @@ import importX from 'eslint-plugin-import-x';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'build/', 'node_modules/', 'guests/build/', 'coverage/'] },
+  { ignores: ['dist/', 'build/', 'node_modules/', 'guests/build/', 'coverage/', 'test/package/fixture/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

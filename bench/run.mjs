@@ -12,7 +12,7 @@
  * Options: --rounds N (default 5), --latency-runs N (default 200).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -124,6 +124,18 @@ async function main() {
       `bench/density.mjs failed (status ${density.status}${density.signal ? `, signal ${density.signal}` : ''}${density.error ? `, ${density.error.message}` : ''})`,
     );
     process.exitCode = 1;
+  }
+
+  // The BIOS against SeaBIOS, snapshots, and a 50-test suite against QEMU: each in its own process.
+  for (const script of ['bios.mjs', 'snapshot.mjs', 'testsuite.mjs']) {
+    const file = path.join(root, 'bench', script);
+    if (!existsSync(file)) continue;
+    console.log('');
+    const child = spawnSync(process.execPath, [file], { stdio: 'inherit', timeout: 15 * 60_000, killSignal: 'SIGTERM' });
+    if (child.status !== 0) {
+      console.error(`bench/${script} failed (status ${child.status}${child.signal ? `, signal ${child.signal}` : ''})`);
+      process.exitCode = 1;
+    }
   }
 }
 

@@ -22,6 +22,11 @@
 //                  `ld -m elf_x86_64 -T lib/kernel.ld`: linked at 1 MiB), entered in long mode.
 //   <name>.aout.S  multiboot "a.out kludge" kernel -> build/<name>.bin, a flat binary linked at
 //                  0x100000 (its multiboot header, with the load addresses, must come first).
+//   <name>.floppy.S a 1.44 MB floppy image -> build/<name>.floppy.img, linked at 0x7C00: the
+//                  source puts the 0x55 0xAA signature at offset 510 itself (its first sector is
+//                  the boot sector; what follows are the next sectors); padded with zeros.
+//   <name>.disk.S  a hard disk image -> build/<name>.disk.img, as .floppy.S but padded to whole
+//                  sectors only (so never a floppy size: the BIOS makes it drive 0x80).
 // Two sources that would write the same output are an error.
 //
 // Tools: GNU binutils `as` (--32, or --64 for .elf64.S; sources say `.code16`/`.code32`/`.code64`
@@ -48,6 +53,7 @@ const KERNEL_LD_SCRIPT = join(LIB_DIR, 'kernel.ld');
 const MULTIBOOT_HEADER_MAGIC = 0x1badb002;
 const MULTIBOOT_SEARCH_BYTES = 8192; // the header must lie (4-byte aligned) in the first 8 KiB
 const BOOT_SECTOR_SIZE = 512;
+const FLOPPY_1440K = 1474560;
 const BOOT_SIGNATURE = [0x55, 0xaa];
 
 const AS = process.env.AS ?? 'as';
@@ -89,6 +95,8 @@ function guestKind(file) {
     file.endsWith(suffix) && file.length > suffix.length ? { kind, stem, out: `${file.slice(0, -suffix.length)}.${ext}` } : null;
   return (
     suffixed('.boot.S', 'boot', 'boot.bin') ??
+    suffixed('.floppy.S', 'floppy', 'floppy.img') ??
+    suffixed('.disk.S', 'disk', 'disk.img') ??
     suffixed('.mb.S', 'multiboot', 'elf') ??
     suffixed('.elf64.S', 'elf64', 'elf') ??
     suffixed('.aout.S', 'aout', 'bin') ?? { kind: 'flat', stem, out: `${stem}.bin` }
@@ -136,7 +144,8 @@ function build(src, sharedInputsMtime, force) {
     return true;
   }
   run(AS, ['--32', '-I', LIB_DIR, '-I', GUESTS_DIR, '-o', obj, src], what);
-  const origin = isBoot ? BOOT_ORIGIN : kind === 'aout' ? AOUT_ORIGIN : FLAT_ORIGIN;
+  const isDiskImage = kind === 'floppy' || kind === 'disk';
+  const origin = isBoot || isDiskImage ? BOOT_ORIGIN : kind === 'aout' ? AOUT_ORIGIN : FLAT_ORIGIN;
   run(LD, ['-m', 'elf_i386', '-nostdlib', '-N', '-e', '0', '-Ttext', `0x${origin.toString(16)}`, '-o', elf, obj], what);
   run(OBJCOPY, ['-O', 'binary', '-j', '.text', '-j', '.data', '-j', '.rodata', elf, tmp], what);
 
@@ -146,6 +155,16 @@ function build(src, sharedInputsMtime, force) {
     throw new BuildError(
       `${what}: no multiboot header (magic 0x1BADB002, valid checksum) in the first ${MULTIBOOT_SEARCH_BYTES} bytes; expand multiboot_aout_header (guests/lib/multiboot.inc) first in .text`,
     );
+  }
+  if (isDiskImage) {
+    if (image.length < BOOT_SECTOR_SIZE || image[510] !== BOOT_SIGNATURE[0] || image[511] !== BOOT_SIGNATURE[1]) {
+      throw new BuildError(`${what}: a disk image's first sector must end 0x55 0xAA (put \`.org 510; .word 0xaa55\` after the boot code)`);
+    }
+    const size = kind === 'floppy' ? FLOPPY_1440K : Math.ceil(image.length / BOOT_SECTOR_SIZE) * BOOT_SECTOR_SIZE;
+    if (image.length > size) throw new BuildError(`${what}: ${image.length} bytes do not fit a 1.44 MB floppy`);
+    const padded = Buffer.alloc(size);
+    image.copy(padded);
+    image = padded;
   }
   if (isBoot) {
     const hasSig = image.length === BOOT_SECTOR_SIZE && image[510] === BOOT_SIGNATURE[0] && image[511] === BOOT_SIGNATURE[1];
@@ -203,7 +222,7 @@ function main(argv) {
     const names = (s) => {
       const file = basename(s);
       const { stem, out } = guestKind(file);
-      return [file, stem, out, out.replace(/\.(bin|elf)$/, '')];
+      return [file, stem, out, out.replace(/\.(bin|elf|img)$/, '')];
     };
     const missing = only.filter((n) => !sources.some((s) => names(s).includes(n)));
     if (missing.length > 0) {

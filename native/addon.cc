@@ -76,6 +76,19 @@ Napi::Value MmapFd(const Napi::CallbackInfo &info) {
   return MappingResult(info.Env(), p, err);
 }
 
+// mmapFileFixed(addr, size, fd, offset): the snapshot file's pages copy-on-write over guest RAM.
+Napi::Value MmapFileFixed(const Napi::CallbackInfo &info) {
+  return Napi::Number::New(info.Env(), shim_mmap_file_fixed(ToPtr(info[0]), static_cast<size_t>(info[1].As<Napi::Number>().Int64Value()),
+                                                            info[2].As<Napi::Number>().Int32Value(),
+                                                            static_cast<int64_t>(info[3].As<Napi::Number>().Int64Value())));
+}
+
+// mincore(addr, size, vec): vec is the caller's Uint8Array, one byte per page.
+Napi::Value Mincore(const Napi::CallbackInfo &info) {
+  Napi::Uint8Array vec = info[2].As<Napi::Uint8Array>();
+  return Napi::Number::New(info.Env(), shim_mincore(ToPtr(info[0]), static_cast<size_t>(info[1].As<Napi::Number>().Int64Value()), vec.Data()));
+}
+
 Napi::Value Munmap(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(),
                            shim_munmap(ToPtr(info[0]), static_cast<size_t>(info[1].As<Napi::Number>().Int64Value())));
@@ -116,6 +129,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("run", Napi::Function::New(env, Run));
   exports.Set("mmapAnonymous", Napi::Function::New(env, MmapAnonymous));
   exports.Set("mmapFd", Napi::Function::New(env, MmapFd));
+  exports.Set("mmapFileFixed", Napi::Function::New(env, MmapFileFixed));
+  exports.Set("mincore", Napi::Function::New(env, Mincore));
   exports.Set("munmap", Napi::Function::New(env, Munmap));
   exports.Set("madvise", Napi::Function::New(env, Madvise));
   exports.Set("externalBuffer", Napi::Function::New(env, ExternalBuffer));
@@ -170,6 +185,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   EXPORT_OFFSET(layout, struct kvm_run, debug.arch.dr6, "runDebugDr6");
   EXPORT_OFFSET(layout, struct kvm_run, debug.arch.dr7, "runDebugDr7");
   layout.Set("sizeofKvmIrqRoutingEntry", Napi::Number::New(env, sizeof(struct kvm_irq_routing_entry)));
+  // The snapshot structs' sizes and offsets, computed in C (see kvm_shim.h).
+  for (const shim_layout_value *v = shim_layout_values; v->name != nullptr; v++) {
+    layout.Set(v->name, Napi::Number::New(env, static_cast<double>(v->value)));
+  }
   exports.Set("layout", layout);
   exports.Set("kickSignal", Napi::Number::New(env, shim_kick_signal()));
   Napi::Object madvice = Napi::Object::New(env);

@@ -6,6 +6,7 @@
 #include <linux/kvm.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -60,6 +61,13 @@ void *shim_mmap_fd(int fd, size_t size, int *err) {
   return p == MAP_FAILED ? NULL : p;
 }
 
+int shim_mmap_file_fixed(void *addr, size_t size, int fd, int64_t offset) {
+  void *p = mmap(addr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, (off_t)offset);
+  return p == MAP_FAILED ? -errno : 0;
+}
+
+int shim_mincore(void *addr, size_t size, unsigned char *vec) { return mincore(addr, size, vec) < 0 ? -errno : 0; }
+
 int shim_munmap(void *addr, size_t size) { return munmap(addr, size) < 0 ? -errno : 0; }
 
 int shim_madvise(void *addr, size_t size, int advice) { return madvise(addr, size, advice) < 0 ? -errno : 0; }
@@ -110,5 +118,78 @@ const struct shim_ioctl_number shim_ioctl_numbers[] = {
     IOCTL_NUMBER(KVM_SET_GSI_ROUTING),
     IOCTL_NUMBER(KVM_SET_GUEST_DEBUG),
     IOCTL_NUMBER(KVM_TRANSLATE),
+    /* Snapshots: per vCPU. */
+    IOCTL_NUMBER(KVM_GET_CPUID2),
+    IOCTL_NUMBER(KVM_GET_FPU),
+    IOCTL_NUMBER(KVM_SET_FPU),
+    IOCTL_NUMBER(KVM_GET_XSAVE),
+    IOCTL_NUMBER(KVM_GET_XSAVE2),
+    IOCTL_NUMBER(KVM_SET_XSAVE),
+    IOCTL_NUMBER(KVM_GET_XCRS),
+    IOCTL_NUMBER(KVM_SET_XCRS),
+    IOCTL_NUMBER(KVM_GET_LAPIC),
+    IOCTL_NUMBER(KVM_SET_LAPIC),
+    IOCTL_NUMBER(KVM_GET_VCPU_EVENTS),
+    IOCTL_NUMBER(KVM_SET_VCPU_EVENTS),
+    IOCTL_NUMBER(KVM_GET_DEBUGREGS),
+    IOCTL_NUMBER(KVM_SET_DEBUGREGS),
+    IOCTL_NUMBER(KVM_GET_TSC_KHZ),
+    IOCTL_NUMBER(KVM_SET_TSC_KHZ),
+    /* Snapshots: per VM. */
+    IOCTL_NUMBER(KVM_SET_IRQCHIP),
+    IOCTL_NUMBER(KVM_GET_PIT2),
+    IOCTL_NUMBER(KVM_SET_PIT2),
+    IOCTL_NUMBER(KVM_GET_CLOCK),
+    IOCTL_NUMBER(KVM_SET_CLOCK),
+    {0, 0},
+};
+
+#define LAYOUT_SIZE(key, type) {key, sizeof(type)}
+#define LAYOUT_OFFSET(key, type, field) {key, offsetof(type, field)}
+const struct shim_layout_value shim_layout_values[] = {
+    LAYOUT_SIZE("sizeofKvmMsrList", struct kvm_msr_list),
+    LAYOUT_SIZE("sizeofKvmMsrs", struct kvm_msrs),
+    LAYOUT_SIZE("sizeofKvmCpuid2", struct kvm_cpuid2),
+    LAYOUT_SIZE("sizeofKvmFpu", struct kvm_fpu),
+    LAYOUT_SIZE("sizeofKvmXsave", struct kvm_xsave),
+    LAYOUT_SIZE("sizeofKvmXcrs", struct kvm_xcrs),
+    LAYOUT_SIZE("sizeofKvmXcr", struct kvm_xcr),
+    LAYOUT_OFFSET("xcrsFlags", struct kvm_xcrs, flags),
+    LAYOUT_OFFSET("xcrsXcrs", struct kvm_xcrs, xcrs),
+    LAYOUT_OFFSET("xcrValue", struct kvm_xcr, value),
+    LAYOUT_SIZE("sizeofKvmLapicState", struct kvm_lapic_state),
+    LAYOUT_SIZE("sizeofKvmVcpuEvents", struct kvm_vcpu_events),
+    LAYOUT_OFFSET("eventsExceptionErrorCode", struct kvm_vcpu_events, exception.error_code),
+    LAYOUT_OFFSET("eventsInterrupt", struct kvm_vcpu_events, interrupt),
+    LAYOUT_OFFSET("eventsNmi", struct kvm_vcpu_events, nmi),
+    LAYOUT_OFFSET("eventsSipiVector", struct kvm_vcpu_events, sipi_vector),
+    LAYOUT_OFFSET("eventsFlags", struct kvm_vcpu_events, flags),
+    LAYOUT_OFFSET("eventsSmi", struct kvm_vcpu_events, smi),
+    LAYOUT_OFFSET("eventsTripleFault", struct kvm_vcpu_events, triple_fault),
+    LAYOUT_OFFSET("eventsExceptionHasPayload", struct kvm_vcpu_events, exception_has_payload),
+    LAYOUT_OFFSET("eventsExceptionPayload", struct kvm_vcpu_events, exception_payload),
+    LAYOUT_SIZE("sizeofKvmDebugregs", struct kvm_debugregs),
+    LAYOUT_OFFSET("debugregsDr6", struct kvm_debugregs, dr6),
+    LAYOUT_OFFSET("debugregsDr7", struct kvm_debugregs, dr7),
+    LAYOUT_OFFSET("debugregsFlags", struct kvm_debugregs, flags),
+    LAYOUT_SIZE("sizeofKvmIrqchip", struct kvm_irqchip),
+    LAYOUT_OFFSET("irqchipChip", struct kvm_irqchip, chip),
+    LAYOUT_SIZE("sizeofKvmPicState", struct kvm_pic_state),
+    LAYOUT_OFFSET("picElcr", struct kvm_pic_state, elcr),
+    LAYOUT_SIZE("sizeofKvmIoapicState", struct kvm_ioapic_state),
+    LAYOUT_OFFSET("ioapicId", struct kvm_ioapic_state, id),
+    LAYOUT_OFFSET("ioapicIrr", struct kvm_ioapic_state, irr),
+    LAYOUT_OFFSET("ioapicRedirtbl", struct kvm_ioapic_state, redirtbl),
+    LAYOUT_SIZE("sizeofKvmPitState2", struct kvm_pit_state2),
+    LAYOUT_SIZE("sizeofKvmPitChannelState", struct kvm_pit_channel_state),
+    LAYOUT_OFFSET("pitChannelLatchedCount", struct kvm_pit_channel_state, latched_count),
+    LAYOUT_OFFSET("pitChannelMode", struct kvm_pit_channel_state, mode),
+    LAYOUT_OFFSET("pitChannelGate", struct kvm_pit_channel_state, gate),
+    LAYOUT_OFFSET("pitChannelCountLoadTime", struct kvm_pit_channel_state, count_load_time),
+    LAYOUT_OFFSET("pitFlags", struct kvm_pit_state2, flags),
+    LAYOUT_SIZE("sizeofKvmClockData", struct kvm_clock_data),
+    LAYOUT_OFFSET("clockFlags", struct kvm_clock_data, flags),
+    LAYOUT_OFFSET("clockRealtime", struct kvm_clock_data, realtime),
+    LAYOUT_OFFSET("clockHostTsc", struct kvm_clock_data, host_tsc),
     {0, 0},
 };

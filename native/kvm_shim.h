@@ -30,6 +30,14 @@ int shim_run(int vcpu_fd);
 void *shim_mmap_anonymous(size_t size, int shared, int *err);
 /* The vCPU's struct kvm_run page(s). */
 void *shim_mmap_fd(int fd, size_t size, int *err);
+/*
+ * Snapshot restore: maps `size` bytes of the file `fd` from `offset` MAP_PRIVATE|MAP_FIXED over
+ * `addr` (inside guest RAM), read-write, copy-on-write. The pages come from the page cache, shared
+ * by every guest restored from the same file, until the guest writes one. 0 or -errno.
+ */
+int shim_mmap_file_fixed(void *addr, size_t size, int fd, int64_t offset);
+/* mincore(2): one byte per page of [addr, addr + size), bit 0 set where the page is resident. */
+int shim_mincore(void *addr, size_t size, unsigned char *vec);
 int shim_munmap(void *addr, size_t size);
 /* madvise(2): KSM merging, transparent huge pages, prefaulting guest RAM. */
 int shim_madvise(void *addr, size_t size, int advice);
@@ -50,6 +58,16 @@ struct shim_ioctl_number {
   unsigned long request;
 };
 extern const struct shim_ioctl_number shim_ioctl_numbers[];
+
+/*
+ * Sizes and field offsets of the KVM state structs that snapshots save, computed by the C
+ * compiler for the same reason: the TypeScript codecs (src/kvm/state.ts) are tested against them.
+ */
+struct shim_layout_value {
+  const char *name;
+  unsigned long value;
+};
+extern const struct shim_layout_value shim_layout_values[];
 
 #ifdef __cplusplus
 }

@@ -4,7 +4,9 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { FwCfgConfig } from '../devices/fw-cfg.js';
-import type { BoardSpec } from './pc-board.js';
+import type { BiosBoardSpec } from '../bios/spec.js';
+import type { BoardState } from './board-state.js';
+import type { BoardSnapshotSpec, BoardSpec } from './pc-board.js';
 import { ensureThreadFdHeadroom } from '../host.js';
 import { asResourceError } from '../kvm/error.js';
 import { DeviceMailbox, Doorbell } from './mailbox.js';
@@ -15,7 +17,7 @@ export interface BoardJob extends BoardSpec {
   doorbell: SharedArrayBuffer;
 }
 
-export type BoardThreadMessage = { type: 'ready'; deviceNames: string[] } | { type: 'done' };
+export type BoardThreadMessage = { type: 'ready'; deviceNames: string[] } | { type: 'devices'; devices: BoardState } | { type: 'done' };
 
 /** What a vCPU thread needs to use the shared board. */
 export interface RemoteBoard {
@@ -39,6 +41,8 @@ export class BoardThread {
     irqchip: boolean;
     serial: readonly (SerialRings | null)[];
     firmware: FwCfgConfig | undefined;
+    bios?: BiosBoardSpec;
+    snapshot?: BoardSnapshotSpec;
     vcpus: number;
   }): Promise<BoardThread> {
     ensureThreadFdHeadroom('starting the board thread');
@@ -52,6 +56,8 @@ export class BoardThread {
       irqchip: options.irqchip,
       serial: options.serial.map((rings) => (rings ? { tx: rings.tx.buffer, rx: rings.rx.buffer } : null)),
       firmware: options.firmware,
+      ...(options.bios ? { bios: options.bios } : {}),
+      ...(options.snapshot ? { snapshot: options.snapshot } : {}),
       mailboxes: mailboxes.map((m) => m.buffer),
       doorbell: doorbell.buffer,
     };
@@ -68,6 +74,26 @@ export class BoardThread {
       doorbell,
       mailboxes.map((m) => ({ mailbox: m.buffer, doorbell: doorbell.buffer, deviceNames })),
     );
+  }
+
+  /** The devices' state, for a snapshot (call with every vCPU paused, so no access is in flight). */
+  saveDevices(): Promise<BoardState> {
+    const saved = new Promise<BoardState>((resolve, reject) => {
+      const onMessage = (message: BoardThreadMessage): void => {
+        if (message.type !== 'devices') return;
+        this.worker.off('message', onMessage);
+        this.worker.off('exit', onExit);
+        resolve(message.devices);
+      };
+      const onExit = (): void => {
+        this.worker.off('message', onMessage);
+        reject(new Error('the board thread ended before it reported its devices'));
+      };
+      this.worker.on('message', onMessage);
+      this.worker.once('exit', onExit);
+    });
+    this.doorbell.save();
+    return saved;
   }
 
   /** New host input is waiting: the board thread polls its UARTs, which raise their interrupts. */

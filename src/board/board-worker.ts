@@ -3,7 +3,9 @@
  * the vCPU threads leave in their mailboxes (see device-mailbox.ts), until told to quit.
  */
 import { parentPort } from 'node:worker_threads';
-import { createPcBoardFromSpec, localDevices } from './pc-board.js';
+import { loadBios } from '../bios/lazy.js';
+import { saveBoardState } from './board-state.js';
+import { COM_PORTS, createPcBoardFromSpec, localDevices } from './pc-board.js';
 import type { BoardJob, BoardThreadMessage } from './board-thread.js';
 import { DeviceMailbox, Doorbell, serveMailbox } from './mailbox.js';
 
@@ -13,7 +15,8 @@ const port = parentPort;
 /** How long the board thread sleeps between looks when nobody rings (a safety net, not a tick). */
 const IDLE_WAIT_MS = 100;
 
-port.once('message', (job: BoardJob) => {
+port.once('message', async (job: BoardJob) => {
+  if (job.bios) await loadBios(); // only BIOS boots import the BIOS
   const board = createPcBoardFromSpec(job);
   const devices = localDevices(board);
   const names = [...board.pio.entries(), ...board.mmio.entries()].map((slot) => slot.name);
@@ -25,6 +28,7 @@ port.once('message', (job: BoardJob) => {
     const seen = doorbell.rings;
     if (doorbell.quitting) break;
     if (doorbell.takeInput()) devices.pollInput();
+    if (doorbell.takeSave()) port.postMessage({ type: 'devices', devices: saveBoardState(board, COM_PORTS) } satisfies BoardThreadMessage);
     let served = false;
     for (const mailbox of mailboxes) {
       if (mailbox.pending) {

@@ -37,6 +37,8 @@ const RINGS = 0;
 const QUIT = 1;
 /** The host has new input for the devices (serial bytes): the board polls its UARTs. */
 const INPUT = 2;
+/** The main thread wants the devices' state (a snapshot, every vCPU paused). */
+const SAVE = 3;
 const DOORBELL_INT32S = 4;
 
 /** One vCPU's mailbox. */
@@ -64,6 +66,17 @@ export class Doorbell {
   input(): void {
     Atomics.store(this.words, INPUT, 1);
     this.ring();
+  }
+
+  /** Main thread: ask the board thread for its devices' state (it answers with a message). */
+  save(): void {
+    Atomics.store(this.words, SAVE, 1);
+    this.ring();
+  }
+
+  /** Board thread: takes (and clears) a pending request for the devices' state. */
+  takeSave(): boolean {
+    return Atomics.exchange(this.words, SAVE, 0) !== 0;
   }
 
   /** Board thread: takes (and clears) a pending input notice. */

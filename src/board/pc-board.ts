@@ -14,6 +14,10 @@ import { VmFd } from '../kvm/ioctls.js';
 import { GuestMemory } from '../memory/guest-memory.js';
 import { ByteRing } from '../io/byte-ring.js';
 import { SharedIrqLines, type IrqLineSetter } from './irq-lines.js';
+import { restoreBoardState, type BoardState } from './board-state.js';
+import { loadedBios } from '../bios/lazy.js';
+import { connectPcChipset } from './chipset.js';
+import type { BiosBoardSpec } from '../bios/spec.js';
 
 /** The four PC serial ports: I/O base and ISA IRQ (COM3/COM4 share COM1/COM2's lines). */
 export const COM_PORTS = [
@@ -33,6 +37,8 @@ export interface Board {
   readonly serial: readonly Serial16550[];
   /** Set by a device that ends the run; the exit loop checks it after every exit. */
   stop: MachineStop | undefined;
+  /** More devices that take host input when told some arrived (the BIOS's keyboard). */
+  readonly inputPolls: (() => void)[];
 }
 
 /** A serial port's host side: TX into the ring the main thread drains, RX from the ring it fills. */
@@ -57,6 +63,10 @@ export interface PcBoardHost {
   irqLine?: IrqLineSetter;
   /** What fw_cfg (0x510/0x511) reports; without it the ports are unassigned. */
   firmware?: FwCfgConfig;
+  /** tskvm's BIOS (VGA, CMOS clock, disks, keyboard, the trap port) when the guest boots through it. */
+  bios?: BiosBoardSpec;
+  /** A debug-exit value the host takes for itself (a snapshot trigger): returns true, and the run goes on. */
+  debugExit?: (value: number) => boolean;
 }
 
 /** A serial port plugged into nothing: output vanishes, no input ever arrives. */
@@ -74,37 +84,83 @@ export interface BoardSpec {
   serial: ({ tx: SharedArrayBuffer; rx: SharedArrayBuffer } | null)[];
   /** What fw_cfg tells the guest; no fw_cfg device without it. */
   firmware: FwCfgConfig | undefined;
+  /** The BIOS's devices, for a guest booting through tskvm's BIOS. */
+  bios?: BiosBoardSpec;
+  /** Snapshots: device state to restore once the board is built, and a debug-exit value that asks for a snapshot. */
+  snapshot?: BoardSnapshotSpec;
+}
+
+export interface BoardSnapshotSpec {
+  /** Restored into the new board's devices (saveBoardState's output, from a snapshot file). */
+  restore?: BoardState;
+  /** A write of `value` to the debug-exit port sets word 0 of `flag` and notifies it instead of ending the run. */
+  trigger?: { value: number; flag: SharedArrayBuffer };
 }
 
 /** The PC board, in the calling thread, wired to the rings and the VM that `spec` names. */
 export function createPcBoardFromSpec(spec: BoardSpec): Board {
   const vm = VmFd.attach(spec.vmFd);
-  return createPcBoard({
+  const trigger = spec.snapshot?.trigger;
+  const flag = trigger ? new Int32Array(trigger.flag) : undefined;
+  const board = createPcBoard({
     memory: GuestMemory.attach(spec.memoryAddr, spec.memorySize).bytes,
     serial: spec.serial.map((rings) => (rings ? ringSerialHost(new ByteRing(rings.tx), new ByteRing(rings.rx)) : UNCONNECTED_SERIAL)),
     irqLine: spec.irqchip ? (irq, level) => vm.irqLine(irq, level) : undefined,
     firmware: spec.firmware,
+    ...(spec.bios ? { bios: spec.bios } : {}),
+    ...(trigger && flag
+      ? {
+          debugExit: (value: number) => {
+            if (value !== trigger.value) return false;
+            Atomics.store(flag, 0, 1);
+            Atomics.notify(flag, 0);
+            return true;
+          },
+        }
+      : {}),
   });
+  // Devices raise their IRQ lines as they take their saved state: on a fresh irqchip, before the
+  // saved PIC/IOAPIC state is loaded over it (src/snapshot/machine-state.ts says why).
+  if (spec.snapshot?.restore) restoreBoardState(board, COM_PORTS, spec.snapshot.restore);
+  return board;
 }
 
 export function createPcBoard(host: PcBoardHost): Board {
   const pio: PioBus = new Bus<PioDevice>(PIO_ADDRESS_SPACE_SIZE);
   const mmio: MmioBus = new Bus<MmioDevice>();
   const lines = new SharedIrqLines(host.irqLine ?? (() => {}));
+  const memory = host.memory ?? new Uint8Array(0);
+  const bios = host.bios
+    ? loadedBios().board.createBiosDevices(host.bios, {
+        memory,
+        connectIrq: (irq) => lines.connect(irq),
+        reset: () => (board.stop ??= { reason: 'reset' }),
+      })
+    : undefined;
   const serial = COM_PORTS.map((port, i) => {
-    const uart = new Serial16550(host.serial[i] ?? UNCONNECTED_SERIAL, lines.connect(port.irq));
-    pio.register(port.base, UART_REGISTER_COUNT, uart, `${port.name} (16550A)`);
+    const serialHost = host.serial[i] ?? UNCONNECTED_SERIAL;
+    const uart = new Serial16550(bios ? bios.serialHost(i, serialHost) : serialHost, lines.connect(port.irq));
+    pio.register(port.base, UART_REGISTER_COUNT, bios ? bios.watchSerial(i, uart) : uart, `${port.name} (16550A)`);
     return uart;
   });
-  const board: Board = { memory: host.memory ?? new Uint8Array(0), pio, mmio, serial, stop: undefined };
+  const board: Board = { memory, pio, mmio, serial, stop: undefined, inputPolls: [] };
   pio.register(
     DEBUG_EXIT_PORT,
     DEBUG_EXIT_IOSIZE,
-    new DebugExit((value) => (board.stop ??= { reason: 'debug-exit', exitCode: value })),
+    new DebugExit((value) => {
+      if (!host.debugExit?.(value)) board.stop ??= { reason: 'debug-exit', exitCode: value };
+    }),
     'debug-exit',
   );
-  pio.register(I8042_DATA_PORT, I8042_PORT_COUNT, new I8042(() => (board.stop ??= { reason: 'reset' })), 'i8042');
+  const i8042 = new I8042(() => (board.stop ??= { reason: 'reset' }), bios?.i8042Options);
+  pio.register(I8042_DATA_PORT, I8042_PORT_COUNT, bios ? bios.watchKeyboard(i8042) : i8042, 'i8042');
   if (host.firmware) pio.register(FW_CFG_IO_BASE, FW_CFG_IO_SIZE, new FwCfg(host.firmware), 'fw_cfg');
+  if (bios) {
+    bios.register(pio, i8042);
+    board.inputPolls.push(() => bios.poll());
+  }
+  // PCI, ACPI PM, HPET, RTC, the reset registers and QEMU's test devices (after the BIOS: its CMOS clock wins).
+  connectPcChipset(board, { connectIrq: (irq) => lines.connect(irq), memorySize: memory.length, cpus: host.firmware?.cpus ?? 1 });
   // Port 0x80 (POST codes) needs no device: unassigned ports already ignore writes and read all ones.
   return board;
 }
@@ -116,6 +172,7 @@ export function localDevices(board: Board): ExitDevices {
     mmio: (access) => handleMmio(access, board.mmio),
     pollInput: () => {
       for (const uart of board.serial) uart.pollRx();
+      for (const poll of board.inputPolls) poll();
     },
     get stop() {
       return board.stop;

@@ -6,9 +6,13 @@ import { Command, CommanderError, Option } from 'commander';
 import { collectDiagnosis, formatDiagnosis } from '../doctor.js';
 import { UsageError } from '../errors.js';
 import { KvmError } from '../kvm/error.js';
+import { backend } from '../kvm/native.js';
 import { GUEST_FORMATS } from '../loader/guest.js';
 import { DEFAULT_MEMORY } from '../machine/options.js';
+import { addBiosOptions, BIOS_HELP } from './bios-options.js';
+import { registerDomainCommands } from './domains.js';
 import { hardExit } from './hard-exit.js';
+import { addSnapshotOptions, SNAPSHOT_HELP } from './snapshot-options.js';
 import { EXIT_HOST, EXIT_OK, EXIT_USAGE, runCommand, type RunFlags } from './run-command.js';
 
 export { EXIT_CRASH, EXIT_HOST, EXIT_OK, EXIT_OUTPUT, EXIT_TIMEOUT, EXIT_USAGE, parseSerialRoutes } from './run-command.js';
@@ -21,10 +25,12 @@ let stdioFailed = false;
 const HELP_AFTER = `
 Exit status:
   v & 0xFF  the guest wrote v to the debug-exit port 0xF4
-  0         the guest halted with nothing to wake it, or reset itself (0xFE to port 0x64)
+  0         the guest halted with nothing to wake it, or reset itself (0xFE to port 0x64),
+            or --save wrote its snapshot
   124       --timeout passed
   125       the guest crashed (triple fault, KVM internal error, failed entry); stderr shows its registers
   130, 143  stopped by SIGINT (Ctrl-C) or SIGTERM
+  3         the guest ran, but its output could not be written (stderr names the output and the guest's status)
   2         bad usage or a bad image
   1         this host cannot run KVM guests (stderr says what to do)
 
@@ -46,16 +52,15 @@ export async function main(argv: readonly string[]): Promise<number> {
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => (stdioFailed = true));
   const program = new Command('tskvm')
     .description('Run tiny x86 guests on Linux KVM (/dev/kvm).')
-    .version(await packageVersion(), '-V, --version')
+    .version(await versionText(), '-V, --version')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: (s, write) => write(`tskvm: ${s.replace(/^error: /, '')}`) })
     .showHelpAfterError('(run `tskvm run --help` for usage)');
 
   let status = EXIT_OK;
-  program
-    .command('run')
+  addSnapshotOptions(addBiosOptions(program.command('run')))
     .description('boot IMAGE in a new VM, with COM1 on stdin/stdout, until the guest ends the run')
-    .argument('<image>', 'flat binary or 512-byte boot sector')
+    .argument('[image]', 'flat binary, boot sector, ELF or multiboot kernel (optional with --disk or --restore)')
     .option('-m, --memory <size>', 'guest RAM, with suffix K, M or G (a bare number is MiB)', DEFAULT_MEMORY)
     .option('-c, --cpus <n>', 'vCPUs: vCPU 0 boots, the others wait for INIT/SIPI (default 1)')
     .option('-t, --timeout <duration>', 'stop the guest after this long: 500ms, 10s, 2m (a bare number is seconds)')
@@ -80,9 +85,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--hugepages', 'ask for transparent huge pages for guest RAM')
     .option('--gdb <port>', 'serve the GDB remote protocol on 127.0.0.1:PORT')
     .option('--gdb-wait', 'with --gdb: stop before the first instruction until gdb continues')
-    .addHelpText('after', HELP_AFTER)
-    .action(async (image: string, flags: RunFlags) => {
-      const outcome = await runCommand(image, flags);
+    .addHelpText('after', HELP_AFTER + BIOS_HELP + SNAPSHOT_HELP)
+    .action(async (image: string | undefined, flags: RunFlags, command: Command) => {
+      const outcome = await runCommand(image, flags, command);
       status = outcome.status;
       exitWithoutJoin = outcome.stuck;
     });
@@ -97,6 +102,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stdout.write(opts.json ? `${JSON.stringify(diagnosis, null, 2)}\n` : formatDiagnosis(diagnosis));
       status = diagnosis.ok ? EXIT_OK : EXIT_HOST;
     });
+
+  registerDomainCommands(program);
 
   try {
     await program.parseAsync(bareTraceFlag(argv), { from: 'user' });
@@ -135,6 +142,9 @@ const OPTION_FLAGS: readonly [RegExp, string][] = [
   [/options\.gdb(\.port)?\b/g, '--gdb'],
   [/options\.trace(\.\w+)?\b/g, '--trace'],
   [/options\.image\b/g, 'IMAGE'],
+  [/options\.restore\b/g, '--restore'],
+  [/options\.save\.onSerial\b/g, '--save-on'],
+  [/options\.save(\.path)?\b/g, '--save'],
 ];
 
 /** A library message in the CLI's terms. */
@@ -162,6 +172,18 @@ function reportError(err: unknown): number {
   }
   process.stderr.write(`tskvm: internal error: ${e?.stack ?? String(err)}\n`);
   return EXIT_HOST;
+}
+
+/** `tskvm 0.1.0 (backend: addon, Node v20.20.2)`: the version, and which KVM backend this install uses. */
+async function versionText(): Promise<string> {
+  let which: string;
+  try {
+    const chosen = backend();
+    which = `${chosen.name}${chosen.name === 'addon' ? '' : `: ${chosen.why}`}`;
+  } catch (err) {
+    which = `none: ${(err as Error).message}`;
+  }
+  return `tskvm ${await packageVersion()} (backend: ${which}; Node ${process.version})`;
 }
 
 async function packageVersion(): Promise<string> {

@@ -18,7 +18,10 @@ import { checkGuestFiles } from '../machine/guest-files.js';
 import { PC_MAX_VCPUS, validateRunOptions } from '../machine/options.js';
 import { runGuest, type ModuleSource, type RunGuestOptions, type RunResult, type SerialEndpoint } from '../machine/run.js';
 import { parseDuration, parseMemorySize } from '../units.js';
+import type { Command } from 'commander';
+import { biosCliRun, type BiosCliOptions } from './bios-options.js';
 import { FdWriter } from './output.js';
+import { checkSnapshotFlags, RESTORE_BIOS_RUN, savedMessage, snapshotRunOptions, type SnapshotCliOptions } from './snapshot-options.js';
 import { TerminalEscapes } from './terminal.js';
 
 /** Exit statuses (DESIGN.md's table, and the README's). */
@@ -32,7 +35,7 @@ export const EXIT_CRASH = 125;
 const EXIT_SIGNAL_BASE = 128;
 const STDOUT_FD = 1;
 
-export interface RunFlags {
+export interface RunFlags extends BiosCliOptions, SnapshotCliOptions {
   memory: string;
   timeout?: string;
   serialInput?: string;
@@ -65,15 +68,26 @@ export interface RunOutcome {
 
 type SerialRoute = { kind: 'stdio' } | { kind: 'null' } | { kind: 'file'; path: string };
 
-export async function runCommand(image: string, flags: RunFlags): Promise<RunOutcome> {
-  // 1. Flags and options: pure checks, nothing opened.
+export async function runCommand(image: string | undefined, flags: RunFlags, command: Command): Promise<RunOutcome> {
+  // 1. Flags and options: pure checks, nothing opened. Snapshot and BIOS flags first: a bad one
+  // must fail before the terminal goes raw.
+  checkSnapshotFlags(command, image, flags);
+  const stdout = new FdWriter(STDOUT_FD, 'stdout');
+  const biosRun =
+    flags.restore !== undefined
+      ? RESTORE_BIOS_RUN
+      : biosCliRun(image, flags, {
+          writeStdout: (text) => stdout.write(Buffer.from(text)),
+          stdoutIsTerminal: process.stdout.isTTY === true,
+        });
   const routes = parseSerialRoutes(flags.serial);
   const gdbPort = flags.gdb === undefined ? undefined : parsePort(flags.gdb);
   if (flags.gdbWait && gdbPort === undefined) throw new UsageError('--gdb-wait needs --gdb PORT');
   const timeoutMs = flags.timeout === undefined ? undefined : parseDuration(flags.timeout, 'timeout');
   const traceWanted = flags.trace !== undefined || flags.traceFile !== undefined || flags.tracePort !== undefined;
-  const options: RunGuestOptions = {
-    image,
+  const options: RunGuestOptions = snapshotRunOptions(command, image, flags, {
+    ...(image === undefined ? {} : { image }),
+    bios: biosRun.bios,
     memory: parseMemorySize(flags.memory),
     format: flags.format,
     cmdline: flags.append,
@@ -103,7 +117,7 @@ export async function runCommand(image: string, flags: RunFlags): Promise<RunOut
             onListening: (port) =>
               process.stderr.write(`tskvm: gdb server on 127.0.0.1:${port}${flags.gdbWait ? ' (waiting for gdb to continue)' : ''}\n`),
           },
-  };
+  });
   const config = validateRunOptions(options);
   // 2. The guest's files, checked as the run will read them.
   await checkGuestFiles(config);
@@ -121,7 +135,7 @@ export async function runCommand(image: string, flags: RunFlags): Promise<RunOut
     const writers: FdWriter[] = [];
     const serialPorts: Partial<Record<ComPortName, SerialEndpoint>> = {};
     const stdioPort = COM_PORT_NAMES.find((port) => routes[port]?.kind === 'stdio');
-    const stdout = new FdWriter(STDOUT_FD, 'stdout');
+    writers.push(stdout); // BIOS teletype and the text display write there too
     for (const port of COM_PORT_NAMES) {
       const route = routes[port];
       if (!route || route.kind === 'null') continue;
@@ -164,6 +178,7 @@ export async function runCommand(image: string, flags: RunFlags): Promise<RunOut
     try {
       result = await runGuest({ ...options, serialPorts, signal: abort.signal });
     } finally {
+      biosRun.close();
       process.off('SIGINT', onSigint);
       process.off('SIGTERM', onSigterm);
       if (terminal) {
@@ -173,7 +188,10 @@ export async function runCommand(image: string, flags: RunFlags): Promise<RunOut
       process.stdin.pause();
     }
 
+    await biosRun.finish(result, flags.stats === true);
     for (const note of result.notes) process.stderr.write(`tskvm: note: ${note}\n`);
+    const saved = savedMessage(result);
+    if (saved) process.stderr.write(saved);
     for (const warning of result.warnings) process.stderr.write(`tskvm: warning: ${warning}\n`);
     if (result.ksm) {
       process.stderr.write(
@@ -193,6 +211,8 @@ export async function runCommand(image: string, flags: RunFlags): Promise<RunOut
         durationMs: result.durationMs,
         exits: result.exits,
         ...(result.stats ? { stats: result.stats } : {}),
+        ...(result.bios ? { bios: { calls: result.bios.calls } } : {}),
+        ...(result.saved ? { saved: result.saved } : {}),
         ...(stoppedBy && stoppedBy !== 'quit' ? { signal: stoppedBy } : {}),
       };
       try {
@@ -251,6 +271,7 @@ export function exitStatus(result: RunResult, stoppedBy: NodeJS.Signals | 'quit'
       return result.exitCode & 0xff;
     case 'halt':
     case 'reset':
+    case 'saved':
       return EXIT_OK;
     case 'timeout':
       process.stderr.write(`tskvm: guest timed out after ${timeoutMs} ms\n`);

@@ -28,7 +28,7 @@
  *   SETUP_* (tskvm loads kernels itself) nor any arch-local (0x8000+) item.
  */
 import { checkInteger } from '../check.js';
-import type { PioDevice, PioSize } from './device.js';
+import type { PioDevice, PioSize, Snapshottable } from './device.js';
 
 // Ports (QEMU hw/i386/fw_cfg.h FW_CFG_IO_BASE; docs/specs/fw_cfg.rst "Selector/Data register").
 export const FW_CFG_PORT_SEL = 0x510;
@@ -131,7 +131,16 @@ export interface FwCfgConfig {
   files?: Readonly<Record<string, Uint8Array>>;
 }
 
-export class FwCfg implements PioDevice {
+/**
+ * What the guest can observe of fw_cfg beyond its items: the selected key and how far into the
+ * item it has read. The items come from the machine's configuration, which a snapshot keeps.
+ */
+export interface FwCfgState {
+  selector: number;
+  offset: number;
+}
+
+export class FwCfg implements PioDevice, Snapshottable<FwCfgState> {
   private readonly items = new Map<number, Uint8Array>();
   private key: number = FW_CFG_SIGNATURE;
   private current: Uint8Array | undefined;
@@ -174,6 +183,22 @@ export class FwCfg implements PioDevice {
   /** Device reset, as QEMU's fw_cfg_reset: the signature is selected, offset 0. */
   reset(): void {
     this.select(FW_CFG_SIGNATURE);
+  }
+
+  state(): FwCfgState {
+    return { selector: this.key, offset: this.offset };
+  }
+
+  /** Selects the saved key and moves to the saved read offset; a RangeError if the offset is not within the item. */
+  restore(state: FwCfgState): void {
+    const { selector, offset } = state;
+    if (!Number.isInteger(selector) || selector < 0 || selector > FW_CFG_KEY_MASK)
+      throw new RangeError(`fw_cfg state: selector ${String(selector)} is not a 16-bit key`);
+    const length = this.items.get(selector & ~FW_CFG_WRITE_CHANNEL)?.length ?? 0;
+    if (!Number.isInteger(offset) || offset < 0 || offset > length)
+      throw new RangeError(`fw_cfg state: offset ${String(offset)} is outside item 0x${selector.toString(16)} (${length} bytes)`);
+    this.select(selector);
+    this.offset = offset;
   }
 
   /** An item's bytes (a copy), or undefined for a key with no item. For the machine and tests. */

@@ -26,7 +26,7 @@
  *   loopback the OUT2 pin is forced inactive (OUT2 is looped to MSR.DCD instead), so the line stays
  *   low; IIR still reports pending interrupts, as the data sheet says ("fully operational").
  */
-import type { PioDevice, PioSize } from './device.js';
+import type { PioDevice, PioSize, Snapshottable } from './device.js';
 
 /** What the UART needs from the host side. All three calls must be cheap and never block. */
 export interface SerialHost {
@@ -144,7 +144,30 @@ const BYTE_MASK = 0xff;
 /** How far each modem input sits above its delta bit. */
 const MSR_DELTA_SHIFT = 4;
 
-export class Serial16550 implements PioDevice {
+/**
+ * Everything the guest can observe of a UART, as plain data (snapshots): the registers, the
+ * pending THRE interrupt and both FIFOs' bytes, oldest first. The interrupt line's level is not
+ * in it: it follows from the registers, and restore() drives the line to it. The host side
+ * (where bytes go and come from) is the restoring run's, and so is `txDropped`, a host statistic.
+ */
+export interface Serial16550State {
+  ier: number;
+  fcr: number;
+  lcr: number;
+  mcr: number;
+  scr: number;
+  dll: number;
+  dlm: number;
+  lsrErrors: number;
+  msrLines: number;
+  msrDeltas: number;
+  thrIpending: boolean;
+  rbr: number;
+  rxFifo: number[];
+  txFifo: number[];
+}
+
+export class Serial16550 implements PioDevice, Snapshottable<Serial16550State> {
   /**
    * Bytes the guest wrote that will never reach the host: THR written while the TX FIFO (or the
    * 1-byte THR without FIFOs) was full, plus held bytes discarded by an FCR TX FIFO reset.
@@ -255,6 +278,70 @@ export class Serial16550 implements PioDevice {
     }
   }
 
+  state(): Serial16550State {
+    return {
+      ier: this.ier,
+      fcr: this.fcr,
+      lcr: this.lcr,
+      mcr: this.mcr,
+      scr: this.scr,
+      dll: this.dll,
+      dlm: this.dlm,
+      lsrErrors: this.lsrErrors,
+      msrLines: this.msrLines,
+      msrDeltas: this.msrDeltas,
+      thrIpending: this.thrIpending,
+      rbr: this.rbr,
+      rxFifo: fifoBytes(this.rxFifo, this.rxHead, this.rxCount),
+      txFifo: fifoBytes(this.txFifo, this.txHead, this.txCount),
+    };
+  }
+
+  /**
+   * Takes a state() from any UART (another run, another process) and drives the IRQ line to what
+   * it implies: on a fresh in-kernel irqchip that re-establishes the line's level before the
+   * saved PIC/IOAPIC state is loaded over it. Throws RangeError on a state no 16550A can be in.
+   */
+  restore(state: Serial16550State): void {
+    const byte = (name: keyof Serial16550State, mask = BYTE_MASK): number => {
+      const v = state[name];
+      if (typeof v !== 'number' || !Number.isInteger(v) || (v & ~mask) !== 0)
+        throw new RangeError(`16550A state: ${name} is ${String(v)}, not a register value (mask 0x${mask.toString(16)})`);
+      return v;
+    };
+    const fcr = byte('fcr', FCR_LATCHED);
+    const capacity = fcr & FCR_FIFO_ENABLE ? UART_FIFO_SIZE : 1;
+    const fifo = (name: 'rxFifo' | 'txFifo'): number[] => {
+      const bytes = state[name];
+      if (!Array.isArray(bytes) || bytes.length > capacity || !bytes.every((b) => Number.isInteger(b) && b >= 0 && b <= BYTE_MASK)) {
+        throw new RangeError(`16550A state: ${name} must be at most ${capacity} bytes`);
+      }
+      return bytes;
+    };
+    if (typeof state.thrIpending !== 'boolean') throw new RangeError('16550A state: thrIpending must be a boolean');
+    const rx = fifo('rxFifo');
+    const tx = fifo('txFifo');
+    this.ier = byte('ier', IER_MASK);
+    this.fcr = fcr;
+    this.lcr = byte('lcr');
+    this.mcr = byte('mcr', MCR_MASK);
+    this.scr = byte('scr');
+    this.dll = byte('dll');
+    this.dlm = byte('dlm');
+    this.lsrErrors = byte('lsrErrors', LSR_ERROR_MASK);
+    this.msrLines = byte('msrLines', BYTE_MASK & ~MSR_DELTA_MASK);
+    this.msrDeltas = byte('msrDeltas', MSR_DELTA_MASK);
+    this.thrIpending = state.thrIpending;
+    this.rbr = byte('rbr');
+    this.rxFifo.set(rx);
+    this.rxHead = 0;
+    this.rxCount = rx.length;
+    this.txFifo.set(tx);
+    this.txHead = 0;
+    this.txCount = tx.length;
+    this.updateIrq();
+  }
+
   /** Moves held TX bytes to the host (or, in loopback, to the RX FIFO) while the backlog allows. */
   pollTx(): void {
     if (this.txCount === 0) return;
@@ -308,10 +395,11 @@ export class Serial16550 implements PioDevice {
   }
 
   private readLsr(): number {
-    this.fillRx();
+    const arrived = this.fillRx();
     const lsr = (this.rxCount !== 0 ? LSR_DR : 0) | this.lsrErrors | (this.txCount === 0 ? LSR_THRE | LSR_TEMT : 0);
-    // OE/PE/FE/BI report an event once; reading LSR clears them and their interrupt.
-    if (this.lsrErrors !== 0) {
+    // OE/PE/FE/BI report an event once; reading LSR clears them and their interrupt. Bytes just
+    // taken from the host raise the receive interrupt (nothing else will: pollRx sees no news).
+    if (this.lsrErrors !== 0 || arrived) {
       this.lsrErrors = 0;
       this.updateIrq();
     }
@@ -456,4 +544,9 @@ export class Serial16550 implements PioDevice {
     this.level = level;
     this.irq?.(level);
   }
+}
+
+/** A ring's bytes, oldest first. */
+function fifoBytes(ring: Uint8Array, head: number, count: number): number[] {
+  return Array.from({ length: count }, (_, i) => ring[(head + i) % UART_FIFO_SIZE] as number);
 }

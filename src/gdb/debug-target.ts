@@ -204,10 +204,8 @@ export class VcpuDebugTarget implements DebugTarget {
    */
   private eachPage(address: bigint, length: number, visit: (physical: number, offset: number, n: number) => void): boolean {
     const sregs = this.vcpu.getSregs();
-    if (
-      sregs.efer & EFER_LMA &&
-      (!isCanonical(address, (sregs.cr4 & CR4_LA57) !== 0n) || !isCanonical(address + BigInt(Math.max(length - 1, 0))))
-    )
+    const la57 = (sregs.cr4 & CR4_LA57) !== 0n;
+    if (sregs.efer & EFER_LMA && (!isCanonical(address, la57) || !isCanonical(address + BigInt(Math.max(length - 1, 0)), la57)))
       return false;
     const paging = (sregs.cr0 & CR0_PG) !== 0n;
     const translate = paging ? (linear: bigint) => this.vcpu.fd.translate(linear) : undefined;

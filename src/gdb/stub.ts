@@ -13,11 +13,34 @@
  * The target must be stopped when the connection starts (the machine stops the vCPU when gdb
  * connects, or before the first instruction with --gdb-wait). While a c/s is in flight the socket
  * stays live, so the Ctrl-C byte reaches target.interrupt().
+ *
+ * Bounds (a peer that is not gdb must not make the stub grow): packets are at most MAX_PACKET_SIZE
+ * (packet.ts; advertised as PacketSize), and a longer one gets the E07 (E2BIG) reply; data that
+ * never ends (MAX_UNTERMINATED_BYTES without a '#') drops the connection. m reads at most
+ * MAX_PACKET_SIZE / 2 bytes (a shorter reply is allowed by the protocol), M/X write only what the
+ * packet carries, and addresses are 64-bit in every packet (m/M/X, Z/z, c/s: an address past 2^64
+ * is E16, a range running past it E0e). qXfer replies carry at most MAX_PACKET_SIZE - 1 bytes.
+ * gdb waits for each reply, so more than MAX_QUEUED_PACKETS packets waiting for the stub is a
+ * protocol violation that drops the connection; and while the peer leaves more than
+ * MAX_OUTPUT_BACKLOG bytes of replies unread, the stub answers nothing more (and resends nothing
+ * on '-') until they drain.
  */
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { DebugTarget, HwBreakpointKind, StopReason } from './target.js';
-import { ACK_BYTES, NAK_BYTES, PacketDecoder, encodePacket, fromHex, parseHexNumber, toHex, type PacketEvent } from './packet.js';
+import {
+  ACK_BYTES,
+  MAX_PACKET_SIZE,
+  MAX_UNTERMINATED_BYTES,
+  NAK_BYTES,
+  PacketDecoder,
+  encodePacket,
+  fromHex,
+  parseHexNumber,
+  toHex,
+  type PacketEvent,
+  type PacketRejection,
+} from './packet.js';
 import {
   layoutForMode,
   readAllRegisters,
@@ -29,8 +52,13 @@ import {
   type RegisterWrite,
 } from './registers.js';
 
-/** Largest packet we accept, advertised in qSupported (gdb reads memory in chunks under half of it). */
-export const MAX_PACKET_SIZE = 0x4000;
+export { MAX_PACKET_SIZE };
+/** Packets received and not yet answered; gdb has at most one (plus Ctrl-C) outstanding. */
+export const MAX_QUEUED_PACKETS = 16;
+/** Reply bytes the peer has not read beyond which the stub stops answering until they drain. */
+export const MAX_OUTPUT_BACKLOG = 4 * MAX_PACKET_SIZE;
+/** Memory addresses are 64-bit: nothing at or past 2^64. */
+const ADDRESS_SPACE_END = 1n << 64n;
 /** Our one thread's id (gdb's thread-id syntax is hex). */
 const THREAD_ID = '01';
 /** gdb signal numbers (include/gdb/signals.h). */
@@ -45,6 +73,7 @@ const ERR_INVALID = 'E16'; // EINVAL: malformed packet or register
 const ERR_NO_SPACE = 'E1c'; // ENOSPC: all four debug registers in use
 const ERR_NOT_FOUND = 'E02'; // ENOENT: no such breakpoint
 const ERR_TARGET = 'E01'; // the target threw
+const ERR_TOO_BIG = 'E07'; // E2BIG: the packet is longer than PacketSize
 const OK = 'OK';
 const UNSUPPORTED = '';
 
@@ -96,7 +125,8 @@ export class GdbStub {
 
   private readonly decoder = new PacketDecoder();
   private readonly log: (line: string) => void;
-  private readonly queue: Buffer[] = [];
+  /** Packets waiting for the stub, in order; a rejected packet waits for its error reply. */
+  private readonly queue: (Buffer | PacketRejection)[] = [];
   private processing = false;
   private noAck = false;
   private lastSent: Buffer | undefined;
@@ -131,15 +161,27 @@ export class GdbStub {
   }
 
   private onData(chunk: Buffer): void {
-    for (const event of this.decoder.feed(chunk)) this.onEvent(event);
+    for (const event of this.decoder.feed(chunk)) {
+      if (this.stream.destroyed) return; // dropped (drop()) part-way through the chunk
+      this.onEvent(event);
+    }
   }
 
   private onEvent(event: PacketEvent): void {
     switch (event.type) {
       case 'packet':
+      case 'rejected':
+        // A rejected packet still arrived intact: ack it, then answer it in turn with an error.
         if (!this.noAck) this.write(ACK_BYTES);
-        this.queue.push(event.data);
+        if (this.queue.length >= MAX_QUEUED_PACKETS) {
+          this.drop(`gdb sent more than ${MAX_QUEUED_PACKETS} packets without waiting for replies`);
+          return;
+        }
+        this.queue.push(event.type === 'packet' ? event.data : event.why);
         void this.pump();
+        return;
+      case 'overrun':
+        this.drop(`gdb sent a packet of more than ${MAX_UNTERMINATED_BYTES} bytes without an end`);
         return;
       case 'bad-checksum':
         this.log('gdb packet with a bad checksum');
@@ -150,7 +192,8 @@ export class GdbStub {
         if (this.running) this.target.interrupt();
         return;
       case 'nak':
-        if (!this.noAck && this.lastSent) this.write(this.lastSent);
+        // A '-' flood must not pile up resends: one is enough while replies are unread.
+        if (!this.noAck && this.lastSent && this.stream.writableLength <= MAX_OUTPUT_BACKLOG) this.write(this.lastSent);
         return;
       case 'ack':
         return;
@@ -166,7 +209,17 @@ export class GdbStub {
     if (this.processing) return;
     this.processing = true;
     try {
-      for (let data = this.queue.shift(); data !== undefined && !this.closed; data = this.queue.shift()) {
+      while (this.queue.length > 0 && !this.closed && !this.stream.destroyed) {
+        if (this.stream.writableLength > MAX_OUTPUT_BACKLOG) {
+          await this.drained();
+          continue;
+        }
+        const data = this.queue.shift()!;
+        if (typeof data === 'string') {
+          this.log(data === 'too-long' ? `gdb packet longer than ${MAX_PACKET_SIZE} bytes refused` : 'malformed gdb packet refused');
+          this.send(data === 'too-long' ? ERR_TOO_BIG : ERR_INVALID);
+          continue;
+        }
         const text = data.toString('latin1');
         this.log(`gdb <- ${text.slice(0, LOG_PACKET_CHARS)}`);
         let reply: Reply;
@@ -195,6 +248,27 @@ export class GdbStub {
 
   private write(bytes: Buffer): void {
     if (!this.closed && this.stream.writable) this.stream.write(bytes);
+  }
+
+  /** Settles once the peer has read our replies (or the connection is gone). */
+  private drained(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        this.stream.off('drain', done);
+        this.stream.off('close', done);
+        resolve();
+      };
+      this.stream.on('drain', done);
+      this.stream.on('close', done);
+      if (this.closed || this.stream.destroyed) done();
+    });
+  }
+
+  /** The peer broke the protocol in a way that costs memory: the connection is dropped (onClose releases the target). */
+  private drop(why: string): void {
+    this.log(`${why}: dropping the connection`);
+    this.queue.length = 0;
+    this.stream.destroy();
   }
 
   private end(how: 'detach' | 'kill'): void {
@@ -304,15 +378,16 @@ export class GdbStub {
     return UNSUPPORTED;
   }
 
-  /** qXfer:features:read:ANNEX:OFFSET,LENGTH → m<more data> or l<last data>. */
+  /** qXfer:features:read:ANNEX:OFFSET,LENGTH → m<more data> or l<last data> (at most MAX_PACKET_SIZE - 1 bytes). */
   private readFeatures(request: string): Reply {
     const match = /^([^:]+):([0-9a-fA-F]+),([0-9a-fA-F]+)$/.exec(request);
     if (!match) return ERR_INVALID;
     const [, annex, offHex, lenHex] = match;
     if (annex !== 'target.xml') return ERR_NOT_FOUND;
     const xml = Buffer.from(this.layout.targetXml, 'utf8');
-    const offset = parseInt(offHex!, 16);
-    const length = parseInt(lenHex!, 16);
+    // As bigints first: a 16 KiB hex number must neither round nor become Infinity.
+    const offset = Number(bigMin(parseHexNumber(offHex!)!, BigInt(xml.length)));
+    const length = Number(bigMin(parseHexNumber(lenHex!)!, BigInt(MAX_PACKET_SIZE - 1)));
     const chunk = xml.subarray(offset, offset + length);
     const more = offset + length < xml.length;
     return Buffer.concat([Buffer.from(more ? 'm' : 'l'), chunk]);
@@ -329,21 +404,24 @@ export class GdbStub {
     return OK;
   }
 
-  /** "ADDR,LEN" → [address, length]. */
-  private static parseRange(text: string): [bigint, number] | undefined {
-    const [addrHex = '', lenHex = ''] = text.split(',');
-    const address = parseHexNumber(addrHex);
-    const length = parseHexNumber(lenHex);
-    if (address === undefined || length === undefined) return undefined;
-    return [address, Number(length)];
+  /** "ADDR,LEN" → [address, length], the length as a bigint (it is bounded by the caller). */
+  private static parseRange(text: string): [bigint, bigint] | undefined {
+    const parts = text.split(',');
+    if (parts.length !== 2) return undefined;
+    const address = parseHexNumber(parts[0]!);
+    const length = parseHexNumber(parts[1]!);
+    if (address === undefined || length === undefined || address >= ADDRESS_SPACE_END) return undefined;
+    return [address, length];
   }
 
   private readMemory(args: string): Reply {
     const range = GdbStub.parseRange(args);
     if (!range) return ERR_INVALID;
-    const [address, length] = range;
-    // Two hex digits a byte must fit in one packet.
-    const bytes = this.target.readMemory(address, Math.min(length, MAX_PACKET_SIZE / 2));
+    const [address] = range;
+    // Two hex digits a byte must fit in one packet; gdb asks again for the rest. Nothing past 2^64.
+    const length = Number(bigMin(range[1], BigInt(MAX_PACKET_SIZE / 2), ADDRESS_SPACE_END - address));
+    if (length === 0) return ERR_INVALID;
+    const bytes = this.target.readMemory(address, length);
     return bytes ? toHex(bytes) : ERR_FAULT;
   }
 
@@ -354,10 +432,12 @@ export class GdbStub {
     const range = GdbStub.parseRange(args.slice(0, colon));
     if (!range) return ERR_INVALID;
     const [address, length] = range;
-    // In the packet, the payload starts after the command letter and the header up to ':'.
+    // In the packet, the payload starts after the command letter and the header up to ':'; so the
+    // packet's size bounds the write.
     const payload = binary ? new Uint8Array(packet.subarray(1 + colon + 1)) : fromHex(args.slice(colon + 1));
-    if (!payload || payload.length !== length) return ERR_INVALID;
-    if (length === 0) return OK; // gdb probes X support with an empty write
+    if (!payload || BigInt(payload.length) !== length) return ERR_INVALID;
+    if (length === 0n) return OK; // gdb probes X support with an empty write
+    if (address + length > ADDRESS_SPACE_END) return ERR_FAULT;
     return this.target.writeMemory(address, payload) ? OK : ERR_FAULT;
   }
 
@@ -365,7 +445,7 @@ export class GdbStub {
     if (this.released) return this.lastStop; // the guest has exited: nothing left to run
     if (addressHex) {
       const address = parseHexNumber(addressHex);
-      if (address === undefined) return ERR_INVALID;
+      if (address === undefined || address >= ADDRESS_SPACE_END) return ERR_INVALID;
       this.target.setRegs({ ...this.target.getRegs(), rip: address });
     }
     this.running = this.target.resume(how);
@@ -390,11 +470,16 @@ export class GdbStub {
     const address = parseHexNumber(addrHex);
     const length = parseHexNumber(kindHex);
     if (!/^[0-4]$/.test(typeText) || !kind || address === undefined || length === undefined) return ERR_INVALID;
+    if (address >= ADDRESS_SPACE_END || length > BigInt(Number.MAX_SAFE_INTEGER)) return ERR_INVALID;
     // Execution breakpoints cover one instruction start whatever gdb's "kind" says.
     const span = kind === 'exec' ? 1 : Number(length);
     if (insert) return this.target.insertBreakpoint(kind, address, span) ? OK : ERR_NO_SPACE;
     return this.target.removeBreakpoint(kind, address, span) ? OK : ERR_NOT_FOUND;
   }
+}
+
+function bigMin(first: bigint, ...rest: bigint[]): bigint {
+  return rest.reduce((min, n) => (n < min ? n : min), first);
 }
 
 export interface GdbServerOptions extends GdbStubOptions {

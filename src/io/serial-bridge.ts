@@ -68,6 +68,8 @@ export class SerialBridge implements SerialRings {
     this.stopInput();
     this.tx.wakeReader();
     this.rx.wakeWriter();
+    for (const wake of this.abandonWakers) wake();
+    this.abandonWakers.clear();
   }
 
   private async pumpOutput(): Promise<void> {
@@ -78,16 +80,45 @@ export class SerialBridge implements SerialRings {
     }
   }
 
-  /** Hands a chunk to the sink; a sink that throws is reported once and then bypassed. */
+  /**
+   * Hands a chunk to the sink and waits for it, unless the bridge is abandoned meanwhile (a sink
+   * that never settles must not keep a stopped run alive). A sink that throws or rejects is
+   * reported once and then bypassed.
+   */
   private async deliver(chunk: Buffer): Promise<void> {
-    if (this.sinkFailed) return;
+    if (this.sinkFailed || this.stopping) return;
+    let pending: void | Promise<void>;
     try {
-      await this.sink(chunk);
+      pending = this.sink(chunk);
     } catch (err) {
-      this.sinkFailed = true;
-      this.options.onSinkError?.(err);
+      return this.sinkError(err);
     }
+    if (!pending || typeof pending.then !== 'function') return;
+    await new Promise<void>((resolve) => {
+      const wake = (): void => resolve();
+      this.abandonWakers.add(wake);
+      pending.then(
+        () => {
+          this.abandonWakers.delete(wake);
+          resolve();
+        },
+        (err: unknown) => {
+          this.abandonWakers.delete(wake);
+          this.sinkError(err);
+          resolve();
+        },
+      );
+    });
   }
+
+  private sinkError(err: unknown): void {
+    if (this.sinkFailed) return;
+    this.sinkFailed = true;
+    this.options.onSinkError?.(err);
+  }
+
+  /** Deliveries waiting on the sink, woken by abandon(). */
+  private readonly abandonWakers = new Set<() => void>();
 
   private startInput(input: SerialInput): void {
     if (typeof input === 'string' || input instanceof Uint8Array) {

@@ -73,6 +73,17 @@ export const KVM_CAP_SET_GUEST_DEBUG = 23;
 export const KVM_CAP_IRQ_ROUTING = 25;
 export const KVM_CAP_PIT2 = 33;
 export const KVM_CAP_SET_IDENTITY_MAP_ADDR = 37;
+// Capabilities snapshots use: the state ioctls, and the size of the XSAVE area.
+export const KVM_CAP_PIT_STATE2 = 35;
+export const KVM_CAP_ADJUST_CLOCK = 39;
+export const KVM_CAP_VCPU_EVENTS = 41;
+export const KVM_CAP_DEBUGREGS = 50;
+export const KVM_CAP_XSAVE = 55;
+export const KVM_CAP_XCRS = 56;
+export const KVM_CAP_TSC_CONTROL = 60;
+export const KVM_CAP_GET_TSC_KHZ = 61;
+/** Its KVM_CHECK_EXTENSION answer on a VM fd is the size KVM_GET_XSAVE2 needs (0: only KVM_GET_XSAVE). */
+export const KVM_CAP_XSAVE2 = 208;
 
 /**
  * Where KVM keeps the three pages it needs for real-mode emulation on Intel (the TSS for
@@ -94,3 +105,4 @@ export const EBUSY = 16;
 export const ENODEV = 19;
 export const EINVAL = 22;
 export const ENXIO = 6;
+export const E2BIG = 7;

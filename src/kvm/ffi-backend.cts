@@ -39,6 +39,15 @@ const SIZEOF_KVM_MP_STATE = 4;
 const SIZEOF_KVM_GUEST_DEBUG = 72;
 const SIZEOF_KVM_TRANSLATION = 24;
 const SIZEOF_U64 = 8;
+// The structs snapshots save (see native/kvm_shim.c's shim_layout_values).
+const SIZEOF_KVM_FPU = 416;
+const SIZEOF_KVM_XSAVE = 4096;
+const SIZEOF_KVM_XCRS = 392;
+const SIZEOF_KVM_LAPIC_STATE = 1024;
+const SIZEOF_KVM_VCPU_EVENTS = 64;
+const SIZEOF_KVM_DEBUGREGS = 128;
+const SIZEOF_KVM_PIT_STATE2 = 112;
+const SIZEOF_KVM_CLOCK_DATA = 48;
 
 const FFI_IOCTLS: NativeIoctls & { KVM_SET_USER_MEMORY_REGION: number; KVM_RUN: number } = {
   KVM_GET_API_VERSION: io(0x00),
@@ -68,6 +77,28 @@ const FFI_IOCTLS: NativeIoctls & { KVM_SET_USER_MEMORY_REGION: number; KVM_RUN: 
   KVM_GET_MP_STATE: ior(0x98, SIZEOF_KVM_MP_STATE),
   KVM_SET_MP_STATE: iow(0x99, SIZEOF_KVM_MP_STATE),
   KVM_SET_GUEST_DEBUG: iow(0x9b, SIZEOF_KVM_GUEST_DEBUG),
+  KVM_GET_CPUID2: iowr(0x91, SIZEOF_KVM_CPUID2),
+  KVM_GET_FPU: ior(0x8c, SIZEOF_KVM_FPU),
+  KVM_SET_FPU: iow(0x8d, SIZEOF_KVM_FPU),
+  KVM_GET_XSAVE: ior(0xa4, SIZEOF_KVM_XSAVE),
+  KVM_GET_XSAVE2: ior(0xcf, SIZEOF_KVM_XSAVE),
+  KVM_SET_XSAVE: iow(0xa5, SIZEOF_KVM_XSAVE),
+  KVM_GET_XCRS: ior(0xa6, SIZEOF_KVM_XCRS),
+  KVM_SET_XCRS: iow(0xa7, SIZEOF_KVM_XCRS),
+  KVM_GET_LAPIC: ior(0x8e, SIZEOF_KVM_LAPIC_STATE),
+  KVM_SET_LAPIC: iow(0x8f, SIZEOF_KVM_LAPIC_STATE),
+  KVM_GET_VCPU_EVENTS: ior(0x9f, SIZEOF_KVM_VCPU_EVENTS),
+  KVM_SET_VCPU_EVENTS: iow(0xa0, SIZEOF_KVM_VCPU_EVENTS),
+  KVM_GET_DEBUGREGS: ior(0xa1, SIZEOF_KVM_DEBUGREGS),
+  KVM_SET_DEBUGREGS: iow(0xa2, SIZEOF_KVM_DEBUGREGS),
+  KVM_GET_TSC_KHZ: io(0xa3),
+  KVM_SET_TSC_KHZ: io(0xa2),
+  // <linux/kvm.h> really declares KVM_SET_IRQCHIP as _IOR.
+  KVM_SET_IRQCHIP: ior(0x63, SIZEOF_KVM_IRQCHIP),
+  KVM_GET_PIT2: ior(0x9f, SIZEOF_KVM_PIT_STATE2),
+  KVM_SET_PIT2: iow(0xa0, SIZEOF_KVM_PIT_STATE2),
+  KVM_GET_CLOCK: ior(0x7c, SIZEOF_KVM_CLOCK_DATA),
+  KVM_SET_CLOCK: iow(0x7b, SIZEOF_KVM_CLOCK_DATA),
 };
 
 // <fcntl.h>, <sys/mman.h>, <signal.h> on x86-64 Linux.
@@ -76,6 +107,7 @@ const O_CLOEXEC = 0o2000000;
 const PROT_READ_WRITE = 0x3;
 const MAP_SHARED = 0x01;
 const MAP_PRIVATE = 0x02;
+const MAP_FIXED = 0x10;
 const MAP_ANONYMOUS = 0x20;
 const MAP_NORESERVE = 0x4000;
 const MAP_FAILED = -1n;
@@ -87,6 +119,8 @@ const KICK_SIGNAL_OFFSET = 4;
 /** struct sigaction (glibc, x86-64): handler, 128-byte mask, int flags, restorer. */
 const SIZEOF_SIGACTION = 152;
 const RTLD_DEFAULT = 0;
+/** mincore's unit. */
+const PAGE_BYTES = 4096;
 /** Room for the largest struct passed by pointer (kvm_cpuid2 with 256 entries is 10,248 bytes). */
 const SCRATCH_BYTES = 64 * 1024;
 
@@ -104,6 +138,7 @@ const libc = ffi.define({
   mmap: { library: LIBC, retType: BIG, paramsType: [U64, U64, I32, I32, I32, DataType.I64], errno: true },
   munmap: { library: LIBC, retType: I32, paramsType: [BIG, U64], errno: true },
   madvise: { library: LIBC, retType: I32, paramsType: [BIG, U64, I32], errno: true },
+  mincore: { library: LIBC, retType: I32, paramsType: [BIG, U64, U64], errno: true },
   // memmove(p, p, 0) returns p: the way to turn an address into ffi-rs's pointer type.
   memmove: { library: LIBC, retType: DataType.External, paramsType: [BIG, BIG, U64] },
   pthread_self: { library: LIBC, retType: BIG, paramsType: [] },
@@ -173,6 +208,22 @@ const ffiBackend: NativeKvm = {
     const r = libc.mmap([0, size, PROT_READ_WRITE, MAP_SHARED, fd, 0]) as unknown as Errno<bigint>;
     return r.value === MAP_FAILED ? -BigInt(r.errnoCode) : r.value;
   },
+  mmapFileFixed(addr, size, fd, offset) {
+    const r = libc.mmap([Number(addr), size, PROT_READ_WRITE, MAP_PRIVATE | MAP_FIXED, fd, offset]) as unknown as Errno<bigint>;
+    return r.value === MAP_FAILED ? -r.errnoCode : 0;
+  },
+  mincore(addr, size, vec) {
+    // One byte per page through the scratch page, SCRATCH_BYTES pages at a time.
+    const pages = Math.ceil(size / PAGE_BYTES);
+    for (let done = 0; done < pages; done += SCRATCH_BYTES) {
+      const n = Math.min(SCRATCH_BYTES, pages - done);
+      const length = Math.min(n * PAGE_BYTES, size - done * PAGE_BYTES);
+      const r = orErrno(libc.mincore([addr + BigInt(done * PAGE_BYTES), length, Number(scratchAddress)]) as Errno<number>);
+      if (r < 0) return r;
+      vec.set(scratch.subarray(0, n), done);
+    }
+    return 0;
+  },
   munmap(addr, size) {
     runViews.delete(addr);
     return orErrno(libc.munmap([addr, size]) as Errno<number>);
@@ -233,6 +284,50 @@ const ffiBackend: NativeKvm = {
     runDebugDr6: 48,
     runDebugDr7: 56,
     sizeofKvmIrqRoutingEntry: 48,
+    sizeofKvmMsrList: SIZEOF_KVM_MSR_LIST,
+    sizeofKvmMsrs: SIZEOF_KVM_MSRS,
+    sizeofKvmCpuid2: SIZEOF_KVM_CPUID2,
+    sizeofKvmFpu: SIZEOF_KVM_FPU,
+    sizeofKvmXsave: SIZEOF_KVM_XSAVE,
+    sizeofKvmXcrs: SIZEOF_KVM_XCRS,
+    sizeofKvmXcr: 16,
+    xcrsFlags: 4,
+    xcrsXcrs: 8,
+    xcrValue: 8,
+    sizeofKvmLapicState: SIZEOF_KVM_LAPIC_STATE,
+    sizeofKvmVcpuEvents: SIZEOF_KVM_VCPU_EVENTS,
+    eventsExceptionErrorCode: 4,
+    eventsInterrupt: 8,
+    eventsNmi: 12,
+    eventsSipiVector: 16,
+    eventsFlags: 20,
+    eventsSmi: 24,
+    eventsTripleFault: 28,
+    eventsExceptionHasPayload: 55,
+    eventsExceptionPayload: 56,
+    sizeofKvmDebugregs: SIZEOF_KVM_DEBUGREGS,
+    debugregsDr6: 32,
+    debugregsDr7: 40,
+    debugregsFlags: 48,
+    sizeofKvmIrqchip: SIZEOF_KVM_IRQCHIP,
+    irqchipChip: 8,
+    sizeofKvmPicState: 16,
+    picElcr: 14,
+    sizeofKvmIoapicState: 216,
+    ioapicId: 12,
+    ioapicIrr: 16,
+    ioapicRedirtbl: 24,
+    sizeofKvmPitState2: SIZEOF_KVM_PIT_STATE2,
+    sizeofKvmPitChannelState: 24,
+    pitChannelLatchedCount: 4,
+    pitChannelMode: 13,
+    pitChannelGate: 15,
+    pitChannelCountLoadTime: 16,
+    pitFlags: 72,
+    sizeofKvmClockData: SIZEOF_KVM_CLOCK_DATA,
+    clockFlags: 8,
+    clockRealtime: 16,
+    clockHostTsc: 24,
   },
   kickSignal,
   madvice: { MADV_MERGEABLE, MADV_HUGEPAGE, MADV_POPULATE_WRITE },

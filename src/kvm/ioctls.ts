@@ -4,7 +4,7 @@
  * throws KvmError on failure; nothing here holds policy.
  */
 import { close as fsClose } from 'node:fs';
-import { KVM_API_VERSION, KVM_CAP_MAX_VCPUS, KVM_CAP_NR_VCPUS, EAGAIN, EINTR, EINVAL } from './constants.js';
+import { KVM_API_VERSION, KVM_CAP_MAX_VCPUS, KVM_CAP_NR_VCPUS, E2BIG, EAGAIN, EINTR, EINVAL } from './constants.js';
 import { CAPABILITIES } from './capabilities.js';
 
 /** Set once Kvm.open has found every required capability on this host. */
@@ -29,6 +29,20 @@ import {
   type IrqRoute,
   type MsrEntry,
 } from './x86.js';
+import {
+  KVM_CLOCK_DATA_SIZE,
+  KVM_DEBUGREGS_SIZE,
+  KVM_FPU_SIZE,
+  KVM_IRQCHIP_SIZE,
+  KVM_LAPIC_STATE_SIZE,
+  KVM_PIT_STATE2_SIZE,
+  KVM_VCPU_EVENTS_SIZE,
+  KVM_XCRS_SIZE,
+  KVM_XSAVE_SIZE,
+  decodeMsrList,
+  irqchipBuffer,
+  msrListBuffer,
+} from './state.js';
 import { KVM_REGS_SIZE, KVM_SREGS_SIZE, decodeRegs, decodeSregs, encodeRegs, encodeSregs, type KvmRegs, type KvmSregs } from './structs.js';
 
 export const KVM_DEVICE_PATH = '/dev/kvm';
@@ -106,6 +120,24 @@ export class Kvm {
     return decodeCpuid2(bytes);
   }
 
+  /**
+   * KVM_GET_MSR_INDEX_LIST: the MSRs KVM says a VMM should save and restore (msrs_to_save plus
+   * the ones KVM emulates). Not all of them exist on every vCPU: KVM_GET_MSRS tells.
+   */
+  msrIndexList(): number[] {
+    let capacity = MSR_LIST_CAPACITY;
+    for (;;) {
+      const bytes = msrListBuffer(capacity);
+      const r = native().ioctlBuffer(this.fd, native().ioctls.KVM_GET_MSR_INDEX_LIST, bytes);
+      // Too small: KVM wrote the count it needs into nmsrs.
+      if (r === -E2BIG) capacity = new DataView(bytes.buffer).getUint32(0, true);
+      else {
+        check('KVM_GET_MSR_INDEX_LIST', r);
+        return decodeMsrList(bytes);
+      }
+    }
+  }
+
   createVm(): VmFd {
     return new VmFd(check('KVM_CREATE_VM', native().ioctl(this.fd, native().ioctls.KVM_CREATE_VM, 0)), this.vcpuMmapSize());
   }
@@ -144,6 +176,49 @@ export class VmFd {
     const bytes = new Uint8Array(8);
     new DataView(bytes.buffer).setBigUint64(0, BigInt(addr), true);
     check('KVM_SET_IDENTITY_MAP_ADDR', native().ioctlBuffer(this.fd, native().ioctls.KVM_SET_IDENTITY_MAP_ADDR, bytes));
+  }
+
+  /** KVM_CHECK_EXTENSION on the VM: some answers (KVM_CAP_XSAVE2's size) are per VM. */
+  checkExtension(cap: number): number {
+    return check('KVM_CHECK_EXTENSION', native().ioctl(this.fd, native().ioctls.KVM_CHECK_EXTENSION, cap));
+  }
+
+  /** KVM_GET_IRQCHIP: one in-kernel interrupt controller's state, as struct kvm_irqchip bytes (chip_id first). */
+  getIrqchip(chipId: number): Uint8Array {
+    const bytes = irqchipBuffer(chipId);
+    check('KVM_GET_IRQCHIP', native().ioctlBuffer(this.fd, native().ioctls.KVM_GET_IRQCHIP, bytes));
+    return bytes;
+  }
+
+  /** KVM_SET_IRQCHIP: the chip named by the struct's chip_id takes the saved state. */
+  setIrqchip(bytes: Uint8Array): void {
+    check('KVM_SET_IRQCHIP', native().ioctlBuffer(this.fd, native().ioctls.KVM_SET_IRQCHIP, sized(bytes, KVM_IRQCHIP_SIZE, 'kvm_irqchip')));
+  }
+
+  /** KVM_GET_PIT2: the in-kernel 8254's three channels (struct kvm_pit_state2 bytes). */
+  getPit2(): Uint8Array {
+    const bytes = new Uint8Array(KVM_PIT_STATE2_SIZE);
+    check('KVM_GET_PIT2', native().ioctlBuffer(this.fd, native().ioctls.KVM_GET_PIT2, bytes));
+    return bytes;
+  }
+
+  /** KVM_SET_PIT2: the counts are reloaded, counting from now. */
+  setPit2(bytes: Uint8Array): void {
+    check('KVM_SET_PIT2', native().ioctlBuffer(this.fd, native().ioctls.KVM_SET_PIT2, sized(bytes, KVM_PIT_STATE2_SIZE, 'kvm_pit_state2')));
+  }
+
+  /** KVM_GET_CLOCK: kvmclock (struct kvm_clock_data bytes). */
+  getClock(): Uint8Array {
+    const bytes = new Uint8Array(KVM_CLOCK_DATA_SIZE);
+    check('KVM_GET_CLOCK', native().ioctlBuffer(this.fd, native().ioctls.KVM_GET_CLOCK, bytes));
+    return bytes;
+  }
+
+  setClock(bytes: Uint8Array): void {
+    check(
+      'KVM_SET_CLOCK',
+      native().ioctlBuffer(this.fd, native().ioctls.KVM_SET_CLOCK, sized(bytes, KVM_CLOCK_DATA_SIZE, 'kvm_clock_data')),
+    );
   }
 
   /** KVM_CREATE_IRQCHIP: PIC pair, IOAPIC and per-vCPU LAPICs in the kernel. Before any vCPU. */
@@ -299,12 +374,133 @@ export class VcpuFd {
 
   private readonly mpStateBytes = new Uint8Array(4);
 
+  /** KVM_SET_MP_STATE: runnable, halted, waiting for INIT/SIPI... */
+  setMpState(state: number): void {
+    const bytes = new Uint8Array(4);
+    new DataView(bytes.buffer).setUint32(0, state, true);
+    check('KVM_SET_MP_STATE', native().ioctlBuffer(this.fd, native().ioctls.KVM_SET_MP_STATE, bytes));
+  }
+
+  /** KVM_GET_CPUID2: the CPUID table this vCPU answers with (what KVM_SET_CPUID2 gave it, as KVM keeps it). */
+  getCpuid2(): CpuidEntry[] {
+    let capacity = CPUID_MAX_ENTRIES;
+    for (;;) {
+      const bytes = cpuidBuffer(capacity);
+      const r = native().ioctlBuffer(this.fd, native().ioctls.KVM_GET_CPUID2, bytes);
+      if (r === -E2BIG) capacity *= 2;
+      else {
+        check('KVM_GET_CPUID2', r);
+        return decodeCpuid2(bytes);
+      }
+    }
+  }
+
+  /** KVM_GET_FPU: x87 and SSE state (struct kvm_fpu bytes), for hosts without XSAVE. */
+  getFpu(): Uint8Array {
+    const bytes = new Uint8Array(KVM_FPU_SIZE);
+    check('KVM_GET_FPU', native().ioctlBuffer(this.fd, native().ioctls.KVM_GET_FPU, bytes));
+    return bytes;
+  }
+
+  setFpu(bytes: Uint8Array): void {
+    check('KVM_SET_FPU', native().ioctlBuffer(this.fd, native().ioctls.KVM_SET_FPU, sized(bytes, KVM_FPU_SIZE, 'kvm_fpu')));
+  }
+
+  /**
+   * The XSAVE area: every register state component XCR0 enables (x87, SSE, AVX, ...). `size` is
+   * KVM_CAP_XSAVE2's answer on the VM; beyond 4 KiB (AMX) only KVM_GET_XSAVE2 can return it.
+   */
+  getXsave(size: number = KVM_XSAVE_SIZE): Uint8Array {
+    const bytes = new Uint8Array(Math.max(size, KVM_XSAVE_SIZE));
+    if (size > KVM_XSAVE_SIZE) check('KVM_GET_XSAVE2', native().ioctlBuffer(this.fd, native().ioctls.KVM_GET_XSAVE2, bytes));
+    else check('KVM_GET_XSAVE', native().ioctlBuffer(this.fd, native().ioctls.KVM_GET_XSAVE, bytes));
+    return bytes;
+  }
+
+  /** KVM_SET_XSAVE reads as many bytes as this VM's XSAVE area has (4 KiB or KVM_CAP_XSAVE2's size). */
+  setXsave(bytes: Uint8Array): void {
+    check('KVM_SET_XSAVE', native().ioctlBuffer(this.fd, native().ioctls.KVM_SET_XSAVE, sized(bytes, KVM_XSAVE_SIZE, 'kvm_xsave')));
+  }
+
+  /** KVM_GET_XCRS: the extended control registers (XCR0), struct kvm_xcrs bytes. */
+  getXcrs(): Uint8Array {
+    const bytes = new Uint8Array(KVM_XCRS_SIZE);
+    check('KVM_GET_XCRS', native().ioctlBuffer(this.fd, native().ioctls.KVM_GET_XCRS, bytes));
+    return bytes;
+  }
+
+  setXcrs(bytes: Uint8Array): void {
+    check('KVM_SET_XCRS', native().ioctlBuffer(this.fd, native().ioctls.KVM_SET_XCRS, sized(bytes, KVM_XCRS_SIZE, 'kvm_xcrs')));
+  }
+
+  /** KVM_GET_LAPIC: the in-kernel local APIC's register page (1 KiB). */
+  getLapic(): Uint8Array {
+    const bytes = new Uint8Array(KVM_LAPIC_STATE_SIZE);
+    check('KVM_GET_LAPIC', native().ioctlBuffer(this.fd, native().ioctls.KVM_GET_LAPIC, bytes));
+    return bytes;
+  }
+
+  /** KVM_SET_LAPIC: the page as saved; KVM restarts the APIC timer from its initial count. */
+  setLapic(bytes: Uint8Array): void {
+    check(
+      'KVM_SET_LAPIC',
+      native().ioctlBuffer(this.fd, native().ioctls.KVM_SET_LAPIC, sized(bytes, KVM_LAPIC_STATE_SIZE, 'kvm_lapic_state')),
+    );
+  }
+
+  /** KVM_GET_VCPU_EVENTS: exceptions, interrupts and NMIs in flight, the interrupt shadow, SMM (struct kvm_vcpu_events bytes). */
+  getVcpuEvents(): Uint8Array {
+    const bytes = new Uint8Array(KVM_VCPU_EVENTS_SIZE);
+    check('KVM_GET_VCPU_EVENTS', native().ioctlBuffer(this.fd, native().ioctls.KVM_GET_VCPU_EVENTS, bytes));
+    return bytes;
+  }
+
+  setVcpuEvents(bytes: Uint8Array): void {
+    check(
+      'KVM_SET_VCPU_EVENTS',
+      native().ioctlBuffer(this.fd, native().ioctls.KVM_SET_VCPU_EVENTS, sized(bytes, KVM_VCPU_EVENTS_SIZE, 'kvm_vcpu_events')),
+    );
+  }
+
+  /** KVM_GET_DEBUGREGS: the guest's DR0–DR3, DR6, DR7 (struct kvm_debugregs bytes). */
+  getDebugRegs(): Uint8Array {
+    const bytes = new Uint8Array(KVM_DEBUGREGS_SIZE);
+    check('KVM_GET_DEBUGREGS', native().ioctlBuffer(this.fd, native().ioctls.KVM_GET_DEBUGREGS, bytes));
+    return bytes;
+  }
+
+  setDebugRegs(bytes: Uint8Array): void {
+    check(
+      'KVM_SET_DEBUGREGS',
+      native().ioctlBuffer(this.fd, native().ioctls.KVM_SET_DEBUGREGS, sized(bytes, KVM_DEBUGREGS_SIZE, 'kvm_debugregs')),
+    );
+  }
+
+  /** KVM_GET_TSC_KHZ: the guest's TSC frequency. */
+  getTscKhz(): number {
+    return check('KVM_GET_TSC_KHZ', native().ioctl(this.fd, native().ioctls.KVM_GET_TSC_KHZ));
+  }
+
+  /** KVM_SET_TSC_KHZ (needs KVM_CAP_TSC_CONTROL): scale the guest's TSC to another host's rate. */
+  setTscKhz(khz: number): void {
+    check('KVM_SET_TSC_KHZ', native().ioctl(this.fd, native().ioctls.KVM_SET_TSC_KHZ, khz));
+  }
+
   close(): void {
     if (this.closed || !this.owner) return;
     this.closed = true;
     native().munmap(this.runAddr, this.runSize);
     native().close(this.fd);
   }
+}
+
+/** Room for the MSR index list on a first try (this host lists 41; KVM says so when it needs more). */
+const MSR_LIST_CAPACITY = 256;
+
+/** A state struct's bytes, refused when shorter than the kernel will read. */
+function sized(bytes: Uint8Array, size: number, struct: string): Uint8Array {
+  if (bytes.byteLength < size) throw new RangeError(`struct ${struct} is ${size} bytes; got ${bytes.byteLength}`);
+  return bytes;
 }
 
 /** Returns a non-negative ioctl result, or throws the KvmError for -errno. */

@@ -34,6 +34,28 @@ export interface NativeIoctls {
   readonly KVM_SET_GSI_ROUTING: number;
   readonly KVM_SET_GUEST_DEBUG: number;
   readonly KVM_TRANSLATE: number;
+  // Snapshots: a vCPU's whole state, and the VM's interrupt controllers, PIT and clock.
+  readonly KVM_GET_CPUID2: number;
+  readonly KVM_GET_FPU: number;
+  readonly KVM_SET_FPU: number;
+  readonly KVM_GET_XSAVE: number;
+  readonly KVM_GET_XSAVE2: number;
+  readonly KVM_SET_XSAVE: number;
+  readonly KVM_GET_XCRS: number;
+  readonly KVM_SET_XCRS: number;
+  readonly KVM_GET_LAPIC: number;
+  readonly KVM_SET_LAPIC: number;
+  readonly KVM_GET_VCPU_EVENTS: number;
+  readonly KVM_SET_VCPU_EVENTS: number;
+  readonly KVM_GET_DEBUGREGS: number;
+  readonly KVM_SET_DEBUGREGS: number;
+  readonly KVM_GET_TSC_KHZ: number;
+  readonly KVM_SET_TSC_KHZ: number;
+  readonly KVM_SET_IRQCHIP: number;
+  readonly KVM_GET_PIT2: number;
+  readonly KVM_SET_PIT2: number;
+  readonly KVM_GET_CLOCK: number;
+  readonly KVM_SET_CLOCK: number;
 }
 
 /** Struct sizes and field offsets from the kernel headers the addon was built against. */
@@ -51,6 +73,13 @@ export interface NativeKvm {
   /** MAP_SHARED (default) or MAP_PRIVATE anonymous memory, MAP_NORESERVE either way. */
   mmapAnonymous(size: number, shared?: boolean): bigint;
   mmapFd(fd: number, size: number): bigint;
+  /**
+   * Maps `size` bytes of file `fd` from `offset` over `addr` (MAP_PRIVATE|MAP_FIXED, read-write):
+   * the snapshot file's pages become guest RAM, copy-on-write. 0 or -errno.
+   */
+  mmapFileFixed(addr: bigint, size: number, fd: number, offset: number): number;
+  /** mincore(2) into `vec` (one byte per page, bit 0: resident). 0 or -errno. */
+  mincore(addr: bigint, size: number, vec: Uint8Array): number;
   munmap(addr: bigint, size: number): number;
   madvise(addr: bigint, size: number, advice: number): number;
   externalBuffer(addr: bigint, size: number): ArrayBuffer;

@@ -6,9 +6,9 @@
 import type { BootState } from '../arch/x86/boot-state.js';
 import type { E820Entry } from '../arch/x86/e820.js';
 import { elfBootState, isElf, parseElf, writeElfSegments } from './elf.js';
-import { BOOT_GDT_ADDRESS, PAGE_TABLES_END } from '../arch/x86/pc-layout.js';
 import { isBootSector, loadImage, LoaderError } from './image.js';
 import { findMultibootHeader, loadMultiboot, type MultibootModule } from './multiboot.js';
+import { BootDataAllocator, placeBootTables, type BootTables } from './placement.js';
 
 export type GuestFormat = 'flat' | 'bootsector' | 'elf' | 'multiboot';
 export type GuestFormatChoice = GuestFormat | 'auto';
@@ -30,6 +30,11 @@ export interface LoadGuestOptions {
 export interface LoadedGuest {
   format: GuestFormat;
   bootState: BootState;
+  /**
+   * Where applyBootState writes the boot GDT and page tables (clear of the kernel and modules);
+   * absent for real-mode guests, which need neither.
+   */
+  bootTables?: BootTables;
   /** Things worth telling the user on stderr (ignored requests and the like). */
   notes: string[];
 }
@@ -65,21 +70,18 @@ export function loadGuest(image: Uint8Array, memory: Uint8Array, options: LoadGu
     }
     case 'elf': {
       const elf = parseElf(image, memory.length, name);
-      const clash = elf.segments.find((seg) => seg.paddr < PAGE_TABLES_END && seg.paddr + seg.memsz > BOOT_GDT_ADDRESS);
-      if (clash) {
-        throw new LoaderError(
-          `${label}: segment ${clash.index} (0x${clash.paddr.toString(16)}-0x${(clash.paddr + clash.memsz).toString(16)}) overlaps the boot GDT and page tables ` +
-            `at 0x${BOOT_GDT_ADDRESS.toString(16)}-0x${PAGE_TABLES_END.toString(16)}: link the kernel at 1 MiB (0x100000)`,
-        );
-      }
+      const bootState = elfBootState(elf, { longMode: options.longMode });
+      // The boot GDT and page tables go where no segment lies (placed before anything is written).
+      const segments = elf.segments.map((seg) => ({ start: seg.paddr, end: seg.paddr + seg.memsz }));
+      const bootTables = placeBootTables(new BootDataAllocator(memory.length, segments), bootState.mode === 'long');
       writeElfSegments(image, memory, elf);
-      return { format, bootState: elfBootState(elf, { longMode: options.longMode }), notes: [] };
+      return { format, bootState, bootTables, notes: [] };
     }
     case 'multiboot': {
       if (!findMultibootHeader(image, name))
         throw new LoaderError(`${label} has no multiboot header in its first 8 KiB: use --format elf or flat`);
       const mb = loadMultiboot(image, memory, { name, cmdline: options.cmdline, modules: options.modules, e820: options.e820 });
-      return { format, bootState: mb.bootState, notes: mb.notes };
+      return { format, bootState: mb.bootState, bootTables: mb.bootTables, notes: mb.notes };
     }
     default: {
       const never: never = format;

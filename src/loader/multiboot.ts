@@ -1,24 +1,20 @@
 /**
  * Multiboot v1 (specification 0.6.96) loader, matching what `qemu-system-x86_64 -kernel K -append
  * ARGS -initrd "m1 args,m2"` gives a multiboot kernel: the kernel (ELF32 or a.out kludge) at its
- * load address, modules page-aligned after it, the boot information at MULTIBOOT_INFO_ADDRESS with
- * its strings, module list and memory map in [MULTIBOOT_DATA_ADDRESS, MULTIBOOT_DATA_END), and the
- * guest started in flat 32-bit protected mode with EAX = 0x2BADB002 and EBX = the info address.
- * Everything is validated before a byte of guest memory is written.
+ * load address, modules page-aligned after it, then the boot information with its memory map,
+ * module list and strings in one block after the last module (QEMU too puts it after the kernel),
+ * and the guest started in flat 32-bit protected mode with EAX = 0x2BADB002 and EBX = the info
+ * address. The boot information and the boot GDT go where no kernel segment or module lies
+ * (placement.ts), so kernels linked anywhere in low memory load. Everything is validated before a
+ * byte of guest memory is written.
  */
 import { PAGE_SIZE } from '../kvm/constants.js';
 import type { BootState } from '../arch/x86/boot-state.js';
 import { E820_RAM, type E820Entry } from '../arch/x86/e820.js';
 import { E_MACHINE, EI_CLASS, ELFCLASS64, EM_X86_64, isElf, parseElf, writeElfSegments } from './elf.js';
 import { LoaderError } from './image.js';
-import {
-  HIGH_MEMORY_ADDRESS,
-  MULTIBOOT_DATA_ADDRESS,
-  MULTIBOOT_DATA_END,
-  MULTIBOOT_INFO_ADDRESS,
-  MULTIBOOT_INFO_END,
-  VGA_HOLE_ADDRESS,
-} from '../arch/x86/pc-layout.js';
+import { CONVENTIONAL_MEMORY_ADDRESS, HIGH_MEMORY_ADDRESS, LOW_MEMORY_END, VGA_HOLE_ADDRESS } from '../arch/x86/pc-layout.js';
+import { BootDataAllocator, placeBootTables, type AddressRange, type BootTables } from './placement.js';
 
 // The OS image's header (spec §3.1).
 export const MULTIBOOT_HEADER_MAGIC = 0x1badb002;
@@ -92,8 +88,8 @@ export { PAGE_SIZE };
 const KiB = 1024;
 /** Multiboot's fields are 32-bit: everything it describes must lie below 4 GiB. */
 const ADDRESS_SPACE_END = 2 ** 32;
-/** tskvm's boot structures (IVT, BDA, GDT, page tables, boot info) occupy everything below this. */
-const BOOT_STRUCTURES_END = MULTIBOOT_DATA_END;
+/** The boot information block is page-aligned, as QEMU aligns its multiboot buffer. */
+const MULTIBOOT_INFO_ALIGN = PAGE_SIZE;
 export const DEFAULT_BOOT_LOADER_NAME = 'tskvm';
 
 export interface MultibootAoutFields {
@@ -132,7 +128,12 @@ export interface MultibootOptions {
 
 export interface LoadedMultiboot {
   bootState: BootState;
+  /** Where the boot GDT goes (applyBootState writes it). */
+  bootTables: BootTables;
+  /** The multiboot_info structure; the memory map, module list and strings follow it. */
   infoAddress: number;
+  /** End (exclusive) of the boot information block. */
+  infoEnd: number;
   entry: number;
   /** Lowest address of the kernel image. */
   kernelStart: number;
@@ -313,20 +314,8 @@ export function loadMultiboot(image: Uint8Array, memory: Uint8Array, options: Mu
       `kernel '${name}' asks for a video mode (multiboot flag bit 2): tskvm has no display, so it gets no video information (QEMU ignores this too)`,
     );
   }
-  if (memory.length < MULTIBOOT_DATA_END) {
-    throw new LoaderError(
-      `guest RAM (${memory.length} bytes) is too small for the multiboot information at ${hex(MULTIBOOT_INFO_ADDRESS)}-${hex(MULTIBOOT_DATA_END)}: raise --memory`,
-    );
-  }
-
   const kernel =
     header.flags & MULTIBOOT_AOUT_KLUDGE ? planAoutKernel(image, memory.length, header, name) : planElfKernel(image, memory.length, name);
-  if (kernel.start < BOOT_STRUCTURES_END && kernel.end > 0) {
-    throw new LoaderError(
-      `kernel '${name}' (${hex(kernel.start)}-${hex(kernel.end)}) overlaps tskvm's boot structures below ${hex(BOOT_STRUCTURES_END)}: ` +
-        `link it at ${hex(HIGH_MEMORY_ADDRESS)} (1 MiB) or above`,
-    );
-  }
 
   // Modules: each page-aligned after the previous one, the first after the kernel (QEMU's layout).
   const placed: { start: number; end: number }[] = [];
@@ -345,78 +334,89 @@ export function loadMultiboot(image: Uint8Array, memory: Uint8Array, options: Mu
     next = alignUp(end, PAGE_SIZE);
   }
 
-  // The data area: memory map, module list, then the strings.
-  const dataSize = MULTIBOOT_DATA_END - MULTIBOOT_DATA_ADDRESS;
-  const data = new Uint8Array(dataSize);
-  const dataView = new DataView(data.buffer);
-  let cursor = 0;
-  const reserve = (bytes: number, what: string): number => {
-    const at = cursor;
-    if (at + bytes > dataSize) {
-      throw new LoaderError(
-        `the multiboot ${what} does not fit: the memory map, module list and strings need more than the ${dataSize} bytes tskvm reserves ` +
-          `at ${hex(MULTIBOOT_DATA_ADDRESS)}-${hex(MULTIBOOT_DATA_END)}: shorten --append or the module arguments`,
-      );
-    }
-    cursor += bytes;
-    return MULTIBOOT_DATA_ADDRESS + at;
-  };
+  // The boot information block: multiboot_info, then the memory map, the module list and the
+  // strings. Its size is known before it is placed: build it at offset 0, relocate on placement.
+  const strings: { bytes: Uint8Array; what: string }[] = [];
   const addString = (text: string, what: string): number => {
-    const bytes = cString(text, what);
-    const address = reserve(bytes.length, what);
-    data.set(bytes, address - MULTIBOOT_DATA_ADDRESS);
-    return address;
+    strings.push({ bytes: cString(text, what), what });
+    return strings.length - 1;
   };
-
-  const mmapLength = e820.length * MULTIBOOT_MMAP_STRIDE;
-  const mmapAddress = reserve(mmapLength, 'memory map');
-  e820.forEach((e, i) => {
-    const at = mmapAddress - MULTIBOOT_DATA_ADDRESS + i * MULTIBOOT_MMAP_STRIDE;
-    dataView.setUint32(at, MULTIBOOT_MMAP_ENTRY_SIZE, true);
-    dataView.setBigUint64(at + MMAP_BASE, BigInt(e.base), true);
-    dataView.setBigUint64(at + MMAP_LENGTH, BigInt(e.length), true);
-    dataView.setUint32(at + MMAP_TYPE, e.type, true);
-  });
-  const modsAddress = reserve(modules.length * MULTIBOOT_MODULE_SIZE, 'module list');
   // QEMU's form: "<kernel> <append>" (always with the space), and each module's -initrd text "<file> <args>".
-  const cmdlineAddress = addString(`${name} ${cmdline}`, 'command line');
-  modules.forEach((m, i) => {
-    const text = m.cmdline !== undefined && m.cmdline !== '' ? `${m.name} ${m.cmdline}` : m.name;
-    const at = modsAddress - MULTIBOOT_DATA_ADDRESS + i * MULTIBOOT_MODULE_SIZE;
-    const p = placed[i]!;
-    dataView.setUint32(at + MOD_START, p.start, true);
-    dataView.setUint32(at + MOD_END, p.end, true);
-    dataView.setUint32(at + MOD_STRING, addString(text, `string of module '${m.name}'`), true);
-  });
-  const bootLoaderNameAddress = addString(bootLoaderName, 'boot loader name');
+  const cmdlineString = addString(`${name} ${cmdline}`, 'command line');
+  const moduleStrings = modules.map((m) =>
+    addString(m.cmdline !== undefined && m.cmdline !== '' ? `${m.name} ${m.cmdline}` : m.name, `string of module '${m.name}'`),
+  );
+  const bootLoaderNameString = addString(bootLoaderName, 'boot loader name');
+  const mmapOffset = MULTIBOOT_INFO_SIZE;
+  const mmapLength = e820.length * MULTIBOOT_MMAP_STRIDE;
+  const modsOffset = mmapOffset + mmapLength;
+  const stringOffsets: number[] = [];
+  let blockSize = modsOffset + modules.length * MULTIBOOT_MODULE_SIZE;
+  for (const s of strings) {
+    stringOffsets.push(blockSize);
+    blockSize += s.bytes.length;
+  }
 
-  const info = new DataView(new ArrayBuffer(MULTIBOOT_INFO_SIZE));
-  info.setUint32(
+  // Where it goes: after the kernel and its modules (QEMU's choice), else in conventional memory.
+  const occupied: AddressRange[] = [{ start: kernel.start, end: kernel.end }, ...placed];
+  const allocator = new BootDataAllocator(memory.length, occupied);
+  const after = alignUp(Math.max(kernel.end, ...placed.map((p) => p.end)), MULTIBOOT_INFO_ALIGN);
+  const infoAddress = allocator.allocate(
+    blockSize,
+    MULTIBOOT_INFO_ALIGN,
+    [
+      { start: after, end: ADDRESS_SPACE_END },
+      { start: CONVENTIONAL_MEMORY_ADDRESS, end: LOW_MEMORY_END },
+      { start: HIGH_MEMORY_ADDRESS, end: ADDRESS_SPACE_END },
+    ],
+    'the multiboot information (memory map, module list, command lines)',
+  );
+  const bootTables = placeBootTables(allocator, false);
+  const at = (offset: number): number => infoAddress + offset;
+
+  const block = new Uint8Array(blockSize);
+  const view = new DataView(block.buffer);
+  e820.forEach((e, i) => {
+    const entry = mmapOffset + i * MULTIBOOT_MMAP_STRIDE;
+    view.setUint32(entry, MULTIBOOT_MMAP_ENTRY_SIZE, true);
+    view.setBigUint64(entry + MMAP_BASE, BigInt(e.base), true);
+    view.setBigUint64(entry + MMAP_LENGTH, BigInt(e.length), true);
+    view.setUint32(entry + MMAP_TYPE, e.type, true);
+  });
+  modules.forEach((_, i) => {
+    const entry = modsOffset + i * MULTIBOOT_MODULE_SIZE;
+    const p = placed[i]!;
+    view.setUint32(entry + MOD_START, p.start, true);
+    view.setUint32(entry + MOD_END, p.end, true);
+    view.setUint32(entry + MOD_STRING, at(stringOffsets[moduleStrings[i]!]!), true);
+  });
+  strings.forEach((s, i) => block.set(s.bytes, stringOffsets[i]!));
+
+  view.setUint32(
     MBI_FLAGS,
     MULTIBOOT_INFO_MEMORY | MULTIBOOT_INFO_CMDLINE | MULTIBOOT_INFO_MODS | MULTIBOOT_INFO_MEM_MAP | MULTIBOOT_INFO_BOOT_LOADER_NAME,
     true,
   );
   // mem_lower is at most 640 KiB by definition; mem_upper runs to the first hole above 1 MiB.
-  info.setUint32(MBI_MEM_LOWER, Math.min(contiguousRamKiB(e820, 0), VGA_HOLE_ADDRESS / KiB), true);
-  info.setUint32(MBI_MEM_UPPER, Math.min(contiguousRamKiB(e820, HIGH_MEMORY_ADDRESS), ADDRESS_SPACE_END - 1), true);
-  info.setUint32(MBI_CMDLINE, cmdlineAddress, true);
-  info.setUint32(MBI_MODS_COUNT, modules.length, true);
-  info.setUint32(MBI_MODS_ADDR, modsAddress, true);
-  info.setUint32(MBI_MMAP_LENGTH, mmapLength, true);
-  info.setUint32(MBI_MMAP_ADDR, mmapAddress, true);
-  info.setUint32(MBI_BOOT_LOADER_NAME, bootLoaderNameAddress, true);
-  if (MULTIBOOT_INFO_ADDRESS + MULTIBOOT_INFO_SIZE > MULTIBOOT_INFO_END)
-    throw new Error('pc-layout: the multiboot info block does not fit its slot');
+  view.setUint32(MBI_MEM_LOWER, Math.min(contiguousRamKiB(e820, 0), VGA_HOLE_ADDRESS / KiB), true);
+  view.setUint32(MBI_MEM_UPPER, Math.min(contiguousRamKiB(e820, HIGH_MEMORY_ADDRESS), ADDRESS_SPACE_END - 1), true);
+  view.setUint32(MBI_CMDLINE, at(stringOffsets[cmdlineString]!), true);
+  view.setUint32(MBI_MODS_COUNT, modules.length, true);
+  view.setUint32(MBI_MODS_ADDR, at(modsOffset), true);
+  view.setUint32(MBI_MMAP_LENGTH, mmapLength, true);
+  view.setUint32(MBI_MMAP_ADDR, at(mmapOffset), true);
+  view.setUint32(MBI_BOOT_LOADER_NAME, at(stringOffsets[bootLoaderNameString]!), true);
 
   // Everything validated: now write.
   kernel.write(memory);
   modules.forEach((m, i) => memory.set(m.bytes, placed[i]!.start));
-  memory.set(new Uint8Array(info.buffer), MULTIBOOT_INFO_ADDRESS);
-  memory.set(data.subarray(0, cursor), MULTIBOOT_DATA_ADDRESS);
+  memory.set(block, infoAddress);
 
   return {
-    bootState: { mode: 'protected', rip: kernel.entry, regs: { rax: MULTIBOOT_BOOTLOADER_MAGIC, rbx: MULTIBOOT_INFO_ADDRESS } },
-    infoAddress: MULTIBOOT_INFO_ADDRESS,
+    bootState: { mode: 'protected', rip: kernel.entry, regs: { rax: MULTIBOOT_BOOTLOADER_MAGIC, rbx: infoAddress } },
+    bootTables,
+    infoAddress,
+    infoEnd: infoAddress + blockSize,
     entry: kernel.entry,
     kernelStart: kernel.start,
     kernelEnd: kernel.end,

@@ -4,16 +4,23 @@
  * the vCPUs, the firmware tables, the image loaded, the boot vCPU's registers. Any failure
  * releases what was built; nothing here reads files or parses options.
  */
+import { writeAcpiTables } from '../arch/x86/acpi.js';
 import { applyBootState } from '../arch/x86/boot-cpu.js';
 import { pcE820Map, type E820Entry } from '../arch/x86/e820.js';
 import { BIOS_AREA_END, VGA_HOLE_ADDRESS } from '../arch/x86/pc-layout.js';
 import { writeBiosDataArea, writeMpTable } from '../arch/x86/pc-tables.js';
 import { COM_PORTS } from '../board/pc-board.js';
 import type { FwCfgConfig } from '../devices/fw-cfg.js';
+import { Hpet } from '../devices/hpet.js';
 import { UsageError } from '../errors.js';
 import { availableMemory, hostCpus, ksmRunning } from '../host.js';
 import { loadGuest, type LoadedGuest } from '../loader/guest.js';
 import type { Vcpu } from '../vcpu/vcpu.js';
+import { bootsThroughBios } from '../bios/boot-choice.js';
+import type { BiosHost } from '../bios/host.js';
+import { loadedBios } from '../bios/lazy.js';
+import { restoreParts, type PendingRestore } from '../snapshot/restore.js';
+import type { RestoreConfig } from '../snapshot/options.js';
 import type { GuestFiles } from './guest-files.js';
 import type { MachineConfig } from './options.js';
 import { Vm } from './vm.js';
@@ -23,11 +30,25 @@ export interface Machine {
   vm: Vm;
   /** vCPU 0 boots; the others wait for INIT/SIPI. */
   vcpus: Vcpu[];
-  loaded: LoadedGuest;
+  /** How the image was loaded (a restored machine has only its format). */
+  loaded: Pick<LoadedGuest, 'format' | 'notes'>;
   /** What fw_cfg tells the guest. */
   firmware: FwCfgConfig;
   /** Things the user should know about the host (over-commit), for stderr. */
   warnings: string[];
+  /** tskvm's BIOS, when the guest boots through it. */
+  bios: BiosHost | undefined;
+  /** A machine restored from a snapshot (src/snapshot/restore.ts): what is left to load before it runs. */
+  restore?: PendingRestore;
+}
+
+/** The machine a snapshot describes (options.restore), its memory mapped from the file, its state still to load. */
+export function restoredMachine(config: MachineConfig, restore: RestoreConfig): Machine {
+  const parts = restoreParts(restore, config, (memorySize, irqchip) =>
+    Vm.create({ memorySize, irqchip, ksm: config.ksm, hugepages: config.hugepages }),
+  );
+  const { vm, vcpus, firmware, format, notes } = parts;
+  return { vm, vcpus, loaded: { format, notes }, firmware, warnings: [], bios: undefined, restore: parts.restore };
 }
 
 export function buildMachine(config: MachineConfig, files: GuestFiles): Machine {
@@ -39,6 +60,7 @@ export function buildMachine(config: MachineConfig, files: GuestFiles): Machine 
     ksm: config.ksm,
     hugepages: config.hugepages,
   });
+  let bios: BiosHost | undefined;
   try {
     const maxCpus = vm.maxVcpus();
     if (config.cpus > maxCpus) {
@@ -57,17 +79,36 @@ export function buildMachine(config: MachineConfig, files: GuestFiles): Machine 
     const memory = vm.memory.bytes;
     const e820 = pcE820Map(config.memorySize);
     writeFirmwareTables(memory, config.memorySize, config.cpus);
-    const loaded = loadGuest(files.image.bytes, memory, {
-      format: config.format,
-      name: files.image.name,
-      cmdline: config.cmdline,
-      modules: files.modules,
-      longMode: config.longMode,
-      e820,
-    });
-    applyBootState(vcpus[0]!, memory, loaded.bootState);
-    return { vm, vcpus, loaded, firmware: firmwareConfig(config, e820), warnings };
+    const image = files.image;
+    // A boot sector (or a disk) boots through tskvm's BIOS; everything else loads as it always has.
+    if (bootsThroughBios(config.bios, config.format, image?.bytes)) {
+      const com = COM_PORTS.map((p) => p.base);
+      bios = loadedBios().host.BiosHost.prepare({
+        config: config.bios!,
+        format: config.format,
+        image,
+        memory,
+        memorySize: config.memorySize,
+        e820,
+        com,
+        trace: config.trace,
+      });
+    }
+    if (!bios && !image) throw new UsageError('nothing to run: give an IMAGE (or a disk to boot through the BIOS)');
+    const loaded =
+      bios?.loaded ??
+      loadGuest(image!.bytes, memory, {
+        format: config.format,
+        name: image!.name,
+        cmdline: config.cmdline,
+        modules: files.modules,
+        longMode: config.longMode,
+        e820,
+      });
+    applyBootState(vcpus[0]!, memory, loaded.bootState, loaded.bootTables);
+    return { vm, vcpus, loaded, firmware: firmwareConfig(config, e820), warnings, bios };
   } catch (err) {
+    bios?.close();
     void vm.close();
     throw err;
   }
@@ -79,12 +120,17 @@ function firmwareConfig(config: MachineConfig, e820: E820Entry[]): FwCfgConfig {
 
 /**
  * What a PC BIOS leaves in memory for the guest to find: the BIOS data area (COM ports, memory
- * size, EBDA) and an MP table (CPUs, IOAPIC, ISA IRQ routing). Written before the image is loaded,
- * so an image that covers them wins; skipped on machines too small to have those areas.
+ * size, EBDA), an MP table (CPUs, IOAPIC, ISA IRQ routing) and the ACPI tables (FADT with the PM
+ * block and reset register, FACS, DSDT, MADT, HPET) describing the chipset the board has
+ * (src/board/chipset.ts). Written before the image is loaded, so an image that covers them wins;
+ * skipped on machines too small to have those areas.
  */
 function writeFirmwareTables(memory: Uint8Array, memorySize: number, cpus: number): void {
   if (memorySize >= VGA_HOLE_ADDRESS) writeBiosDataArea(memory, { memorySize, com: COM_PORTS.map((p) => p.base) });
-  if (memorySize >= BIOS_AREA_END) writeMpTable(memory, { cpus });
+  if (memorySize >= BIOS_AREA_END) {
+    writeMpTable(memory, { cpus });
+    writeAcpiTables(memory, { cpus, hpet: { eventTimerBlockId: Hpet.eventTimerBlockId } });
+  }
 }
 
 /**

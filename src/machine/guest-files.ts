@@ -17,13 +17,14 @@ const READ_CHUNK = 1 << 20;
 const MIB = 2 ** 20;
 
 export interface GuestFiles {
-  image: { bytes: Uint8Array; name: string };
+  /** Absent when the BIOS boots a disk and no image was given. */
+  image: { bytes: Uint8Array; name: string } | undefined;
   modules: MultibootModule[];
 }
 
 /** Reads the image and the modules, each bounded by guest RAM. */
 export async function readGuestFiles(config: MachineConfig): Promise<GuestFiles> {
-  const image = await readSource(config.image, 'image', config.memorySize);
+  const image = config.image ? await readSource(config.image, 'image', config.memorySize) : undefined;
   const modules: MultibootModule[] = [];
   for (const m of config.modules) {
     const { bytes, name } = await readSource(m, 'module', config.memorySize);
@@ -45,7 +46,8 @@ async function readSource(source: GuestFileSource, kind: string, memorySize: num
  * than guest RAM) without reading them: the CLI calls it before it creates any output file.
  */
 export async function checkGuestFiles(config: MachineConfig): Promise<void> {
-  for (const [source, kind] of [[config.image, 'image'], ...config.modules.map((m) => [m, 'module'] as const)] as const) {
+  const sources = [...(config.image ? [[config.image, 'image'] as const] : []), ...config.modules.map((m) => [m, 'module'] as const)];
+  for (const [source, kind] of sources) {
     if ('bytes' in source) {
       if (source.bytes.length > config.memorySize) throw tooLarge(`${kind} '${source.name}'`, source.bytes.length, config.memorySize);
       continue;

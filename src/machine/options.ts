@@ -11,6 +11,14 @@ import { UsageError } from '../errors.js';
 import type { SerialInput, SerialSink } from '../io/serial-bridge.js';
 import { GUEST_FORMATS, type GuestFormatChoice } from '../loader/guest.js';
 import { MEMORY_MAX, parseMemorySize } from '../units.js';
+import { validateBiosOptions, type BiosConfig, type BiosOptions } from '../bios/options.js';
+import {
+  validateRestoreOption,
+  validateSaveOption,
+  type RestoreConfig,
+  type SaveConfig,
+  type SnapshotRunOptions,
+} from '../snapshot/options.js';
 
 export const DEFAULT_MEMORY = '16M';
 
@@ -45,9 +53,9 @@ export interface GdbOptions {
   onListening?: (port: number) => void;
 }
 
-export interface RunGuestOptions {
-  /** A path to the image, or its bytes. */
-  image: string | Uint8Array;
+export interface RunGuestOptions extends SnapshotRunOptions {
+  /** A path to the image, or its bytes (optional when `bios.disks` has a disk to boot). */
+  image?: string | Uint8Array;
   /** Guest RAM: bytes, or a size such as '16M' (default 16M). */
   memory?: number | string;
   /** How to load the image (default: auto-detect). */
@@ -96,6 +104,11 @@ export interface RunGuestOptions {
    * application processors do. The MP table and fw_cfg report the count.
    */
   cpus?: number;
+  /**
+   * tskvm's BIOS (src/bios): a boot sector image, or `bios.disks` without an image, boots through
+   * it (INT 10h/13h/16h/1Ah..., VGA text at 0xB8000). `false` keeps the bare boot-sector start.
+   */
+  bios?: BiosOptions | false;
 }
 
 /** A guest file: read from a path, or given as bytes. */
@@ -103,7 +116,8 @@ export type GuestFileSource = { path: string } | { name: string; bytes: Uint8Arr
 
 /** A validated run: every field checked and defaulted. */
 export interface MachineConfig {
-  image: GuestFileSource;
+  /** Absent only when the BIOS boots one of `bios.disks`. */
+  image: GuestFileSource | undefined;
   memorySize: number;
   format: GuestFormatChoice;
   cmdline: string | undefined;
@@ -124,6 +138,12 @@ export interface MachineConfig {
   step: { fd: number } | undefined;
   dumpOnExit: boolean;
   gdb: GdbOptions | undefined;
+  /** undefined: no BIOS (options.bios === false). */
+  bios: BiosConfig | undefined;
+  /** Restore this snapshot instead of booting an image (src/snapshot/restore.ts). */
+  restore: RestoreConfig | undefined;
+  /** Save a snapshot when the guest gets somewhere (src/snapshot/options.ts). */
+  save: SaveConfig | undefined;
 }
 
 const STDERR_FD = 2;
@@ -136,7 +156,9 @@ export function validateRunOptions(options: unknown): MachineConfig {
     throw new UsageError(`runGuest needs an options object with at least \`image\` (a path or bytes), not ${describe(options)}`);
   }
   const o = options as Partial<Record<keyof RunGuestOptions, unknown>>;
-  const image = guestFile(o.image, 'options.image');
+  const restore = validateRestoreOption(o);
+  const bios = restore ? undefined : validateBiosOptions(o.bios);
+  const image = restore || (o.image === undefined && bios && bios.disks.length > 0) ? undefined : guestFile(o.image, 'options.image');
   const memorySize = memory(o.memory);
   const format = o.format ?? 'auto';
   if (!GUEST_FORMATS.includes(format as GuestFormatChoice)) {
@@ -176,6 +198,9 @@ export function validateRunOptions(options: unknown): MachineConfig {
     step: o.step === undefined ? undefined : { fd: fd(objectField(o.step, 'options.step', 'fd'), 'options.step.fd') },
     dumpOnExit: flag(o.dumpOnExit, 'options.dumpOnExit'),
     gdb,
+    bios,
+    restore,
+    save: validateSaveOption(o.save),
   };
 }
 

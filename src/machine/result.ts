@@ -5,8 +5,10 @@
 import { ExitStats, type ExitStatsJson } from '../debug/stats.js';
 import type { GuestFormat } from '../loader/guest.js';
 import type { ExitCounts, VcpuRunResult } from '../vcpu/exit-loop.js';
+import type { ScreenCapture } from '../bios/screen.js';
 
-export type RunReason = 'debug-exit' | 'halt' | 'reset' | 'timeout' | 'crash' | 'stopped';
+/** 'saved': the run ended because options.save wrote its snapshot. */
+export type RunReason = 'debug-exit' | 'halt' | 'reset' | 'timeout' | 'crash' | 'stopped' | 'saved';
 
 export interface RunResult {
   reason: RunReason;
@@ -34,6 +36,10 @@ export interface RunResult {
   outputErrors?: string[];
   /** With `ksm`: whether the kernel's KSM daemon runs, and how many of this process's pages it merged. */
   ksm?: { running: boolean | undefined; mergingPages: number | undefined };
+  /** With `save`: the snapshot it wrote (its file, size, and the time from the pause to the file on disk). */
+  saved?: { path: string; bytes: number; pages: number; durationMs: number };
+  /** A run through tskvm's BIOS: the final screen, the console's teletype text, and BIOS calls by service. */
+  bios?: { screen: ScreenCapture; console: string; calls: Record<string, number> };
 }
 
 /** The parts of a result that do not come from the vCPUs. */

@@ -6,19 +6,26 @@
  * happens, every resource is released.
  */
 import { BoardThread } from '../board/board-thread.js';
-import { COM_PORTS } from '../board/pc-board.js';
+import { COM_PORTS, type ComPortName } from '../board/pc-board.js';
 import { UsageError } from '../errors.js';
 import { ksmMergingPages, ksmRunning } from '../host.js';
 import { SerialBridge, type SerialSink } from '../io/serial-bridge.js';
+import { SerialConsole } from '../io/serial-console.js';
 import type { KvmRegs, KvmSregs } from '../kvm/structs.js';
 import { startGdb, type AttachedGdb } from '../gdb/attach.js';
 import type { VcpuRunResult } from '../vcpu/exit-loop.js';
 import type { VcpuJobDebug } from '../vcpu/thread.js';
 import { HALT_POLL_INTERVAL_MS, type Vcpu, type VcpuState } from '../vcpu/vcpu.js';
-import { buildMachine, type Machine } from './builder.js';
+import { buildMachine, restoredMachine, type Machine } from './builder.js';
 import { readGuestFiles } from './guest-files.js';
 import { validateRunOptions, type MachineConfig, type RunGuestOptions } from './options.js';
 import { combineVcpuResults, toRunResult, type RunReason, type RunResult } from './result.js';
+import type { SnapshotInfo, SnapshotOptions } from '../snapshot/capture.js';
+import { RunSnapshots } from '../snapshot/run-hooks.js';
+import type { ScreenCapture } from '../bios/screen.js';
+import { bootsThroughBios } from '../bios/boot-choice.js';
+import { loadBios } from '../bios/lazy.js';
+import type { GuestFiles } from './guest-files.js';
 
 export {
   DEFAULT_MEMORY,
@@ -45,6 +52,20 @@ export interface GuestRun {
   stop(): void;
   /** The registers of the paused boot vCPU (consistent: nothing runs while it is paused). */
   registers(): { regs: KvmRegs; sregs: KvmSregs };
+  /**
+   * Pauses the guest and saves it to `path` (src/snapshot/capture.ts); it stays paused unless
+   * `options.resume`. `startGuest({ restore: path })` brings it back, here or in another process.
+   */
+  snapshot(path: string, options?: SnapshotOptions): Promise<SnapshotInfo>;
+  /**
+   * COM1 as a test drives it: write() types, expect() waits for output (src/io/serial-console.ts).
+   * Undefined when COM1 is connected to nothing (serialPorts without COM1).
+   */
+  readonly console: SerialConsole | undefined;
+  /** A console for every connected port. */
+  readonly consoles: Partial<Record<ComPortName, SerialConsole>>;
+  /** The text screen now, for a guest booted through tskvm's BIOS (undefined otherwise). */
+  screen(): ScreenCapture | undefined;
   readonly result: Promise<RunResult>;
 }
 
@@ -56,16 +77,32 @@ export async function runGuest(options: RunGuestOptions): Promise<RunResult> {
 /** Creates the machine, loads the image and starts the vCPUs; the returned handle controls the run. */
 export async function startGuest(options: RunGuestOptions): Promise<GuestRun> {
   const config = validateRunOptions(options);
-  const files = await readGuestFiles(config);
-  const machine = buildMachine(config, files);
+  const machine = config.restore ? restoredMachine(config, config.restore) : buildMachine(config, await filesForBuild(config));
   let gdb: AttachedGdb | undefined;
   try {
     gdb = config.gdb ? await startGdb(machine.vcpus[0]!, machine.vm.memory, config.gdb) : undefined;
   } catch (err) {
+    machine.bios?.close();
     void machine.vm.close();
     throw err;
   }
-  return new Run(config, machine, gdb).handle();
+  const run = new Run(config, machine, gdb);
+  const handle = run.handle();
+  try {
+    await run.ready; // a restored guest's state is loaded before anyone can resume it
+  } catch (err) {
+    handle.stop();
+    await handle.result.catch(() => {});
+    throw err;
+  }
+  return handle;
+}
+
+/** The guest's files; for a run that boots through the BIOS, its modules loaded too. */
+async function filesForBuild(config: MachineConfig): Promise<GuestFiles> {
+  const files = await readGuestFiles(config);
+  if (bootsThroughBios(config.bios, config.format, files.image?.bytes)) await loadBios();
+  return files;
 }
 
 /** The run of one built machine. */
@@ -74,21 +111,46 @@ class Run {
   private callbackError: unknown;
   private readonly chunks: Buffer[] = [];
   private readonly bridges: (SerialBridge | null)[];
+  private readonly consoles: Partial<Record<ComPortName, SerialConsole>> = {};
   private board: BoardThread | undefined;
   private readonly started = performance.now();
+  private readonly snapshots: RunSnapshots;
+  private failure: unknown;
+  /** Settles once the guest may run (a restored one: its saved state loaded). */
+  ready: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly config: MachineConfig,
     private readonly machine: Machine,
     private readonly gdb: AttachedGdb | undefined,
   ) {
+    this.snapshots = new RunSnapshots({
+      machine,
+      save: config.save,
+      pause: async () => void (await Promise.all(machine.vcpus.map((vcpu) => vcpu.pause()))),
+      resume: () => machine.vcpus.forEach((vcpu) => vcpu.resume()),
+      saveDevices: () => (machine.vcpus.length === 1 ? machine.vcpus[0]!.saveDevices() : this.remoteBoard().saveDevices()),
+      stop: (reason) => this.stop(reason),
+      fail: (err) => {
+        this.failure ??= err;
+        this.stop('stopped');
+      },
+    });
     this.bridges = COM_PORTS.map((port) => {
       const endpoint = config.serial[port.name];
       if (!endpoint) return null;
-      const output = endpoint.output;
-      const sink: SerialSink =
-        port.name === 'COM1' && config.collectSerial ? (chunk) => (this.chunks.push(chunk), output?.(chunk)) : (chunk) => output?.(chunk);
-      return new SerialBridge(sink, endpoint.input, {
+      const output = port.name === 'COM1' ? this.snapshots.watchSerial((chunk) => endpoint.output?.(chunk)) : endpoint.output;
+      // Every connected port has a console (expect/write for tests): its input stream carries the
+      // caller's input first, then whatever write() types; its output sees every byte.
+      const console = new SerialConsole(port.name, endpoint.input);
+      this.consoles[port.name] = console;
+      const collect = port.name === 'COM1' && config.collectSerial;
+      const sink: SerialSink = (chunk) => {
+        console.feed(chunk);
+        if (collect) this.chunks.push(chunk);
+        return output?.(chunk);
+      };
+      return new SerialBridge(sink, console.input, {
         onInput: () => this.inputArrived(),
         onSinkError: (err) => this.callbackFailed(err),
       });
@@ -101,7 +163,10 @@ class Run {
     const signal = this.config.signal;
     const onAbort = (): void => this.stop('stopped');
     signal?.addEventListener('abort', onAbort);
+    this.machine.bios?.start(() => this.inputArrived());
+    const loadRestore = this.snapshots.start();
     const running = vcpus.length === 1 ? this.runOne() : this.runSmp();
+    this.ready = loadRestore();
     this.gdb?.attach(running);
     if (signal?.aborted) onAbort();
     const result = this.finish(running, () => {
@@ -122,13 +187,39 @@ class Run {
         if (boot.state !== 'paused') throw new UsageError(`registers can be read only while the guest is paused (it is ${boot.state})`);
         return { regs: boot.getRegs(), sregs: boot.getSregs() };
       },
+      console: this.consoles.COM1,
+      consoles: this.consoles,
+      screen: () => this.machine.bios?.screen(),
+      snapshot: (path, options) => this.snapshots.snapshot(path, options),
       result,
     };
   }
 
   private stop(reason: RunReason): void {
     this.stopReason ??= reason;
+    if (this.finishingSerial) this.abandonSerialSoon();
     for (const vcpu of this.machine.vcpus) vcpu.stop();
+  }
+
+  /**
+   * After a stop (timeout, abort, stop()), output still queued is delivered for up to
+   * SERIAL_STOP_GRACE_MS, then dropped: a caller's sink that never settles cannot keep the run,
+   * and its VM, alive. A run the guest ended waits for every byte.
+   */
+  private abandonSerialSoon(): void {
+    if (this.abandonTimer !== undefined) return;
+    this.abandonTimer = setTimeout(() => {
+      for (const bridge of this.bridges) bridge?.abandon();
+    }, SERIAL_STOP_GRACE_MS);
+  }
+
+  private finishingSerial = false;
+  private abandonTimer: ReturnType<typeof setTimeout> | undefined;
+
+  /** The board thread of a multi-vCPU run (there is one while its vCPUs run). */
+  private remoteBoard(): BoardThread {
+    if (!this.board) throw new UsageError('the guest cannot be saved: its board is not running');
+    return this.board;
   }
 
   /** New serial input: the devices hear of it now, not when the guest next polls them. */
@@ -145,8 +236,13 @@ class Run {
 
   private runOne(): Promise<VcpuRunResult> {
     const { vcpus, firmware } = this.machine;
+    const debug = debugOptions(this.config);
+    if (debug) this.machine.bios?.alignTrace(debug.startNs);
+    const snapshot = this.snapshots.boardSpec;
     return vcpus[0]!.run(this.bridges, firmware, {
-      debug: debugOptions(this.config),
+      debug,
+      ...(snapshot ? { snapshot } : {}),
+      ...(this.machine.bios ? { bios: this.machine.bios.spec } : {}),
       onPaused: this.gdb ? (why) => this.gdb?.target.onDebugStop(why) : undefined,
     });
   }
@@ -157,6 +253,8 @@ class Run {
    */
   private async runSmp(): Promise<VcpuRunResult> {
     const { vm, vcpus, firmware } = this.machine;
+    const debug = debugOptions(this.config);
+    if (debug) this.machine.bios?.alignTrace(debug.startNs);
     const board = await BoardThread.start({
       vmFd: vm.fd.fd,
       memoryAddr: vm.memory.hostAddr,
@@ -164,11 +262,12 @@ class Run {
       irqchip: vm.irqchip,
       serial: this.bridges,
       firmware,
+      ...(this.machine.bios ? { bios: this.machine.bios.spec } : {}),
+      ...(this.snapshots.boardSpec ? { snapshot: this.snapshots.boardSpec } : {}),
       vcpus: vcpus.length,
     });
     this.board = board;
     try {
-      const debug = debugOptions(this.config);
       const runs = vcpus.map((vcpu, i) => vcpu.run([], undefined, { debug, remote: board.remotes[i] }));
       return await firstEnding(vcpus, runs, () => this.stop('stopped'));
     } finally {
@@ -184,9 +283,17 @@ class Run {
         vcpuResult = await running;
       } finally {
         cleanUp();
+        this.snapshots.finish();
+        this.finishingSerial = true;
+        if (this.stopReason) this.abandonSerialSoon(); // stopped: a stalled sink gets a grace period, not forever
         await Promise.all(this.bridges.map((bridge) => bridge?.finish()));
+        clearTimeout(this.abandonTimer);
+        const why = this.stopReason ?? 'the guest ended it';
+        for (const console of Object.values(this.consoles)) console.close(why);
+        await this.machine.bios?.finish();
         await this.gdb?.close();
       }
+      if (this.failure !== undefined) throw this.failure;
       if (this.callbackError !== undefined) {
         const message = this.callbackError instanceof Error ? this.callbackError.message : String(this.callbackError);
         throw new UsageError(`a serial output callback failed, so the run was stopped: ${message}`, 'ECALLBACK', {
@@ -194,7 +301,7 @@ class Run {
         });
       }
       const serialBytes = Buffer.concat(this.chunks);
-      const { loaded, warnings } = this.machine;
+      const { loaded, warnings, bios } = this.machine;
       const base = {
         serial: serialBytes.toString('utf8'),
         serialBytes,
@@ -203,9 +310,12 @@ class Run {
         notes: loaded.notes,
         warnings,
         ...(this.config.ksm ? { ksm: { running: ksmRunning(), mergingPages: ksmMergingPages() } } : {}),
+        ...(this.snapshots.savedInfo ? { saved: savedSummary(this.snapshots.savedInfo) } : {}),
+        ...(bios ? { bios: { screen: bios.screen(), console: bios.consoleText(), calls: bios.counts() } } : {}),
       };
       return toRunResult(vcpuResult, base, this.stopReason);
     } finally {
+      await this.snapshots.settled(); // a capture still reading the VM keeps it open
       void this.machine.vm.close(); // the kernel's VM teardown finishes in the background
     }
   }
@@ -258,6 +368,13 @@ function firstEnding(vcpus: readonly Vcpu[], runs: Promise<VcpuRunResult>[], sto
     });
   });
 }
+
+function savedSummary(info: SnapshotInfo): NonNullable<RunResult['saved']> {
+  return { path: info.path, bytes: info.bytes, pages: info.pages, durationMs: info.durationMs };
+}
+
+/** How long a stopped run still waits for its serial sinks to take queued output. */
+export const SERIAL_STOP_GRACE_MS = 1000;
 
 /** setTimeout's longest delay (2^31-1 ms); longer timeouts are chained. */
 const MAX_TIMER_MS = 2 ** 31 - 1;

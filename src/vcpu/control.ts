@@ -34,8 +34,16 @@ const THREAD_OFFSET = CONTROL_INT32S * 4;
 const COMMAND_NONE = 0;
 const COMMAND_RESUME = 1;
 const COMMAND_END = 2;
+const COMMAND_SAVE_DEVICES = 3;
 /** What a paused vCPU is told: go on, or end the run. */
 export type ResumeCommand = 'resume' | 'end';
+/** ... or, staying paused, report its board's device state (snapshots). */
+export type PausedCommand = ResumeCommand | 'save-devices';
+const COMMANDS: Readonly<Record<PausedCommand, number>> = {
+  resume: COMMAND_RESUME,
+  end: COMMAND_END,
+  'save-devices': COMMAND_SAVE_DEVICES,
+};
 
 /** How a thread names itself and is kicked: pthread_self and the shim's kick (a fake in unit tests). */
 export interface ThreadOps {
@@ -93,18 +101,21 @@ export class VcpuControl {
   }
 
   /** vCPU thread, paused: sleeps until the main thread says what to do. */
-  waitForCommand(): ResumeCommand {
+  waitForCommand(): PausedCommand {
     for (;;) {
       Atomics.wait(this.words, COMMAND, COMMAND_NONE);
       const command = Atomics.exchange(this.words, COMMAND, COMMAND_NONE);
       if (command === COMMAND_RESUME) return 'resume';
       if (command === COMMAND_END) return 'end';
+      if (command === COMMAND_SAVE_DEVICES) return 'save-devices';
     }
   }
 
-  /** Main thread: let a paused vCPU go on (or end the run). */
-  command(command: ResumeCommand): void {
-    Atomics.store(this.words, COMMAND, command === 'resume' ? COMMAND_RESUME : COMMAND_END);
+  /** Main thread: let a paused vCPU go on (or end the run, or report its devices' state). */
+  command(command: PausedCommand): void {
+    // An end (a stop) wins over a state request still waiting to be taken.
+    if (command === 'save-devices') Atomics.compareExchange(this.words, COMMAND, COMMAND_NONE, COMMAND_SAVE_DEVICES);
+    else Atomics.store(this.words, COMMAND, COMMANDS[command]);
     Atomics.notify(this.words, COMMAND);
   }
 

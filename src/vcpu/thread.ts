@@ -4,6 +4,7 @@
  * its vCPU has left KVM_RUN and reported back.
  */
 import { Worker } from 'node:worker_threads';
+import type { BoardState } from '../board/board-state.js';
 import type { BoardSpec } from '../board/pc-board.js';
 import type { RemoteBoard } from '../board/board-thread.js';
 import { ensureThreadFdHeadroom } from '../host.js';
@@ -45,6 +46,8 @@ export type VcpuThreadReply =
   | { type: 'started' }
   /** Paused for the main thread, which must send a command (resume or end). */
   | { type: 'paused'; why: DebugStop }
+  /** While paused, asked for its board's device state (snapshots). */
+  | { type: 'devices'; devices: BoardState }
   | { type: 'result'; result: VcpuRunResult }
   | { type: 'error'; error: ErrorMessage };
 
@@ -52,6 +55,7 @@ export type VcpuThreadReply =
 export interface VcpuThreadEvents {
   onStarted?: () => void;
   onPaused?: (why: DebugStop) => void;
+  onDevices?: (devices: BoardState) => void;
 }
 
 /** Idle threads kept for reuse; more than this are terminated when released. */
@@ -106,6 +110,7 @@ export class VcpuThread {
       const onMessage = (reply: VcpuThreadReply): void => {
         if (reply.type === 'started') return events.onStarted?.();
         if (reply.type === 'paused') return events.onPaused?.(reply.why);
+        if (reply.type === 'devices') return events.onDevices?.(reply.devices);
         settle();
         if (reply.type === 'result') return resolve(reply.result);
         reject(asResourceError(fromErrorMessage(reply.error), 'running a vCPU thread'));

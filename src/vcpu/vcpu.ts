@@ -3,6 +3,9 @@
  * stopped. Requests (pause, resume, stop, poll-input) can be made in any state; those made before
  * the thread runs wait in the control block and are answered when it starts, never dropped.
  */
+import type { BiosBoardSpec } from '../bios/spec.js';
+import type { BoardState } from '../board/board-state.js';
+import type { BoardSnapshotSpec } from '../board/pc-board.js';
 import type { FwCfgConfig } from '../devices/fw-cfg.js';
 import type { RemoteBoard } from '../board/board-thread.js';
 import type { SerialRings } from '../io/byte-ring.js';
@@ -30,6 +33,10 @@ export interface VcpuRunOptions {
   debug?: VcpuJobDebug;
   /** Each pause (the vCPU then waits for resume() or stop()). */
   onPaused?: (why: DebugStop) => void;
+  /** tskvm's BIOS devices on this vCPU's board (a guest booting through the BIOS). */
+  bios?: BiosBoardSpec;
+  /** Snapshots: device state for this vCPU's board to take, a debug-exit value that asks for a snapshot. */
+  snapshot?: BoardSnapshotSpec;
 }
 
 /**
@@ -42,6 +49,7 @@ export class Vcpu {
   private control = new VcpuControl();
   private currentState: VcpuState = 'created';
   private pauseWaiters: (() => void)[] = [];
+  private deviceWaiters: ((devices: BoardState) => void)[] = [];
   private running = false;
 
   constructor(
@@ -92,6 +100,9 @@ export class Vcpu {
     const onStarted = (): void => {
       if (this.currentState === 'starting') this.currentState = 'running';
     };
+    const onDevices = (devices: BoardState): void => {
+      for (const resolve of this.deviceWaiters.splice(0)) resolve(devices);
+    };
     // HLT does not exit under the in-kernel irqchip: ask now and then whether the guest is done.
     let thread: VcpuThread | undefined;
     let poll: ReturnType<typeof setInterval> | undefined;
@@ -111,15 +122,18 @@ export class Vcpu {
         memorySize: this.vm.memory.size,
         serial: serial.map((rings) => (rings ? { tx: rings.tx.buffer, rx: rings.rx.buffer } : null)),
         firmware,
+        ...(options.bios ? { bios: options.bios } : {}),
+        ...(options.snapshot ? { snapshot: options.snapshot } : {}),
         control: control.buffer,
       };
-      return await thread.run(job, { onStarted, onPaused });
+      return await thread.run(job, { onStarted, onPaused, onDevices });
     } finally {
       clearInterval(poll);
       this.running = false;
       this.currentState = 'stopped';
       this.control = new VcpuControl(); // a later run starts with no requests pending
       for (const resolve of this.pauseWaiters.splice(0)) resolve(); // a pause() in flight ends with the run
+      for (const resolve of this.deviceWaiters.splice(0)) resolve({ devices: {}, unsaved: [] });
       thread?.release();
     }
   }
@@ -138,6 +152,17 @@ export class Vcpu {
     const paused = new Promise<void>((resolve) => this.pauseWaiters.push(resolve));
     this.control.request('pause', this.fd.runAddr);
     return paused;
+  }
+
+  /**
+   * The device state of this vCPU's own board (a one-vCPU VM; with several, the board thread has
+   * the devices): asked of the paused vCPU thread, which stays paused. Empty once the run has ended.
+   */
+  saveDevices(): Promise<BoardState> {
+    if (this.currentState !== 'paused') throw new Error(`vCPU ${this.id} must be paused to save its devices (it is ${this.currentState})`);
+    const saved = new Promise<BoardState>((resolve) => this.deviceWaiters.push(resolve));
+    this.control.command('save-devices');
+    return saved;
   }
 
   /** Lets a paused vCPU go on (nothing if it is not paused). */

@@ -5,7 +5,9 @@
  * VM per test case stays cheap.
  */
 import { parentPort } from 'node:worker_threads';
-import { createPcBoardFromSpec, localDevices } from '../board/pc-board.js';
+import { loadBios } from '../bios/lazy.js';
+import { saveBoardState } from '../board/board-state.js';
+import { COM_PORTS, createPcBoardFromSpec, localDevices, type Board } from '../board/pc-board.js';
 import { DeviceMailbox, Doorbell, remoteDevices } from '../board/mailbox.js';
 import { formatVcpuState } from '../debug/register-dump.js';
 import { toErrorMessage } from '../kvm/error.js';
@@ -20,12 +22,18 @@ if (!parentPort) throw new Error('vcpu worker must run in a worker thread');
 const port = parentPort;
 
 /** The loop's hooks: pausing always; debugging and tracing as the job asks (none: the fast loop). */
-function loopHooks(job: VcpuJob, vcpu: VcpuFd, memory: GuestMemory, control: VcpuControl): LoopHooks {
+function loopHooks(job: VcpuJob, vcpu: VcpuFd, memory: GuestMemory, control: VcpuControl, board: Board | undefined): LoopHooks {
   const hooks: LoopHooks = {
     // Paused for the main thread (pause() or the debugger): report, then sleep until told.
     paused: (why) => {
       port.postMessage({ type: 'paused', why } satisfies VcpuThreadReply);
-      return control.waitForCommand();
+      for (;;) {
+        const command = control.waitForCommand();
+        if (command !== 'save-devices') return command;
+        // A snapshot: this board's device state, and still paused.
+        const devices = board ? saveBoardState(board, COM_PORTS) : { devices: {}, unsaved: [] };
+        port.postMessage({ type: 'devices', devices } satisfies VcpuThreadReply);
+      }
     },
     describe: () => formatVcpuState(vcpu.getRegs(), vcpu.getSregs(), memory.bytes, (linear) => vcpu.translate(linear)),
     outputErrors: () => LineWriter.takeErrors(),
@@ -56,17 +64,19 @@ function loopVcpu(fd: VcpuFd): LoopVcpu {
   };
 }
 
-port.on('message', (job: VcpuJob) => {
+port.on('message', async (job: VcpuJob) => {
   let reply: VcpuThreadReply;
   try {
+    if (job.bios && !job.remote) await loadBios(); // only BIOS boots import the BIOS
     const vcpu = VcpuFd.attach(job.vcpuFd, job.runAddr, job.runSize);
     const memory = GuestMemory.attach(job.memoryAddr, job.memorySize);
     // One vCPU: its board lives here, so an exit never crosses threads. Several: a board thread's.
+    let board: Board | undefined;
     const devices = job.remote
       ? remoteDevices(new DeviceMailbox(job.remote.mailbox), new Doorbell(job.remote.doorbell), job.remote.deviceNames)
-      : localDevices(createPcBoardFromSpec(job));
+      : localDevices((board = createPcBoardFromSpec(job)));
     const control = new VcpuControl(job.control);
-    const hooks = loopHooks(job, vcpu, memory, control);
+    const hooks = loopHooks(job, vcpu, memory, control, board);
     port.postMessage({ type: 'started' } satisfies VcpuThreadReply);
     reply = { type: 'result', result: runVcpu(loopVcpu(vcpu), devices, control, hooks) };
   } catch (err) {

@@ -156,16 +156,29 @@ describe('tskvm run: bad usage and bad input exit 2', () => {
     );
   });
 
-  it('--help teaches the exit statuses and --version prints the version', async () => {
+  it('--help teaches the exit statuses and --version prints the version and the backend', async () => {
     const help = await runCli(['run', '--help']);
     expect(help.status).toBe(0);
     expect(help.stdout.toString()).toMatch(/--memory <size>/);
     expect(help.stdout.toString()).toMatch(/124 +--timeout passed/);
     const version = await runCli(['--version']);
-    expect([version.status, version.stdout.toString()]).toEqual([
-      0,
-      `${JSON.parse(readFileSync(path.join(path.dirname(CLI), '..', 'package.json'), 'utf8')).version}\n`,
-    ]);
+    const pkg = JSON.parse(readFileSync(path.join(path.dirname(CLI), '..', 'package.json'), 'utf8')) as { version: string };
+    expect(version.status).toBe(0);
+    const backendName = process.env.TSKVM_BACKEND === 'ffi' ? 'ffi: TSKVM_BACKEND=ffi' : 'addon';
+    expect(version.stdout.toString()).toBe(`tskvm ${pkg.version} (backend: ${backendName}; Node ${process.version})\n`);
+  });
+
+  it('help and version survive a reader that closes the pipe early', async () => {
+    const { execFileSync } = await import('node:child_process');
+    for (const args of ['run --help', '--help', 'doctor']) {
+      // stderr to a file, stdout into a reader that leaves after 10 bytes; `; echo $?` would be head's status
+      const err = path.join(tmp, 'stderr.txt');
+      execFileSync('bash', ['-c', `node ${CLI} ${args} 2>${err} | head -c 10 >/dev/null; exit \${PIPESTATUS[0]}`], { encoding: 'utf8' });
+      expect(readFileSync(err, 'utf8'), args).not.toMatch(/EPIPE|Error|at .*\.js/);
+    }
+    const r = await runCli(['run', '--help']);
+    expect(r.stdout.toString()).toMatch(/IMAGE|image/);
+    expect(r.stdout.toString()).not.toMatch(/flat binary or 512-byte boot sector'?\s*$/m);
   });
 });
 

@@ -253,6 +253,27 @@ describeKvm('the library never throws past its promise', () => {
     }
   });
 
+  it('ends an aborted run whose serial sink never settles, and releases its VM', async () => {
+    await releaseIdleResources();
+    const fds = openFds();
+    let chunks = 0;
+    const abort = new AbortController();
+    const run = await startGuest({
+      image: guest('bigout'),
+      signal: abort.signal,
+      onSerial: () => {
+        chunks++;
+        return new Promise<void>(() => {}); // a sink that stops reading, for good
+      },
+    });
+    while (chunks === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+    abort.abort();
+    const r = await run.result;
+    expect(r.reason).toBe('stopped');
+    await releaseIdleResources();
+    expect(openFds()).toBe(fds);
+  });
+
   it('takes a timeout longer than setTimeout allows without firing it early', async () => {
     const run = await startGuest({ image: guest('spin'), timeoutMs: 2 ** 40 });
     await new Promise((resolve) => setTimeout(resolve, 300));

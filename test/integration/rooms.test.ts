@@ -30,7 +30,7 @@ describeKvm('the machine builder', () => {
       expect(machine.loaded.format).toBe('flat');
       // Copies: guest RAM is unmapped once the VM closes, so nothing may keep a view of it.
       const memory = machine.vm.memory.bytes;
-      const image = (await readGuestFiles(config)).image.bytes;
+      const image = (await readGuestFiles(config)).image!.bytes;
       expect(Buffer.from(memory.slice(0x10000, 0x10000 + image.length)).equals(Buffer.from(image))).toBe(true); // kvmtool's load address
       expect(memory[0x400]! | (memory[0x401]! << 8)).toBe(0x3f8); // BDA: COM1's base
       expect(Buffer.from(memory.slice(0xf0000, 0x100000)).indexOf('_MP_')).toBeGreaterThanOrEqual(0); // MP table

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
+  MAX_PACKET_SIZE,
+  MAX_UNTERMINATED_BYTES,
   PacketDecoder,
   checksum,
   encodePacket,
@@ -13,6 +15,18 @@ import {
 } from '../../src/gdb/packet.js';
 
 const bytes = (text: string) => Buffer.from(text, 'latin1');
+const MiB = 2 ** 20;
+
+/** `$body#cs` with the right checksum, body taken as wire bytes (nothing escaped). */
+function framed(body: Uint8Array): Buffer {
+  return Buffer.concat([bytes('$'), body, bytes(`#${checksum(body).toString(16).padStart(2, '0')}`)]);
+}
+
+/** Heap and ArrayBuffer bytes in use now: what a decoder that stored a flood would grow. */
+function memoryInUse(): number {
+  const { heapUsed, arrayBuffers } = process.memoryUsage();
+  return heapUsed + arrayBuffers;
+}
 
 function packets(events: ReturnType<PacketDecoder['feed']>): string[] {
   return events.flatMap((e) => (e.type === 'packet' ? [e.data.toString('latin1')] : []));
@@ -62,9 +76,10 @@ describe('PacketDecoder', () => {
   });
 
   it('unescapes } sequences and expands run-length encoding', () => {
-    expect(unescapePayload([...bytes('a}\x04b}]')]).toString('latin1')).toBe('a$b}');
-    // "0* " is '0' repeated 32 - 29 = 3 more times.
-    expect(unescapePayload([...bytes('0* ')]).toString()).toBe('0000');
+    expect(unescapePayload(bytes('a}\x04b}]'))).toEqual(bytes('a$b}'));
+    // "0* " is '0' repeated 32 - 29 = 3 more times; an escaped byte can be repeated too.
+    expect(unescapePayload(bytes('0* '))).toEqual(bytes('0000'));
+    expect(unescapePayload(bytes('}\x04*!x'))).toEqual(bytes('$$$$$x'));
     const decoder = new PacketDecoder();
     const body = 'X}\x03';
     const wire = `$${body}#${checksum(bytes(body)).toString(16).padStart(2, '0')}`;
@@ -79,6 +94,77 @@ describe('PacketDecoder', () => {
 
   it('restarts on a $ inside a packet (the earlier one was cut off)', () => {
     expect(packets(new PacketDecoder().feed(bytes('$gar$g#67')))).toEqual(['g']);
+  });
+});
+
+describe('PacketDecoder bounds', () => {
+  it('accepts a packet of exactly MAX_PACKET_SIZE bytes and rejects one byte more, storing no more than the bound', () => {
+    const decoder = new PacketDecoder();
+    const full = Buffer.alloc(MAX_PACKET_SIZE, 'a');
+    expect(decoder.feed(framed(full))).toEqual([{ type: 'packet', data: full }]);
+    const over = Buffer.alloc(MAX_PACKET_SIZE + 1, 'a');
+    const wire = framed(over);
+    expect(decoder.feed(wire.subarray(0, wire.length - 3))).toEqual([]);
+    expect(decoder.buffered).toBe(0); // past the bound nothing is kept
+    expect(decoder.feed(wire.subarray(wire.length - 3))).toEqual([{ type: 'rejected', why: 'too-long' }]);
+    // A bad checksum is still a bad checksum (the peer resends), and the decoder carries on.
+    expect(decoder.feed(Buffer.concat([bytes('$'), over, bytes('#00')]))).toEqual([{ type: 'bad-checksum' }]);
+    expect(packets(decoder.feed(bytes('$g#67')))).toEqual(['g']);
+  });
+
+  it('reports a 100 MiB unterminated packet once as an overrun without storing it', () => {
+    const decoder = new PacketDecoder();
+    const chunk = Buffer.alloc(MiB, 'a');
+    const before = memoryInUse();
+    const events = [...decoder.feed(bytes('$'))];
+    let most = 0;
+    for (let i = 0; i < 100; i++) {
+      events.push(...decoder.feed(chunk));
+      most = Math.max(most, decoder.buffered);
+    }
+    expect(events).toEqual([{ type: 'overrun' }]);
+    expect(most).toBeLessThanOrEqual(MAX_PACKET_SIZE);
+    // Before the bound, this cost 2.2 GB; the decoder's own buffer is 16 KiB.
+    expect(memoryInUse() - before).toBeLessThan(32 * MiB);
+    // The flood's '#' and checksum are line noise; the next '$' starts a packet again.
+    expect(packets(decoder.feed(bytes('#00$g#67')))).toEqual(['g']);
+  });
+
+  it('refuses run-length runs that expand past MAX_PACKET_SIZE, before allocating them', () => {
+    // 1 MB of "0*~" (97 more zeros each) once cost 945 MB; now it is an overrun long before its end
+    // (the stub drops the connection), and 40 KB of it, terminated, is too long on the wire.
+    const huge = Buffer.from('0*~'.repeat(Math.floor(MiB / 3)), 'latin1');
+    const before = memoryInUse();
+    expect(new PacketDecoder().feed(framed(huge))).toEqual([{ type: 'overrun' }]);
+    expect(new PacketDecoder().feed(framed(huge.subarray(0, 40_000)))).toEqual([{ type: 'rejected', why: 'too-long' }]);
+    // Short on the wire, long once expanded: 169 runs of 98 bytes is more than 16 KiB.
+    const runs = Buffer.from('0*~'.repeat(Math.ceil(MAX_PACKET_SIZE / 98)), 'latin1');
+    expect(runs.length).toBeLessThan(MAX_PACKET_SIZE);
+    expect(new PacketDecoder().feed(framed(runs))).toEqual([{ type: 'rejected', why: 'too-long' }]);
+    expect(memoryInUse() - before).toBeLessThan(32 * MiB);
+    // Exactly at the bound is fine.
+    const exact = Buffer.concat([bytes('0*~'.repeat(MAX_PACKET_SIZE / 98 - 1)), Buffer.alloc((MAX_PACKET_SIZE % 98) + 98, '0')]);
+    const [event] = new PacketDecoder().feed(framed(exact));
+    expect(event?.type === 'packet' && event.data.length).toBe(MAX_PACKET_SIZE);
+    expect(unescapePayload(bytes('ab*!'), 5)).toBe('too-long');
+    expect(unescapePayload(bytes('ab*!'), 6)).toEqual(bytes('abbbbb'));
+  });
+
+  it('refuses malformed escape and run-length sequences', () => {
+    expect(unescapePayload(bytes('*!'))).toBe('malformed'); // nothing to repeat
+    expect(unescapePayload(bytes('a*'))).toBe('malformed'); // no count
+    expect(unescapePayload(bytes('a}'))).toBe('malformed'); // nothing escaped
+    expect(unescapePayload(bytes('a*\x1f'))).toBe('malformed'); // count below ' '
+    expect(unescapePayload(Buffer.from([0x61, 0x2a, 0xff]))).toBe('malformed'); // count above '~'
+    expect(new PacketDecoder().feed(framed(bytes('m0,4*\x7f')))).toEqual([{ type: 'rejected', why: 'malformed' }]);
+  });
+
+  it('counts MAX_UNTERMINATED_BYTES from the packet start, across a restart', () => {
+    const decoder = new PacketDecoder();
+    // A '$' restarts the count: two floods just under the bound are no overrun.
+    const under = Buffer.alloc(MAX_UNTERMINATED_BYTES - 1, 'a');
+    expect(decoder.feed(Buffer.concat([bytes('$'), under, bytes('$'), under]))).toEqual([]);
+    expect(decoder.feed(bytes('a'))).toEqual([{ type: 'overrun' }]);
   });
 });
 

@@ -1,13 +1,17 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
+import { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { CpuMode, DebugTarget, HwBreakpointKind, StopReason } from '../../src/gdb/target.js';
 import type { KvmRegs, KvmSegment, KvmSregs } from '../../src/kvm/structs.js';
 import { KVM_REGS_FIELDS } from '../../src/kvm/structs.js';
-import { PacketDecoder, encodePacket, fromLittleEndianHex, toLittleEndianHex } from '../../src/gdb/packet.js';
+import { PacketDecoder, checksum, encodePacket, fromLittleEndianHex, toLittleEndianHex } from '../../src/gdb/packet.js';
 import { I386_LAYOUT, X86_64_LAYOUT, type RegisterLayout } from '../../src/gdb/registers.js';
-import { startGdbServer, type GdbServer } from '../../src/gdb/stub.js';
+import { GdbStub, MAX_OUTPUT_BACKLOG, MAX_PACKET_SIZE, MAX_QUEUED_PACKETS, startGdbServer, type GdbServer } from '../../src/gdb/stub.js';
+import { VcpuDebugTarget } from '../../src/gdb/debug-target.js';
+import type { GuestMemory } from '../../src/memory/guest-memory.js';
+import type { Vcpu } from '../../src/vcpu/vcpu.js';
 
 const GDB = '/usr/bin/gdb';
 const GDB_TIMEOUT_MS = 20_000;
@@ -548,6 +552,201 @@ describe('GdbStub over TCP', () => {
     const first = await RspClient.connect(server.port);
     expect(await first.request('?')).toBe('T05thread:01;');
     await expect(RspClient.connect(server.port)).rejects.toThrow();
+  });
+});
+
+/** Frames a body already in wire form (nothing escaped), for packets encodePacket would not produce. */
+function rawPacket(body: string | Buffer): Buffer {
+  const bytes = typeof body === 'string' ? Buffer.from(body, 'latin1') : body;
+  return Buffer.concat([Buffer.from('$'), bytes, Buffer.from(`#${checksum(bytes).toString(16).padStart(2, '0')}`)]);
+}
+
+/**
+ * A gdb connection that does not read what the stub writes: writes stay pending (writableLength
+ * grows) until release(). Bytes are pushed to the stub as if they came from the socket.
+ */
+class StalledPeer extends Duplex {
+  private held: (() => void)[] = [];
+  private stalled = true;
+  readonly received: Buffer[] = [];
+
+  override _read(): void {}
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: (error?: Error | null) => void): void {
+    this.received.push(chunk);
+    if (this.stalled) this.held.push(() => done());
+    else done();
+  }
+
+  release(): void {
+    this.stalled = false;
+    for (const done of this.held.splice(0)) done();
+  }
+
+  async send(bytes: Buffer | string): Promise<void> {
+    this.push(typeof bytes === 'string' ? Buffer.from(bytes, 'latin1') : bytes);
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+
+  replies(): string[] {
+    const decoder = new PacketDecoder();
+    return decoder.feed(Buffer.concat(this.received)).flatMap((e) => (e.type === 'packet' ? [e.data.toString('latin1')] : []));
+  }
+}
+
+describe('GdbStub bounds', () => {
+  it('advertises MAX_PACKET_SIZE as PacketSize and answers a longer packet with E07, keeping the connection', async () => {
+    const client = await connect(new FakeTarget());
+    const supported = await client.request('qSupported:swbreak+');
+    expect(supported.split(';')).toContain(`PacketSize=${MAX_PACKET_SIZE.toString(16)}`);
+    const before = client.raw.join('').length;
+    client.socket.write(rawPacket(`M1000,2000:${'00'.repeat(MAX_PACKET_SIZE / 2)}`)); // 16 KiB of hex plus its header
+    expect(await client.next()).toBe('E07');
+    expect(client.raw.join('').slice(before).startsWith('+')).toBe(true); // it arrived intact: acked
+    // A run-length run that expands past the bound, and one with a bad count byte.
+    client.socket.write(rawPacket(`X1000,4000:${'0*~'.repeat(200)}`));
+    expect(await client.next()).toBe('E07');
+    client.socket.write(rawPacket('m1000*\x01'));
+    expect(await client.next()).toBe('E16');
+    expect(await client.request('m1000,4')).toBe('deadbeef');
+  });
+
+  it('drops the connection on an unterminated flood and releases the target', async () => {
+    const target = new FakeTarget();
+    const client = await connect(target);
+    expect(await client.request('?')).toBe('T05thread:01;');
+    const chunk = Buffer.alloc(1 << 20, 'a');
+    client.socket.on('error', () => {}); // writes after the hang-up may be reset
+    client.socket.write('$');
+    // Keep writing (up to 100 MiB) until the stub hangs up: it must, within MAX_UNTERMINATED_BYTES.
+    for (let i = 0; i < 100 && !client.closed; i++) {
+      if (client.socket.write(chunk)) continue;
+      await new Promise((resolve) => {
+        client.socket.once('drain', resolve);
+        client.socket.once('close', resolve);
+      });
+    }
+    await client.waitClosed();
+    await server!.connection;
+    expect(target.detached).toBe(true);
+  });
+
+  it('reads at most MAX_PACKET_SIZE / 2 bytes per m, nothing past 2^64, and answers bad ranges with E', async () => {
+    const target = new FakeTarget();
+    const asked: number[] = [];
+    const read = target.readMemory.bind(target);
+    target.readMemory = (address, length) => (asked.push(length), read(address, length));
+    const client = await connect(target);
+    expect((await client.request('m0,ffffffffffffffffffff')).length).toBe(MAX_PACKET_SIZE);
+    expect(asked).toEqual([MAX_PACKET_SIZE / 2]);
+    // The last bytes below 2^64: only those are asked for (the fake has nothing there).
+    expect(await client.request('mfffffffffffffffe,10')).toMatch(/^E/);
+    expect(asked.at(-1)).toBe(2);
+    expect(await client.request('m10000000000000000,1')).toBe('E16');
+    expect(await client.request('m1000,0')).toBe('E16');
+    expect(await client.request('m1000')).toBe('E16');
+    expect(await client.request('m1000,4,4')).toBe('E16');
+    expect(await client.request('Mffffffffffffffff,2:0000')).toBe('E0e');
+    expect(await client.request('M1000,ffffffffffffffffffffff:00')).toBe('E16');
+    expect(await client.request(`M${'f'.repeat(5000)},1:00`)).toBe('E16');
+  });
+
+  it('clamps qXfer offsets and lengths: at most MAX_PACKET_SIZE - 1 bytes, "l" past the end', async () => {
+    const client = await connect(new FakeTarget('long'));
+    const xml = X86_64_LAYOUT.targetXml;
+    expect(await client.request(`qXfer:features:read:target.xml:${'f'.repeat(400)},100`)).toBe('l');
+    const whole = await client.request(`qXfer:features:read:target.xml:0,${'f'.repeat(400)}`);
+    expect(whole.length).toBeLessThanOrEqual(MAX_PACKET_SIZE);
+    expect(whole.slice(1)).toBe(xml.slice(0, MAX_PACKET_SIZE - 1));
+    expect(whole[0]).toBe(xml.length > MAX_PACKET_SIZE - 1 ? 'm' : 'l');
+  });
+
+  it(`drops a peer that sends more than ${MAX_QUEUED_PACKETS} packets without waiting for replies`, async () => {
+    const target = new FakeTarget();
+    const client = await connect(target);
+    client.send('c'); // the fake waits for an interrupt: later packets queue behind it
+    await new Promise((r) => setTimeout(r, 20));
+    client.socket.write(Buffer.concat(Array.from({ length: MAX_QUEUED_PACKETS + 1 }, () => encodePacket('m1000,4'))));
+    await client.waitClosed();
+    await server!.connection;
+    // The stub stopped the running target before letting it go.
+    expect(target.calls.at(-1)).toBe('interrupt');
+    expect(target.detached).toBe(true);
+  });
+
+  it('stops answering, and resends nothing on -, while MAX_OUTPUT_BACKLOG bytes of replies are unread', async () => {
+    const peer = new StalledPeer();
+    const stub = new GdbStub(peer, new FakeTarget());
+    const bigRead = `m0,${(MAX_PACKET_SIZE / 2).toString(16)}`;
+    await peer.send(Buffer.concat(Array.from({ length: MAX_QUEUED_PACKETS - 1 }, () => encodePacket(bigRead))));
+    // Each reply is a whole packet of hex: the stub stops once the backlog passes the bound.
+    const bound = MAX_OUTPUT_BACKLOG + MAX_PACKET_SIZE + 16;
+    expect(peer.writableLength).toBeGreaterThan(MAX_OUTPUT_BACKLOG);
+    expect(peer.writableLength).toBeLessThan(bound);
+    await peer.send('-'.repeat(10_000));
+    expect(peer.writableLength).toBeLessThan(bound);
+    // Once the peer reads, every reply comes, in order.
+    peer.release();
+    await new Promise((r) => setTimeout(r, 50));
+    const replies = peer.replies();
+    expect(replies.length).toBeGreaterThanOrEqual(MAX_QUEUED_PACKETS - 1);
+    expect(replies.every((r) => r.length === MAX_PACKET_SIZE)).toBe(true);
+    peer.destroy();
+    await stub.done;
+  });
+});
+
+/** Long-mode sregs with 4- or 5-level paging, for VcpuDebugTarget over a fake vCPU. */
+function fakeVcpu(la57: boolean): { vcpu: Vcpu; translated: bigint[] } {
+  const translated: bigint[] = [];
+  const sregs = { ...longModeSregs(), cr4: longModeSregs().cr4 | (la57 ? 1n << 12n : 0n) };
+  const vcpu = {
+    getSregs: () => sregs,
+    getRegs: () => new FakeTarget().regs,
+    // As KVM_TRANSLATE over page tables that map every linear page onto RAM (wrapping at its end):
+    // the walk ignores address bits above 47 (56 with LA57), so a non-canonical address would
+    // alias a canonical one; only the canonical check refuses it.
+    fd: {
+      translate: (linear: bigint): number | undefined => {
+        translated.push(linear);
+        return Number(linear % BigInt(MEMORY_SIZE));
+      },
+    },
+  };
+  return { vcpu: vcpu as unknown as Vcpu, translated };
+}
+
+describe('VcpuDebugTarget through the stub', () => {
+  async function connectTo(la57: boolean) {
+    const { vcpu, translated } = fakeVcpu(la57);
+    const bytes = new Uint8Array(MEMORY_SIZE);
+    bytes.set([0x11, 0x22, 0x33, 0x44], 0x100000);
+    const target = new VcpuDebugTarget(vcpu, { bytes } as unknown as GuestMemory);
+    server = await startGdbServer(0, target);
+    return { client: await RspClient.connect(server.port), bytes, translated };
+  }
+
+  it('refuses non-canonical addresses in long mode instead of aliasing guest-physical memory', async () => {
+    const { client, bytes, translated } = await connectTo(false);
+    expect(await client.request('m100000,4')).toBe('11223344');
+    // Bit 63 set, bits 48-62 clear: not canonical; KVM_TRANSLATE would have read 0x100000.
+    expect(await client.request('m8000000000100000,4')).toBe('E0e');
+    expect(await client.request('M8000000000100000,1:ff')).toBe('E0e');
+    expect(await client.request('X8000000000100000,1:\xff')).toBe('E0e');
+    expect(bytes[0x100000]).toBe(0x11);
+    // A range that starts canonical and runs into the hole is refused as a whole.
+    expect(await client.request('m7ffffffffffe,4')).toBe('E0e');
+    expect(translated.every((linear) => linear < 1n << 47n || linear >= 0xffff800000000000n)).toBe(true);
+    // The upper canonical half is fine.
+    expect(await client.request('mffff800000100000,4')).toBe('11223344');
+  });
+
+  it('with LA57, takes 57-bit canonical ranges and refuses the rest', async () => {
+    const { client } = await connectTo(true);
+    expect(await client.request('m100000,4')).toBe('11223344');
+    // Canonical with 5-level paging (bits 56-63 clear), not with 4-level: the whole range is valid.
+    expect(await client.request('m00f0000000100000,4')).toBe('11223344');
+    expect(await client.request('m0100000000100000,4')).toBe('E0e');
   });
 });
 

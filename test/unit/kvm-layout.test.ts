@@ -48,6 +48,19 @@ import {
   type KvmSregs,
 } from '../../src/kvm/structs.js';
 
+import {
+  KVM_STATE_LAYOUT,
+  decodeClock,
+  decodeDebugRegs,
+  decodeIoapic,
+  decodePic,
+  decodePit,
+  decodeVcpuEvents,
+  decodeXcrs,
+  encodeDebugRegs,
+  encodeXcrs,
+} from '../../src/kvm/state.js';
+
 const layout = native().layout;
 
 const BIG = 0xfedc_ba98_7654_3210n; // above 2^53 and above 2^63
@@ -201,6 +214,94 @@ describe('struct layout matches the addon (offsetof/sizeof from <linux/kvm.h>)',
       expect(view.getUint16(at + 12, true), name).toBe(s[name].selector);
       expect(view.getUint8(at + 14), name).toBe(s[name].type);
     });
+  });
+});
+
+describe('the snapshot state structs match the addon (sizes and offsets from C)', () => {
+  it.each(Object.entries(KVM_STATE_LAYOUT))('%s = %i', (key, value) => {
+    expect(layout[key], key).toBe(value);
+  });
+
+  it('the ioctl numbers for the state ioctls come from C, with the struct sizes in them', () => {
+    const ioctls = native().ioctls;
+    const size = (request: number): number => (request >>> 16) & 0x3fff; // _IOC_SIZE
+    expect(size(ioctls.KVM_GET_XSAVE)).toBe(layout.sizeofKvmXsave);
+    expect(size(ioctls.KVM_GET_XSAVE2)).toBe(layout.sizeofKvmXsave);
+    expect(size(ioctls.KVM_SET_XCRS)).toBe(layout.sizeofKvmXcrs);
+    expect(size(ioctls.KVM_GET_LAPIC)).toBe(layout.sizeofKvmLapicState);
+    expect(size(ioctls.KVM_SET_VCPU_EVENTS)).toBe(layout.sizeofKvmVcpuEvents);
+    expect(size(ioctls.KVM_GET_DEBUGREGS)).toBe(layout.sizeofKvmDebugregs);
+    expect(size(ioctls.KVM_SET_IRQCHIP)).toBe(layout.sizeofKvmIrqchip);
+    expect(size(ioctls.KVM_GET_PIT2)).toBe(layout.sizeofKvmPitState2);
+    expect(size(ioctls.KVM_SET_CLOCK)).toBe(layout.sizeofKvmClockData);
+    expect(size(ioctls.KVM_GET_CPUID2)).toBe(layout.sizeofKvmCpuid2);
+    // The same command number, read vs write: KVM_GET_PIT2 0x9f shares its number with KVM_GET_VCPU_EVENTS.
+    expect(ioctls.KVM_GET_PIT2 & 0xff).toBe(0x9f);
+    expect(ioctls.KVM_GET_PIT2).not.toBe(ioctls.KVM_GET_VCPU_EVENTS);
+  });
+
+  it("decoders read the fields at the addon's offsets", () => {
+    const events = new Uint8Array(layout.sizeofKvmVcpuEvents!);
+    const ev = new DataView(events.buffer);
+    ev.setUint32(layout.eventsExceptionErrorCode!, 0xdead, true);
+    ev.setUint8(layout.eventsInterrupt! + 1, 0x30);
+    ev.setUint8(layout.eventsNmi! + 2, 1);
+    ev.setUint32(layout.eventsSipiVector!, 0x9a, true);
+    ev.setUint32(layout.eventsFlags!, 0x25, true);
+    ev.setUint8(layout.eventsSmi! + 3, 1);
+    ev.setUint8(layout.eventsTripleFault!, 1);
+    ev.setUint8(layout.eventsExceptionHasPayload!, 1);
+    ev.setBigUint64(layout.eventsExceptionPayload!, BIG, true);
+    const e = decodeVcpuEvents(events);
+    expect(e.exception.errorCode).toBe(0xdead);
+    expect(e.interrupt.nr).toBe(0x30);
+    expect(e.nmi.masked).toBe(1);
+    expect(e.sipiVector).toBe(0x9a);
+    expect(e.flags).toBe(0x25);
+    expect(e.smi.latchedInit).toBe(1);
+    expect(e.tripleFaultPending).toBe(1);
+    expect(e.exception).toMatchObject({ hasPayload: 1, payload: BIG });
+
+    const dr = decodeDebugRegs(encodeDebugRegs({ db: [1n, 2n, 3n, BIG], dr6: 0xffff0ff0n, dr7: 0x400n, flags: 0n }));
+    expect(dr).toEqual({ db: [1n, 2n, 3n, BIG], dr6: 0xffff0ff0n, dr7: 0x400n, flags: 0n });
+    const drBytes = encodeDebugRegs(dr);
+    expect(new DataView(drBytes.buffer).getBigUint64(layout.debugregsDr7!, true)).toBe(0x400n);
+
+    const xcrs = encodeXcrs([{ xcr: 0, value: 0x207n }]);
+    expect(new DataView(xcrs.buffer).getBigUint64(layout.xcrsXcrs! + layout.xcrValue!, true)).toBe(0x207n);
+    expect(decodeXcrs(xcrs)).toEqual([{ xcr: 0, value: 0x207n }]);
+
+    const chip = new Uint8Array(layout.sizeofKvmIrqchip!);
+    const cv = new DataView(chip.buffer);
+    cv.setUint8(layout.irqchipChip! + 5, 0x20); // irq_base
+    cv.setUint8(layout.irqchipChip! + layout.picElcr!, 0x0c);
+    expect(decodePic(chip)).toMatchObject({ irqBase: 0x20, elcr: 0x0c });
+    cv.setUint32(layout.irqchipChip! + layout.ioapicId!, 0x0200_0000, true);
+    cv.setUint32(layout.irqchipChip! + layout.ioapicIrr!, 0x10, true);
+    cv.setBigUint64(layout.irqchipChip! + layout.ioapicRedirtbl! + 2 * 8, 0x30n, true);
+    expect(decodeIoapic(chip)).toMatchObject({ id: 0x0200_0000, irr: 0x10 });
+    expect(decodeIoapic(chip).redirtbl[2]).toBe(0x30n);
+
+    const pit = new Uint8Array(layout.sizeofKvmPitState2!);
+    const pv = new DataView(pit.buffer);
+    const ch1 = layout.sizeofKvmPitChannelState!;
+    pv.setUint32(ch1, 1193, true);
+    pv.setUint16(ch1 + layout.pitChannelLatchedCount!, 77, true);
+    pv.setUint8(ch1 + layout.pitChannelMode!, 2);
+    pv.setUint8(ch1 + layout.pitChannelGate!, 1);
+    pv.setBigInt64(ch1 + layout.pitChannelCountLoadTime!, -5n, true);
+    pv.setUint32(layout.pitFlags!, 2, true);
+    const p = decodePit(pit);
+    expect(p.channels[1]).toMatchObject({ count: 1193, latchedCount: 77, mode: 2, gate: 1, countLoadTime: -5n });
+    expect(p.flags).toBe(2);
+
+    const clock = new Uint8Array(layout.sizeofKvmClockData!);
+    const kv = new DataView(clock.buffer);
+    kv.setBigUint64(0, BIG, true);
+    kv.setUint32(layout.clockFlags!, 6, true);
+    kv.setBigUint64(layout.clockRealtime!, 5n, true);
+    kv.setBigUint64(layout.clockHostTsc!, 7n, true);
+    expect(decodeClock(clock)).toEqual({ clock: BIG, flags: 6, realtime: 5n, hostTsc: 7n });
   });
 });
 

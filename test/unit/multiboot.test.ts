@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { pcE820Map } from '../../src/arch/x86/e820.js';
 import { findMultibootHeader, loadMultiboot, type MultibootModule } from '../../src/loader/multiboot.js';
-import { MULTIBOOT_DATA_ADDRESS, MULTIBOOT_INFO_ADDRESS } from '../../src/arch/x86/pc-layout.js';
+import { DEFAULT_BOOT_GDT_ADDRESS } from '../../src/arch/x86/pc-layout.js';
 import { loaderError, haveBinutils } from './helpers.js';
 
 const MiB = 2 ** 20;
@@ -155,11 +155,14 @@ describe('loadMultiboot: a.out kludge', () => {
     const r = loadMultiboot(image, memory, { name: 'k', e820: pcE820Map(MEMORY) });
     expect(memory.subarray(0x100000, 0x100200)).toEqual(image.subarray(0, 0x200));
     expect(memory.subarray(0x100200, 0x102000).every((b) => b === 0)).toBe(true);
-    expect(memory[0x102000]).toBe(0xaa);
+    expect(u32(memory, 0x102000)).toBe((1 << 0) | (1 << 2) | (1 << 3) | (1 << 6) | (1 << 9)); // the boot information's flags
     expect(r.kernelStart).toBe(0x100000);
     expect(r.kernelEnd).toBe(0x102000);
     expect(r.entry).toBe(0x100030);
-    expect(r.bootState).toEqual({ mode: 'protected', rip: 0x100030, regs: { rax: 0x2badb002, rbx: MULTIBOOT_INFO_ADDRESS } });
+    // The boot information goes after the kernel (bss included), page-aligned, as QEMU puts it.
+    expect(r.infoAddress).toBe(0x102000);
+    expect(r.bootState).toEqual({ mode: 'protected', rip: 0x100030, regs: { rax: 0x2badb002, rbx: 0x102000 } });
+    expect(r.bootTables).toEqual({ gdtAddress: DEFAULT_BOOT_GDT_ADDRESS });
     expect(r.notes).toEqual([]);
   });
 
@@ -215,10 +218,36 @@ describe('loadMultiboot: a.out kludge', () => {
     );
   });
 
-  it('rejects a kernel over tskvm boot structures', () => {
-    const low = { headerAddr: 0x8000, loadAddr: 0x8000, loadEndAddr: 0, bssEndAddr: 0, entryAddr: 0x8000 };
-    expect(loaderError(() => loadMultiboot(mbHeader(AOUT, low), dirtyMemory(), { name: 'k', e820: pcE820Map(MEMORY) })).message).toMatch(
-      /overlaps tskvm's boot structures below 0x10000: link it at 0x100000 \(1 MiB\) or above/,
+  it('loads a kernel linked low (0x8000, as kvm-unit-tests realmode.flat) with its boot data out of its way', () => {
+    const low = { headerAddr: 0x8000, loadAddr: 0x8000, loadEndAddr: 0x8020, bssEndAddr: 0xda30, entryAddr: 0x8018 };
+    const image = imageWith(0x20, 0, mbHeader(AOUT, low));
+    const memory = dirtyMemory();
+    const r = loadMultiboot(image, memory, { name: 'k', cmdline: 'x', e820: pcE820Map(MEMORY) });
+    expect(memory.subarray(0x8000, 0x8020)).toEqual(image);
+    expect(memory.subarray(0x8020, 0xda30).every((b) => b === 0)).toBe(true);
+    expect(r.infoAddress).toBe(0xe000);
+    expect(r.infoEnd).toBeLessThanOrEqual(0x9fc00);
+    expect(r.bootTables.gdtAddress).toBe(DEFAULT_BOOT_GDT_ADDRESS);
+    expect(cString(memory, u32(memory, r.infoAddress + 16))).toBe('k x');
+  });
+
+  it('keeps the boot GDT out of a kernel that covers the option-ROM area', () => {
+    const wide = { headerAddr: 0x10000, loadAddr: 0x10000, loadEndAddr: 0x10020, bssEndAddr: 0xf0000, entryAddr: 0x10000 };
+    const memory = dirtyMemory();
+    const r = loadMultiboot(imageWith(0x20, 0, mbHeader(AOUT, wide)), memory, { name: 'k', e820: pcE820Map(MEMORY) });
+    // Option-ROM area taken: the GDT goes to the lowest free conventional memory, after the BDA.
+    expect(r.bootTables.gdtAddress).toBe(0x500);
+    // Right after the kernel lies the BIOS area: the boot information goes past it, at 1 MiB.
+    expect(r.infoAddress).toBe(0x100000);
+  });
+
+  it('refuses a kernel that leaves no room for its boot information', () => {
+    const all = { headerAddr: 0x500, loadAddr: 0x500, loadEndAddr: 0x520, bssEndAddr: MEMORY, entryAddr: 0x500 };
+    expect(
+      loaderError(() => loadMultiboot(imageWith(0x20, 0, mbHeader(AOUT, all)), dirtyMemory(), { name: 'k', e820: pcE820Map(MEMORY) }))
+        .message,
+    ).toMatch(
+      /there is no room in guest RAM \(16777216 bytes\) for the multiboot information .*; raise --memory or link the kernel elsewhere/,
     );
   });
 });
@@ -261,7 +290,7 @@ describe('loadMultiboot: ELF kernels', () => {
     expect(memory.subarray(0x100000, 0x100123)).toEqual(text);
     expect(memory.subarray(0x100123, 0x101123).every((b) => b === 0)).toBe(true);
     expect(r.kernelEnd).toBe(0x101123);
-    expect(r.bootState).toEqual({ mode: 'protected', rip: 0x10000c, regs: { rax: 0x2badb002, rbx: 0x7000 } });
+    expect(r.bootState).toEqual({ mode: 'protected', rip: 0x10000c, regs: { rax: 0x2badb002, rbx: 0x102000 } });
   });
 
   it('rejects an ELF64 (as QEMU does)', () => {
@@ -315,7 +344,8 @@ describe('loadMultiboot: boot information', () => {
   it('writes flags, mem_lower/mem_upper, cmdline, modules, mmap and the boot loader name', () => {
     const { r, memory } = load();
     const mbi = r.infoAddress;
-    expect(mbi).toBe(MULTIBOOT_INFO_ADDRESS);
+    // After the last module (0x103000-0x103003), page-aligned.
+    expect(mbi).toBe(0x104000);
     // MEM (0) | CMDLINE (2) | MODS (3) | MMAP (6) | BOOT_LOADER_NAME (9); no BOOT_DEVICE (1).
     expect(u32(memory, mbi + 0)).toBe((1 << 0) | (1 << 2) | (1 << 3) | (1 << 6) | (1 << 9));
     expect(u32(memory, mbi + 4)).toBe(639);
@@ -330,17 +360,18 @@ describe('loadMultiboot: boot information', () => {
     expect(cString(memory, u32(memory, mods + 24))).toBe('dir/m2');
     expect(memory.subarray(mbi + 28, mbi + 44).every((b) => b === 0)).toBe(true); // syms
     expect(cString(memory, u32(memory, mbi + 64))).toBe('tskvm');
+    // The memory map, module list and strings all follow the info structure inside its block.
     for (const field of [16, 24, 48, 64]) {
       const at = u32(memory, mbi + field);
-      expect(at).toBeGreaterThanOrEqual(MULTIBOOT_DATA_ADDRESS);
-      expect(at).toBeLessThan(0x10000);
+      expect(at).toBeGreaterThanOrEqual(mbi + 88);
+      expect(at).toBeLessThan(r.infoEnd);
     }
   });
 
   it('writes the memory map byte for byte: size 20, base u64, length u64, type u32', () => {
-    const { memory } = load();
-    const mmapLength = u32(memory, MULTIBOOT_INFO_ADDRESS + 44);
-    const mmapAddr = u32(memory, MULTIBOOT_INFO_ADDRESS + 48);
+    const { r, memory } = load();
+    const mmapLength = u32(memory, r.infoAddress + 44);
+    const mmapAddr = u32(memory, r.infoAddress + 48);
     expect(mmapLength).toBe(4 * 24);
     const expected = new Uint8Array(4 * 24);
     const v = new DataView(expected.buffer);
@@ -385,13 +416,28 @@ describe('loadMultiboot: boot information', () => {
     expect(u32(memory, r.infoAddress + 8)).toBe(2048);
   });
 
-  it('rejects strings that overflow the data area and writes nothing', () => {
+  it('takes a long command line (the block grows with it) and writes nothing past its end', () => {
     const memory = dirtyMemory();
+    const r = loadMultiboot(elfKernel(mbText(), 0x100000, 0x100000), memory, {
+      name: 'k',
+      cmdline: 'x'.repeat(40000),
+      e820: pcE820Map(MEMORY),
+    });
+    expect(cString(memory, u32(memory, r.infoAddress + 16))).toBe(`k ${'x'.repeat(40000)}`);
+    expect(memory.subarray(r.infoEnd, r.infoEnd + 0x1000).every((b) => b === 0xaa)).toBe(true);
+  });
+
+  it('rejects a command line that does not fit in RAM and writes nothing', () => {
+    const memory = dirtyMemory(2 * MiB);
     expect(
       loaderError(() =>
-        loadMultiboot(elfKernel(mbText(), 0x100000, 0x100000), memory, { name: 'k', cmdline: 'x'.repeat(40000), e820: pcE820Map(MEMORY) }),
+        loadMultiboot(elfKernel(mbText(), 0x100000, 0x100000), memory, {
+          name: 'k',
+          cmdline: 'x'.repeat(2 * MiB),
+          e820: pcE820Map(2 * MiB),
+        }),
       ).message,
-    ).toMatch(/the multiboot command line does not fit: .* 32768 bytes tskvm reserves at 0x8000-0x10000: shorten --append/);
+    ).toMatch(/no room in guest RAM \(2097152 bytes\) for the multiboot information/);
     expect(memory.every((b) => b === 0xaa)).toBe(true);
   });
 
