@@ -14,6 +14,8 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const VITEST = path.join(ROOT, 'node_modules', 'vitest', 'vitest.mjs');
 const CONFIG = path.join(ROOT, 'test', 'unit', 'fixtures', 'vitest.config.ts');
 const out = mkdtempSync(path.join(tmpdir(), 'tskvm-vitest-gate-'));
+/** A vitest of its own starts in seconds, but slower on a loaded machine. */
+const SUITE_TIMEOUT_MS = 120_000;
 
 interface FixtureRun {
   status: number | null;
@@ -43,27 +45,35 @@ function runFixture(pool: string, env: Record<string, string>): Promise<FixtureR
 
 describe('kvmTest and kvmDescribe without a usable KVM', () => {
   for (const pool of ['forks', 'threads', 'vmThreads']) {
-    it(`skip guest tests with the reason, and run the others (pool ${pool})`, async () => {
-      const run = await runFixture(pool, { TSKVM_KVM_DEVICE: '/nonexistent' });
-      expect(run.tests).toEqual({
-        'a guest test': 'skipped',
-        'a guest suite a test in it': 'skipped',
-        'a test without guests': 'passed',
-      });
-      expect(run.status).toBe(0);
-      expect(run.text).toMatch(/↓ kvm-gate\.fixture\.ts > a guest test .*\[no usable KVM: \/nonexistent is not available \(ENOENT/);
-      expect(run.text).toContain('tskvm: skipping the suites that boot guests: no usable KVM: /nonexistent');
-    });
+    it(
+      `skip guest tests with the reason, and run the others (pool ${pool})`,
+      async () => {
+        const run = await runFixture(pool, { TSKVM_KVM_DEVICE: '/nonexistent' });
+        expect(run.tests).toEqual({
+          'a guest test': 'skipped',
+          'a guest suite a test in it': 'skipped',
+          'a test without guests': 'passed',
+        });
+        expect(run.status).toBe(0);
+        expect(run.text).toMatch(/↓ kvm-gate\.fixture\.ts > a guest test .*\[no usable KVM: \/nonexistent is not available \(ENOENT/);
+        expect(run.text).toContain('tskvm: skipping the suites that boot guests: no usable KVM: /nonexistent');
+      },
+      SUITE_TIMEOUT_MS,
+    );
   }
 
-  it('fail them under TSKVM_REQUIRE_KVM=1, saying why', async () => {
-    const run = await runFixture('forks', { TSKVM_KVM_DEVICE: '/nonexistent', TSKVM_REQUIRE_KVM: '1' });
-    expect(run.status).toBe(1);
-    expect(run.tests['a guest test']).toBe('failed');
-    expect(run.tests['a test without guests']).toBe('passed');
-    expect(run.text).toMatch(
-      /FAIL {2}kvm-gate\.fixture\.ts > a guest suite\nError: TSKVM_REQUIRE_KVM=1, but guests cannot run here: \/nonexistent/,
-    );
-    expect(run.text).toMatch(/FAIL {2}kvm-gate\.fixture\.ts > a guest test\nError: TSKVM_REQUIRE_KVM=1, but guests cannot run here/);
-  });
+  it(
+    'fail them under TSKVM_REQUIRE_KVM=1, saying why',
+    async () => {
+      const run = await runFixture('forks', { TSKVM_KVM_DEVICE: '/nonexistent', TSKVM_REQUIRE_KVM: '1' });
+      expect(run.status).toBe(1);
+      expect(run.tests['a guest test']).toBe('failed');
+      expect(run.tests['a test without guests']).toBe('passed');
+      expect(run.text).toMatch(
+        /FAIL {2}kvm-gate\.fixture\.ts > a guest suite\nError: TSKVM_REQUIRE_KVM=1, but guests cannot run here: \/nonexistent/,
+      );
+      expect(run.text).toMatch(/FAIL {2}kvm-gate\.fixture\.ts > a guest test\nError: TSKVM_REQUIRE_KVM=1, but guests cannot run here/);
+    },
+    SUITE_TIMEOUT_MS,
+  );
 });
