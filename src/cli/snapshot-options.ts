@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
 import type { RunGuestOptions } from '../machine/options.js';
 import type { RunResult } from '../machine/result.js';
+import { RESTORE_EXCLUDES } from '../snapshot/options.js';
 import type { BiosCliRun } from './bios-options.js';
 
 export interface SnapshotCliOptions {
@@ -41,21 +42,6 @@ const MACHINE_FLAGS: readonly [string, string][] = [
   ['bios', '--no-bios'],
 ];
 
-/** The library keys a restore must not be given (they describe the machine the snapshot already is). */
-const MACHINE_KEYS = [
-  'image',
-  'memory',
-  'cpus',
-  'format',
-  'cmdline',
-  'modules',
-  'longMode',
-  'irqchip',
-  'bios',
-  'memPrealloc',
-  'gdb',
-] as const;
-
 export function addSnapshotOptions(command: Command): Command {
   return command
     .option('--save <file>', 'with --save-on: save the guest to FILE when it gets there, then end the run (exit 0)')
@@ -78,7 +64,7 @@ export function snapshotRunOptions(
   const save = opts.save === undefined ? {} : { save: { path: opts.save, onSerial: opts.saveOn } };
   if (opts.restore === undefined) return { ...options, ...save };
   const restored: Record<string, unknown> = { ...options, ...save, restore: opts.restore };
-  for (const key of MACHINE_KEYS) delete restored[key];
+  for (const key of RESTORE_EXCLUDES) delete restored[key]; // the library refuses these with a restore
   return restored as RunGuestOptions;
 }
 
