@@ -25,6 +25,20 @@ export function parseSize(text: string, what = 'size'): number {
   return bytes;
 }
 
+const MIB = 2 ** 20;
+
+/**
+ * What to tell a user whose guest needs `neededBytes` of RAM: the --memory to give (whole MiB,
+ * the CLI's unit), or that no guest tskvm can make is large enough. The loaders and the guest-file
+ * checks share it so the advice names a size the machine can have.
+ */
+export function memoryAdvice(neededBytes: number): string {
+  const needed = Math.ceil(neededBytes / MIB);
+  return needed * MIB <= MEMORY_MAX
+    ? `raise options.memory to at least ${needed}M`
+    : `it cannot fit in any guest (at most ${MEMORY_MAX / 2 ** 30}G of RAM)`;
+}
+
 /** Parses and checks a guest memory size: whole pages, at least one, at most MEMORY_MAX. */
 export function parseMemorySize(text: string): number {
   const bytes = parseSize(text, 'memory size');

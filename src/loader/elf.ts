@@ -5,6 +5,7 @@
  */
 import type { BootState } from '../arch/x86/boot-state.js';
 import { LoaderError } from './image.js';
+import { memoryAdvice } from '../units.js';
 
 // e_ident (ELF spec, "ELF Identification").
 export const ELF_MAGIC = [0x7f, 0x45, 0x4c, 0x46] as const; // "\x7FELF"
@@ -211,7 +212,7 @@ export function parseElf(image: Uint8Array, memorySize: number, name: string): E
     if (paddr + memsz > ramEnd) {
       throw new LoaderError(
         `${what}: segment ${i} (${hex(paddr)}-${hex(paddr + memsz)}) lies outside guest RAM (${memorySize} bytes): ` +
-          `raise --memory to at least ${paddr + memsz} bytes`,
+          memoryAdvice(Number(paddr + memsz)),
       );
     }
     segments.push({ index: i, paddr: Number(paddr), offset: Number(offset), filesz: Number(filesz), memsz: Number(memsz) });

@@ -4,6 +4,7 @@
  */
 
 import { UsageError } from '../errors.js';
+import { memoryAdvice } from '../units.js';
 import type { RealModeEntry } from '../arch/x86/boot-state.js';
 
 export type { RealModeEntry };
@@ -106,7 +107,7 @@ function place(image: Uint8Array, memory: Uint8Array, at: number, name: string):
   if (at + image.length > memory.length) {
     throw new LoaderError(
       `${name} (${image.length} bytes loaded at 0x${at.toString(16)}) does not fit in ${memory.length} bytes of guest RAM: ` +
-        `raise --memory to at least ${at + image.length} bytes`,
+        memoryAdvice(at + image.length),
     );
   }
   memory.set(image, at);

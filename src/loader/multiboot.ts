@@ -13,6 +13,7 @@ import type { BootState } from '../arch/x86/boot-state.js';
 import { E820_RAM, type E820Entry } from '../arch/x86/e820.js';
 import { E_MACHINE, EI_CLASS, ELFCLASS64, EM_X86_64, isElf, parseElf, writeElfSegments } from './elf.js';
 import { LoaderError } from './image.js';
+import { memoryAdvice } from '../units.js';
 import { CONVENTIONAL_MEMORY_ADDRESS, HIGH_MEMORY_ADDRESS, LOW_MEMORY_END, VGA_HOLE_ADDRESS } from '../arch/x86/pc-layout.js';
 import { BootDataAllocator, placeBootTables, type AddressRange, type BootTables } from './placement.js';
 
@@ -239,7 +240,7 @@ function planAoutKernel(image: Uint8Array, memorySize: number, header: Multiboot
   const end = a.loadAddr + kernelSize;
   if (end > memorySize) {
     throw new LoaderError(
-      `kernel '${name}' (${hex(a.loadAddr)}-${hex(end)}) lies outside guest RAM (${memorySize} bytes): raise --memory to at least ${end} bytes`,
+      `kernel '${name}' (${hex(a.loadAddr)}-${hex(end)}) lies outside guest RAM (${memorySize} bytes): ${memoryAdvice(end)}`,
     );
   }
   return {
@@ -325,7 +326,7 @@ export function loadMultiboot(image: Uint8Array, memory: Uint8Array, options: Mu
     const end = start + m.bytes.length;
     if (end > memory.length) {
       throw new LoaderError(
-        `module '${m.name}' (${m.bytes.length} bytes at ${hex(start)}) does not fit in guest RAM (${memory.length} bytes): raise --memory to at least ${end} bytes`,
+        `module '${m.name}' (${m.bytes.length} bytes at ${hex(start)}) does not fit in guest RAM (${memory.length} bytes): ${memoryAdvice(end)}`,
       );
     }
     if (end >= ADDRESS_SPACE_END)

@@ -100,7 +100,7 @@ export class BootDataAllocator {
     const used = this.taken.map((r) => `${hex(r.start)}-${hex(r.end)}`).join(', ');
     throw new LoaderError(
       `there is no room in guest RAM (${this.memorySize} bytes) for ${what} (${size} bytes): the kernel, its modules and the PC's ` +
-        `own areas use ${used}; raise --memory or link the kernel elsewhere`,
+        `own areas use ${used}; raise options.memory or link the kernel elsewhere`,
     );
   }
 

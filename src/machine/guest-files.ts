@@ -9,12 +9,11 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { UsageError } from '../errors.js';
 import { KvmError } from '../kvm/error.js';
 import type { MultibootModule } from '../loader/multiboot.js';
-import { MEMORY_MAX } from '../units.js';
+import { memoryAdvice } from '../units.js';
 import type { GuestFileSource, MachineConfig } from './options.js';
 
 /** The most bytes read per read(2). */
 const READ_CHUNK = 1 << 20;
-const MIB = 2 ** 20;
 
 export interface GuestFiles {
   /** Absent when the BIOS boots a disk and no image was given. */
@@ -120,12 +119,7 @@ async function openGuestFile(file: string, what: string, maxBytes: number): Prom
 }
 
 function tooLarge(what: string, size: number, memorySize: number): UsageError {
-  const needed = Math.ceil(size / MIB);
-  const advice =
-    needed * MIB <= MEMORY_MAX
-      ? `raise options.memory to at least ${needed}M`
-      : `it cannot fit in any guest (at most ${MEMORY_MAX / 2 ** 30}G of RAM)`;
-  return new UsageError(`${what} is ${size} bytes, larger than guest RAM (${memorySize} bytes): ${advice}`, 'EIMAGE');
+  return new UsageError(`${what} is ${size} bytes, larger than guest RAM (${memorySize} bytes): ${memoryAdvice(size)}`, 'EIMAGE');
 }
 
 function fileError(what: string, err: unknown): Error {

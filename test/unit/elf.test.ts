@@ -250,7 +250,7 @@ describe('loadElf: bad images', () => {
     });
     const memory = dirtyMemory(MiB + 0x40000);
     expect(loaderError(() => loadElf(image, memory, 'k.elf')).message).toBe(
-      `kernel 'k.elf': segment 1 (0x101000-0x180000) lies outside guest RAM (${MiB + 0x40000} bytes): raise --memory to at least ${0x180000} bytes`,
+      `kernel 'k.elf': segment 1 (0x101000-0x180000) lies outside guest RAM (${MiB + 0x40000} bytes): raise options.memory to at least 2M`,
     );
     expect(memory.every((b) => b === 0xaa)).toBe(true); // segment 0 was valid but nothing was written
   });

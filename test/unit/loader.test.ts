@@ -164,16 +164,16 @@ describe('loadImage: bad images', () => {
     expect(err.message).toContain('101 bytes');
     expect(err.message).toContain('0x10000');
     expect(err.message).toContain(`${0x10000 + 100} bytes of guest RAM`);
-    expect(err.message).toContain('--memory');
-    expect(err.message).toContain(`at least ${0x10000 + 101} bytes`);
+    expect(err.message).toContain('options.memory');
+    expect(err.message).toContain('raise options.memory to at least 1M');
     expect(memory.every((b) => b === 0xcc)).toBe(true);
   });
 
   it('rejects a boot sector when guest RAM ends below 0x7E00', () => {
     const memory = new Uint8Array(0x7c00 + 256).fill(0xcc);
     const err = loaderError(() => loadImage(bootSector(), memory));
-    expect(err.message).toContain('--memory');
-    expect(err.message).toContain(`at least ${0x7c00 + 512} bytes`);
+    expect(err.message).toContain('options.memory');
+    expect(err.message).toContain('raise options.memory to at least 1M');
     expect(memory.every((b) => b === 0xcc)).toBe(true);
   });
 });
