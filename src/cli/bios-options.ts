@@ -4,13 +4,13 @@
  * with a BIOS run's result (screenshots, the display handed back, the per-service call counts).
  */
 import { accessSync, constants as fsConstants, createReadStream } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { Option, type Command } from 'commander';
 import { TerminalDisplay, type DisplayMode } from '../bios/display.js';
 import { parseBootDrive, type BiosOptions } from '../bios/options.js';
 import { cp437ToUtf8, screenAnsi, screenText } from '../bios/screen.js';
 import { UsageError } from '../errors.js';
 import type { RunResult } from '../machine/result.js';
+import { FdWriter } from './output.js';
 
 export interface BiosCliOptions {
   disk: string[];
@@ -61,6 +61,11 @@ export interface BiosCliRun {
   bios: BiosOptions | false;
   /** Gives the terminal back if the display took it (call on every path). */
   close(): void;
+  /**
+   * Creates the screenshot files through `open` (the run's own, called once every check has
+   * passed, as for the other outputs); the run reports the writers' errors. Absent: no files.
+   */
+  openOutputs?(open: (path: string, what: string) => number): FdWriter[];
   /** After the run: screenshots and BIOS call counts (with --stats). */
   finish(result: RunResult, stats: boolean): Promise<void>;
 }
@@ -79,8 +84,11 @@ export function biosCliRun(
     throw new UsageError("missing required argument 'image': give the guest to run (or --disk FILE to boot a disk through the BIOS)");
   }
   if (!opts.bios) {
-    if (opts.disk.length > 0 || opts.boot !== undefined || opts.keys !== undefined || opts.diskWrite) {
-      throw new UsageError('--no-bios starts a boot sector bare: --disk, --disk-write, --boot and --keys need the BIOS (drop --no-bios)');
+    const biosOnly = opts.disk.length > 0 || opts.boot !== undefined || opts.keys !== undefined || opts.diskWrite;
+    if (biosOnly || opts.screenshot !== undefined || opts.screenshotAnsi !== undefined) {
+      throw new UsageError(
+        '--no-bios starts a boot sector bare: --disk, --disk-write, --boot, --keys and --screenshot need the BIOS (drop --no-bios)',
+      );
     }
     return { bios: false, close: () => {}, finish: async () => {} };
   }
@@ -105,27 +113,29 @@ export function biosCliRun(
     onConsole: (chunk) => (display.active ? undefined : write(cp437ToUtf8(chunk))),
     ...(mode !== 'none' ? { onScreen: (screen, activity) => display.offer(screen, activity) } : {}),
   };
+  const shots: { writer: FdWriter; render: typeof screenText }[] = [];
   return {
     bios,
     close: () => display.close(),
+    openOutputs(open) {
+      const wanted: [string | undefined, typeof screenText][] = [
+        [opts.screenshot, screenText],
+        [opts.screenshotAnsi, screenAnsi],
+      ];
+      for (const [path, render] of wanted) {
+        if (path === undefined) continue;
+        const what = `screenshot '${path}'`;
+        shots.push({ writer: new FdWriter(open(path, what), what), render });
+      }
+      return shots.map((shot) => shot.writer);
+    },
     async finish(result, stats) {
       await queue;
       const screen = result.bios?.screen;
-      if (screen) {
-        if (opts.screenshot !== undefined) await writeOutput(opts.screenshot, screenText(screen));
-        if (opts.screenshotAnsi !== undefined) await writeOutput(opts.screenshotAnsi, screenAnsi(screen));
-      }
+      if (screen) for (const { writer, render } of shots) await writer.write(Buffer.from(render(screen)));
       if (stats && result.bios) process.stderr.write(formatBiosCalls(result.bios.calls));
     },
   };
-}
-
-async function writeOutput(file: string, text: string): Promise<void> {
-  try {
-    await writeFile(file, text);
-  } catch (err) {
-    throw new UsageError(`cannot write the screenshot to '${file}': ${(err as Error).message}`, 'EOUTPUT');
-  }
 }
 
 /** --stats: BIOS calls by service, most first. */

@@ -148,6 +148,7 @@ export async function runCommand(image: string | undefined, flags: RunFlags, com
     }
     if (options.trace && flags.traceFile !== undefined) options.trace.fd = openOutput(flags.traceFile, `trace file '${flags.traceFile}'`);
     const resultFd = flags.resultJson === undefined ? undefined : openOutput(flags.resultJson, `result file '${flags.resultJson}'`);
+    writers.push(...(biosRun.openOutputs?.(openOutput) ?? []));
     // COM1 routed to null still needs an (empty) endpoint so stdin is not attached to it.
     serialPorts.COM1 ??= {};
 

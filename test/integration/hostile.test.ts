@@ -103,6 +103,8 @@ describeKvm('bad files and paths: exit 2 before anything runs or is created', ()
         /cannot open serial file .*its directory does not exist/,
       ],
       [['run', '--trace-file', path.join(tmp, 'no-dir', 't'), guest('hello')], /cannot open trace file/],
+      [['run', '--screenshot', path.join(tmp, 'no-dir', 's'), guest('bios-hello.boot')], /cannot open screenshot/],
+      [['run', '--no-bios', '--screenshot', path.join(tmp, 's'), guest('bios-hello.boot')], /--screenshot need the BIOS/],
     ];
     for (const [args, message] of cases) {
       const r = await runCli(args);
@@ -111,7 +113,11 @@ describeKvm('bad files and paths: exit 2 before anything runs or is created', ()
     }
     const keep = path.join(tmp, 'keep.txt');
     writeFileSync(keep, 'precious');
-    const r = await runCli(['run', '--serial', `COM2=file:${keep}`, '--result-json', keep, path.join(tmp, 'missing.bin')]);
+    const r = await runCli([
+      'run',
+      ...['--serial', `COM2=file:${keep}`, '--result-json', keep, '--screenshot', keep],
+      path.join(tmp, 'missing.bin'),
+    ]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/image '.*missing\.bin' not found/);
     expect(readFileSync(keep, 'utf8')).toBe('precious');
