@@ -7,15 +7,19 @@
  *   2. In-process VM create-run-destroy latency for a one-exit guest (target < 5 ms).
  *   3. What --stats and --trace cost when on, against the same guest with them off (off is the
  *      plain loop of item 1: one untaken branch per exit).
- *   4. Then bench/density.mjs, in a process of its own: 64 guests in one process against 64 tskvm
+ *   4. bench/launch.mjs, in a process of its own: `tskvm run` of a one-exit guest against
+ *      `node -e 0` and against the C loop's own launch, the CLI's 200k-exit run against the C
+ *      loop (start-up included), peak RSS of one-vCPU CLI runs.
+ *   5. Then bench/density.mjs, in a process of its own: 64 guests in one process against 64 tskvm
  *      and 64 QEMU processes (RSS), KSM merging across 16 VMs, batched create-run-destroy.
  * Options: --rounds N (default 5), --latency-runs N (default 200).
  */
-import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { buildCLoop, loopBinary } from './c-loop.mjs';
 import { median, percentile } from './stats.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -24,21 +28,6 @@ const rounds = Number(values.rounds);
 const latencyRuns = Number(values['latency-runs']);
 
 const guest = (name) => path.join(root, 'guests', 'build', `${name}.bin`);
-const loopSource = path.join(root, 'bench', 'kvm-loop.c');
-const loopBinary = path.join(root, 'bench', 'build', 'kvm-loop');
-
-function buildCLoop() {
-  const stale = (() => {
-    try {
-      return statSync(loopBinary).mtimeMs < statSync(loopSource).mtimeMs;
-    } catch {
-      return true;
-    }
-  })();
-  if (!stale) return;
-  mkdirSync(path.dirname(loopBinary), { recursive: true });
-  execFileSync('gcc', ['-O2', '-Wall', '-o', loopBinary, loopSource], { stdio: 'inherit' });
-}
 
 /** One run of the C loop, which times its own KVM_RUN loop and prints exits per second. */
 function cLoopExitsPerSecond() {
@@ -111,6 +100,18 @@ async function main() {
   console.log(
     `  median ${median(lat).toFixed(2)} ms, p95 ${percentile(lat, 95).toFixed(2)} ms, min ${Math.min(...lat).toFixed(2)} ms   (target < 5 ms)`,
   );
+
+  // Launch: whole processes, so in a process of its own that runs nothing in between.
+  console.log('');
+  const launch = spawnSync(process.execPath, [path.join(root, 'bench', 'launch.mjs')], {
+    stdio: 'inherit',
+    timeout: 10 * 60_000,
+    killSignal: 'SIGTERM',
+  });
+  if (launch.status !== 0) {
+    console.error(`bench/launch.mjs failed (status ${launch.status}${launch.signal ? `, signal ${launch.signal}` : ''})`);
+    process.exitCode = 1;
+  }
 
   // Density (many VMs at once, KSM, batched create-run-destroy): its own process, so that its
   // memory baseline is not this one's; its report follows the figures above.

@@ -118,6 +118,7 @@ export interface BiosTrapOptions {
   onCall?: (vector: number, ah: number) => void;
 }
 
+/** What a snapshot keeps of the trap: `calls` with each wait's deadline as the milliseconds left (host clocks differ). */
 export interface BiosTrapState {
   calls: BiosCallState;
   reportedUnsupported: string[];
@@ -191,11 +192,15 @@ export class BiosTrap implements PioDevice, Snapshottable<BiosTrapState> {
   }
 
   state(): BiosTrapState {
-    return { calls: structuredClone(this.calls), reportedUnsupported: [...this.reported] };
+    const now = this.machine.now();
+    const left = Object.fromEntries(Object.entries(this.calls.deadlines).map(([frame, due]) => [frame, due - now]));
+    return { calls: { ...structuredClone(this.calls), deadlines: left }, reportedUnsupported: [...this.reported] };
   }
 
   restore(state: BiosTrapState): void {
-    this.calls = structuredClone(state.calls);
+    const now = this.machine.now();
+    const due = Object.fromEntries(Object.entries(state.calls.deadlines).map(([frame, left]) => [frame, now + left]));
+    this.calls = { ...structuredClone(state.calls), deadlines: due };
     this.reported.clear();
     for (const name of state.reportedUnsupported) this.reported.add(name);
   }

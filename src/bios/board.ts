@@ -6,11 +6,21 @@
  * watchers that see the guest read the keyboard or COM1) and registers the rest here.
  */
 import { writeSync } from 'node:fs';
-import { CMOS_FLOPPY_NONE, CMOS_IO_BASE, CMOS_IO_COUNT, CmosRtc } from '../devices/cmos-rtc.js';
 import type { PioBus } from '../devices/bus.js';
 import { PIO_ALL_ONES, type PioDevice, type PioSize, type Snapshottable } from '../devices/device.js';
 import { I8042_COMMAND_PORT, I8042_DATA_PORT, type I8042, type I8042Options, type I8042State } from '../devices/i8042.js';
-import { IER_ERBFI, LCR_DLAB, UART_IER, UART_LCR, UART_RBR, type SerialHost } from '../devices/serial16550.js';
+import {
+  IER_ERBFI,
+  LCR_DLAB,
+  LSR_THRE,
+  UART_IER,
+  UART_LCR,
+  UART_LSR,
+  UART_RBR,
+  UART_THR,
+  type SerialHost,
+} from '../devices/serial16550.js';
+import { CMOS_FLOPPY_NONE, Mc146818Rtc, RTC_IRQ, RTC_PORT, RTC_PORT_COUNT } from '../devices/rtc.js';
 import { VGA_IO_BASE, VGA_IO_COUNT, Vga, type VgaState } from '../devices/vga.js';
 import { ByteRing } from '../io/byte-ring.js';
 import { BiosTrap, type BiosTrapState } from './bios.js';
@@ -54,7 +64,7 @@ export interface BiosDevices {
   /** Host input may have arrived: the keyboard takes what it may. */
   poll(): void;
   readonly vga: Vga;
-  readonly rtc: CmosRtc;
+  readonly rtc: Mc146818Rtc;
   readonly disks: DiskSet;
   readonly trap: BiosTrap | undefined;
 }
@@ -77,7 +87,11 @@ export function createBiosDevices(spec: BiosBoardSpec, env: BiosBoardEnv): BiosD
     ),
   );
   const floppyType = (drive: number): number => disks.get(drive)?.floppy?.driveType ?? CMOS_FLOPPY_NONE;
-  const rtc = new CmosRtc({ memorySize: spec.memorySize, floppies: [floppyType(0), floppyType(1)], hardDisks: disks.hardDisks });
+  // Local time, as DOS expects of the CMOS clock; IRQ 8 for a program that enables its interrupts.
+  const rtc = new Mc146818Rtc(
+    { setIrq: env.connectIrq(RTC_IRQ) },
+    { base: 'localtime', memorySize: spec.memorySize, floppies: [floppyType(0), floppyType(1)], hardDisks: disks.hardDisks },
+  );
   const attention = new Int32Array(spec.attention);
   const consoleRing = new ByteRing(spec.console);
   const keysRing = spec.keys ? new ByteRing(spec.keys) : undefined;
@@ -105,13 +119,15 @@ export function createBiosDevices(spec: BiosBoardSpec, env: BiosBoardEnv): BiosD
     i8042?.poll();
     markAttention();
   };
+  // The BIOS's own UART accesses (INT 14h) bypass COM1's watch: its services say themselves when they claim the input.
+  const device = (d: PioDevice): PioDevice => (d instanceof SerialInputWatch ? d.uart : d);
   const portIn = (port: number, size: PioSize): number => {
     const slot = pio?.find(port);
-    return slot ? slot.device.pioRead(port - slot.base, size) : PIO_ALL_ONES[size];
+    return slot ? device(slot.device).pioRead(port - slot.base, size) : PIO_ALL_ONES[size];
   };
   const portOut = (port: number, size: PioSize, value: number): void => {
     const slot = pio?.find(port);
-    slot?.device.pioWrite(port - slot.base, size, value);
+    if (slot) device(slot.device).pioWrite(port - slot.base, size, value);
   };
   const sleeper = new Int32Array(new SharedArrayBuffer(4));
   const machine: BiosMachine = {
@@ -167,7 +183,7 @@ export function createBiosDevices(spec: BiosBoardSpec, env: BiosBoardEnv): BiosD
       pio = bus;
       i8042 = controller;
       bus.register(VGA_IO_BASE, VGA_IO_COUNT, new ScreenUseWatch(vga, attention), VGA_DEVICE_NAME);
-      bus.register(CMOS_IO_BASE, CMOS_IO_COUNT, rtc, CMOS_DEVICE_NAME);
+      bus.register(RTC_PORT, RTC_PORT_COUNT, rtc, CMOS_DEVICE_NAME);
       trap = new BiosTrap(machine, {
         ...(traceLine ? { trace: traceLine } : {}),
         counters: new Int32Array(spec.counters),
@@ -190,23 +206,38 @@ export function createBiosDevices(spec: BiosBoardSpec, env: BiosBoardEnv): BiosD
 /** INT 10h functions that print as a terminal would (they do not mean the guest draws a screen). */
 const TELETYPE_ONLY = new Set([0x03, 0x0e, 0x0f, 0x13]);
 
-/** COM1 on the bus: the guest reading RBR or enabling the receive interrupt claims the console's input. */
+/**
+ * COM1 on the bus: the guest reading RBR, enabling the receive interrupt, or polling LSR for
+ * received data claims the console's input. Polling is told from transmitting by what follows
+ * an LSR read that showed THRE: a transmitter writes THR next; a guest waiting for LSR.DR reads
+ * LSR again (a transmitter waiting for THRE to come back sees it clear, and does not count).
+ */
 class SerialInputWatch implements PioDevice {
-  private dlab = false;
+  /** The last LSR read showed THRE and no THR write has followed it. */
+  private idleLsr = false;
 
   constructor(
-    private readonly uart: PioDevice,
+    readonly uart: PioDevice,
     private readonly reading: () => void,
   ) {}
 
+  /** LCR.DLAB, read from the UART (reading LCR has no side effects; the BIOS may have changed it). */
+  private get dlab(): boolean {
+    return (this.uart.pioRead(UART_LCR, 1) & LCR_DLAB) !== 0;
+  }
+
   pioRead(offset: number, size: PioSize): number {
     if (offset === UART_RBR && !this.dlab) this.reading();
-    return this.uart.pioRead(offset, size);
+    if (offset !== UART_LSR) return this.uart.pioRead(offset, size);
+    if (this.idleLsr) this.reading(); // before the read, so that this one already pulls waiting input
+    const lsr = this.uart.pioRead(offset, size);
+    this.idleLsr = (lsr & LSR_THRE) !== 0;
+    return lsr;
   }
 
   pioWrite(offset: number, size: PioSize, value: number): void {
-    if (offset === UART_LCR) this.dlab = (value & LCR_DLAB) !== 0;
-    else if (offset === UART_IER && !this.dlab && value & IER_ERBFI) this.reading();
+    if (offset === UART_IER && !this.dlab && value & IER_ERBFI) this.reading();
+    else if (offset === UART_THR && !this.dlab) this.idleLsr = false;
     this.uart.pioWrite(offset, size, value);
   }
 }
@@ -279,8 +310,14 @@ class KeyboardReadWatch implements PioDevice, Snapshottable<I8042State> {
   }
 }
 
+/** What a snapshot keeps of the VGA: its registers, and whether the guest has used the screen (for --display auto). */
+export interface ScreenState {
+  vga: VgaState;
+  screenUsed: boolean;
+}
+
 /** The VGA on the bus: a guest programming it drives the screen itself. */
-class ScreenUseWatch implements PioDevice, Snapshottable<VgaState> {
+class ScreenUseWatch implements PioDevice, Snapshottable<ScreenState> {
   constructor(
     private readonly vga: Vga,
     private readonly attention: Int32Array,
@@ -295,11 +332,12 @@ class ScreenUseWatch implements PioDevice, Snapshottable<VgaState> {
     this.vga.pioWrite(offset, size, value);
   }
 
-  state(): VgaState {
-    return this.vga.state();
+  state(): ScreenState {
+    return { vga: this.vga.state(), screenUsed: Atomics.load(this.attention, ATTENTION_SCREEN_USED) !== 0 };
   }
 
-  restore(state: VgaState): void {
-    this.vga.restore(state);
+  restore(state: ScreenState): void {
+    this.vga.restore(state.vga);
+    Atomics.store(this.attention, ATTENTION_SCREEN_USED, state.screenUsed ? 1 : 0);
   }
 }

@@ -17,9 +17,10 @@ export { bootsThroughBios } from './boot-choice.js';
 import { BIOS_COUNTER_COUNT, countsByService } from './bios.js';
 import { Disk, DiskSet, FdDiskBackend, FIRST_FLOPPY, FIRST_HARD_DISK, floppyFormat, MemoryDiskBackend } from './disk.js';
 import { BIOS_TRAP_PORT } from './layout.js';
-import type { BiosConfig, BiosDiskSource } from './options.js';
+import { validateBiosOptions, type BiosConfig, type BiosDiskSource } from './options.js';
 import { writePostMemory } from './post.js';
 import { captureScreen, cp437ToUtf8, type ScreenCapture } from './screen.js';
+import { checkSavedDisk, describeBios, parseSavedBios, type OpenDiskSource, type SavedBios } from './snapshot-config.js';
 import { ATTENTION_POLL, ATTENTION_SCREEN_USED, ATTENTION_TELETYPE, ATTENTION_WORDS, type BiosBoardSpec, type DiskSpec } from './spec.js';
 
 /** How often the main thread looks whether the board wants a poll (keystrokes waiting). */
@@ -41,10 +42,24 @@ export interface BiosBootInput {
   trace: { fd: number; kinds: string[] | null; ports: [number, number][] | null } | undefined;
 }
 
+/** What bringing back a saved BIOS machine needs (its memory is already the snapshot's). */
+export interface BiosResumeInput {
+  /** The snapshot's machine.board.bios (see snapshot-config.ts), unchecked. */
+  saved: unknown;
+  /** The snapshot file, for messages. */
+  snapshot: string;
+  /** This run's console, screen and keys (undefined: none). */
+  config: BiosConfig | undefined;
+  memory: Uint8Array;
+  memorySize: number;
+  trace: BiosBootInput['trace'];
+}
+
 interface OpenedDisk {
   spec: DiskSpec;
   disk: Disk;
   fd: number | undefined;
+  source: OpenDiskSource['source'];
 }
 
 function openDisk(source: BiosDiskSource): {
@@ -80,10 +95,68 @@ function openDisk(source: BiosDiskSource): {
   return { image: { fd, size: st.size }, backend: new FdDiskBackend(fd, st.size), fd, size: st.size };
 }
 
+/** How a snapshot will find an opened disk again: its file (by path), or its bytes. */
+function diskSource(source: BiosDiskSource, fd: number | undefined): OpenDiskSource['source'] {
+  return fd !== undefined ? { fd, path: source.path! } : { name: source.name, bytes: source.bytes! };
+}
+
+/** A saved machine's disk file, opened as it was (for writing with write-through). */
+function openSavedDisk(file: string, writeThrough: boolean, drive: number, snapshot: string): number {
+  try {
+    return openSync(file, writeThrough ? 'r+' : 'r');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'is not there: it must be where it was when the guest was saved' : (err as Error).message;
+    throw new UsageError(
+      `snapshot ${snapshot} cannot be restored: disk '${file}' (drive ${drive.toString(16).padStart(2, '0')}h) ${why}`,
+      'EIMAGE',
+    );
+  }
+}
+
+/** The board's spec and the console bridge for `opened` disks: the part a boot and a restore share. */
+function boardParts(
+  opened: readonly OpenedDisk[],
+  bootOrder: number[],
+  e820: E820Entry[],
+  memorySize: number,
+  config: BiosConfig,
+  trace: BiosBootInput['trace'],
+): { spec: BiosBoardSpec; bridge: SerialBridge; consoleChunks: Buffer[]; disks: OpenDiskSource[] } {
+  const keys = config.keys;
+  const consoleChunks: Buffer[] = [];
+  const onConsole = config.onConsole;
+  const bridge = new SerialBridge((chunk) => {
+    consoleChunks.push(chunk);
+    return onConsole?.(chunk);
+  }, keys);
+  const traceBios =
+    trace !== undefined &&
+    (trace.kinds === null || trace.kinds.includes('io')) &&
+    (trace.ports === null || trace.ports.some(([lo, hi]) => BIOS_TRAP_PORT >= lo && BIOS_TRAP_PORT <= hi));
+  const spec: BiosBoardSpec = {
+    disks: opened.map((d) => d.spec),
+    bootOrder,
+    memorySize,
+    e820,
+    console: bridge.tx.buffer,
+    keys: keys === undefined ? null : bridge.rx.buffer,
+    vga: new SharedArrayBuffer(VGA_STATE_BYTES),
+    counters: new SharedArrayBuffer(BIOS_COUNTER_COUNT * 4),
+    attention: new SharedArrayBuffer(ATTENTION_WORDS * 4),
+    trace: traceBios ? { fd: trace.fd, startNs: process.hrtime.bigint() } : null,
+  };
+  const disks = opened.map((d) => ({ drive: d.spec.drive, writeThrough: d.spec.writeThrough, source: d.source }));
+  return { spec, bridge, consoleChunks, disks };
+}
+
 export class BiosHost {
   readonly spec: BiosBoardSpec;
-  readonly loaded: LoadedGuest;
+  /** How POST left the boot vCPU; undefined for a machine restored from a snapshot (its vCPUs' state comes from there). */
+  readonly loaded: LoadedGuest | undefined;
   private readonly bridge: SerialBridge;
+  private readonly consoleChunks: Buffer[];
+  private readonly disks: OpenDiskSource[];
   private readonly attention: Int32Array;
   private readonly vgaRegs: Uint8Array;
   private readonly counters: Int32Array;
@@ -94,19 +167,18 @@ export class BiosHost {
   private constructor(
     private readonly memory: Uint8Array,
     private readonly config: BiosConfig,
-    spec: BiosBoardSpec,
-    entry: RealModeEntry,
-    fds: number[],
-    bridge: SerialBridge,
-    private readonly consoleChunks: Buffer[],
+    parts: { spec: BiosBoardSpec; bridge: SerialBridge; consoleChunks: Buffer[]; disks: OpenDiskSource[] },
+    entry: RealModeEntry | undefined,
   ) {
-    this.spec = spec;
-    this.fds = fds;
-    this.bridge = bridge;
-    this.attention = new Int32Array(spec.attention);
-    this.vgaRegs = new Uint8Array(spec.vga);
-    this.counters = new Int32Array(spec.counters);
-    this.loaded = { format: 'bootsector', bootState: { mode: 'real', entry }, notes: [] };
+    this.spec = parts.spec;
+    this.bridge = parts.bridge;
+    this.consoleChunks = parts.consoleChunks;
+    this.disks = parts.disks;
+    this.fds = parts.disks.flatMap((d) => ('fd' in d.source ? [d.source.fd] : []));
+    this.attention = new Int32Array(this.spec.attention);
+    this.vgaRegs = new Uint8Array(this.spec.vga);
+    this.counters = new Int32Array(this.spec.counters);
+    this.loaded = entry && { format: 'bootsector', bootState: { mode: 'real', entry }, notes: [] };
   }
 
   /** Opens the disks, writes POST's memory and makes the board's spec. Throws UsageError for bad disks. */
@@ -129,7 +201,7 @@ export class BiosHost {
           throw new UsageError(`too many disks: the BIOS has drives for ${MAX_FLOPPIES} floppies and ${MAX_HARD_DISKS} hard disks`);
         const drive = isFloppy ? FIRST_FLOPPY + floppies++ : FIRST_HARD_DISK + hardDisks++;
         const disk = new Disk(backend, { drive, writeThrough: source.write });
-        opened.push({ spec: { drive, image, writeThrough: source.write }, disk, fd });
+        opened.push({ spec: { drive, image, writeThrough: source.write }, disk, fd, source: diskSource(source, fd) });
       }
       if (opened.length === 0) throw new UsageError('nothing to boot: give a boot sector as IMAGE or a disk with --disk');
       const drives = opened.map((d) => d.spec.drive);
@@ -140,41 +212,74 @@ export class BiosHost {
           `--boot ${typeof wanted === 'number' ? `0x${wanted.toString(16)}` : wanted}: there is no such drive (the drives are ${drives.map((d) => `0x${d.toString(16).padStart(2, '0')}`).join(', ')})`,
         );
       }
-      const keys = input.config.keys;
-      const chunks: Buffer[] = [];
-      const onConsole = input.config.onConsole;
-      const bridge = new SerialBridge((chunk) => {
-        chunks.push(chunk);
-        return onConsole?.(chunk);
-      }, keys);
-      const trace = input.trace;
-      const traceBios =
-        trace !== undefined &&
-        (trace.kinds === null || trace.kinds.includes('io')) &&
-        (trace.ports === null || trace.ports.some(([lo, hi]) => BIOS_TRAP_PORT >= lo && BIOS_TRAP_PORT <= hi));
-      const spec: BiosBoardSpec = {
-        disks: opened.map((d) => d.spec),
-        bootOrder: [bootDrive, ...drives.filter((d) => d !== bootDrive)],
-        memorySize: input.memorySize,
-        e820: input.e820,
-        console: bridge.tx.buffer,
-        keys: keys === undefined ? null : bridge.rx.buffer,
-        vga: new SharedArrayBuffer(VGA_STATE_BYTES),
-        counters: new SharedArrayBuffer(BIOS_COUNTER_COUNT * 4),
-        attention: new SharedArrayBuffer(ATTENTION_WORDS * 4),
-        trace: traceBios ? { fd: trace.fd, startNs: process.hrtime.bigint() } : null,
-      };
+      const parts = boardParts(
+        opened,
+        [bootDrive, ...drives.filter((d) => d !== bootDrive)],
+        input.e820,
+        input.memorySize,
+        input.config,
+        input.trace,
+      );
       const entry = writePostMemory(
         input.memory,
         { memorySize: input.memorySize, com: input.com, disks: new DiskSet(opened.map((d) => d.disk)), nowMs: Date.now() },
-        new Vga(new Uint8Array(spec.vga)),
+        new Vga(new Uint8Array(parts.spec.vga)),
       );
-      const fds = opened.map((d) => d.fd).filter((fd) => fd !== undefined);
-      return new BiosHost(input.memory, input.config, spec, entry, fds, bridge, chunks);
+      return new BiosHost(input.memory, input.config, parts, entry);
     } catch (err) {
       for (const d of opened) if (d.fd !== undefined) closeSync(d.fd);
       throw err;
     }
+  }
+
+  /**
+   * The BIOS of a machine restored from a snapshot: its disks opened again (and checked to be
+   * the images it was saved with: snapshot-config.ts) and the board's shared buffers made; no
+   * POST, since the BIOS's memory comes with the guest's. Throws UsageError (EIMAGE).
+   */
+  static async resume(input: BiosResumeInput): Promise<BiosHost> {
+    const saved = parseSavedBios(input.saved, input.snapshot);
+    const config = input.config ?? validateBiosOptions(undefined)!;
+    const opened: OpenedDisk[] = [];
+    try {
+      for (const d of saved.disks) {
+        if (d.file) {
+          const fd = openSavedDisk(d.file.path, d.writeThrough, d.drive, input.snapshot);
+          opened.push({
+            spec: { drive: d.drive, image: { fd, size: d.file.size }, writeThrough: d.writeThrough },
+            disk: new Disk(new FdDiskBackend(fd, d.file.size), { drive: d.drive, writeThrough: d.writeThrough }),
+            fd,
+            source: { fd, path: d.file.path },
+          });
+          await checkSavedDisk(fd, d.file, d.drive, input.snapshot);
+        } else {
+          const bytes = new Uint8Array(Buffer.from(d.bytes!.base64, 'base64'));
+          const buffer = new SharedArrayBuffer(bytes.length);
+          new Uint8Array(buffer).set(bytes);
+          opened.push({
+            spec: { drive: d.drive, image: { buffer }, writeThrough: false },
+            disk: new Disk(new MemoryDiskBackend(new Uint8Array(buffer)), { drive: d.drive, writeThrough: false }),
+            fd: undefined,
+            source: { name: d.bytes!.name, bytes },
+          });
+        }
+      }
+      return new BiosHost(
+        input.memory,
+        config,
+        boardParts(opened, saved.bootOrder, saved.e820, input.memorySize, config, input.trace),
+        undefined,
+      );
+    } catch (err) {
+      for (const d of opened) if (d.fd !== undefined) closeSync(d.fd);
+      if (err instanceof RangeError) throw new UsageError(`snapshot ${input.snapshot}: it is corrupt: ${err.message}`, 'EIMAGE');
+      throw err;
+    }
+  }
+
+  /** What a snapshot records of this BIOS machine (call with the guest paused: the disk files are hashed). */
+  snapshotConfig(): Promise<SavedBios> {
+    return describeBios(this.disks, this.spec.bootOrder, this.spec.e820);
   }
 
   /** Starts the polls: keystrokes waiting make `kick` tell the board; the screen goes to onScreen. */

@@ -4,7 +4,7 @@
  * output and the host clock. Services are plain functions of this and the call's TrapFrame.
  */
 import type { E820Entry } from '../arch/x86/e820.js';
-import type { CmosRtc } from '../devices/cmos-rtc.js';
+import type { Mc146818Rtc } from '../devices/rtc.js';
 import type { PioSize } from '../devices/device.js';
 import type { Vga } from '../devices/vga.js';
 import type { ConsoleRouter } from './console-input.js';
@@ -16,7 +16,7 @@ export interface BiosMachine {
   readonly ram: GuestRam;
   readonly vga: Vga;
   readonly disks: DiskSet;
-  readonly rtc: CmosRtc;
+  readonly rtc: Mc146818Rtc;
   /** The board's ports (the i8042, the UARTs), as the guest's in/out would reach them. */
   portIn(port: number, size: PioSize): number;
   portOut(port: number, size: PioSize, value: number): void;

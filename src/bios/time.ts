@@ -5,30 +5,30 @@
  */
 import {
   fromBcd,
-  RTC_B_DM_BINARY,
+  REG_B_DM_BINARY,
   RTC_CENTURY,
   RTC_DAY_OF_MONTH,
   RTC_HOURS,
   RTC_MINUTES,
   RTC_MONTH,
+  RTC_REG_B,
   RTC_SECONDS,
-  RTC_STATUS_B,
   RTC_YEAR,
   toBcd,
-  type CmosRtc,
-} from '../devices/cmos-rtc.js';
+  type Mc146818Rtc,
+} from '../devices/rtc.js';
 import type { TrapFrame } from './frame.js';
 import { BDA_MIDNIGHT, BDA_TICKS, TICK_MS, TICKS_PER_DAY } from './layout.js';
 import type { BiosMachine, CallResult } from './machine.js';
 
 /** Reads a clock register as BCD, whatever format status B selects. */
-function readBcd(rtc: CmosRtc, index: number): number {
+function readBcd(rtc: Mc146818Rtc, index: number): number {
   const value = rtc.readRegister(index);
-  return rtc.readRegister(RTC_STATUS_B) & RTC_B_DM_BINARY ? toBcd(value) : value;
+  return rtc.readRegister(RTC_REG_B) & REG_B_DM_BINARY ? toBcd(value) : value;
 }
 
-function writeBcd(rtc: CmosRtc, index: number, bcd: number): void {
-  rtc.writeRegister(index, rtc.readRegister(RTC_STATUS_B) & RTC_B_DM_BINARY ? fromBcd(bcd) : bcd);
+function writeBcd(rtc: Mc146818Rtc, index: number, bcd: number): void {
+  rtc.writeRegister(index, rtc.readRegister(RTC_REG_B) & REG_B_DM_BINARY ? fromBcd(bcd) : bcd);
 }
 
 /** Ticks since midnight at host time `ms` (local time), as POST seeds the BDA. */

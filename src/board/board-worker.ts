@@ -1,6 +1,8 @@
 /**
  * The board thread of a multi-vCPU VM: it owns the devices and performs every I/O and MMIO access
- * the vCPU threads leave in their mailboxes (see device-mailbox.ts), until told to quit.
+ * the vCPU threads leave in their mailboxes (see mailbox.ts), until told to quit. It also keeps
+ * the timer devices' deadlines: it sleeps no longer than until the next one, then polls them, and
+ * their interrupts reach the vCPUs through KVM_IRQ_LINE (KVM wakes a halted vCPU itself).
  */
 import { parentPort } from 'node:worker_threads';
 import { loadBios } from '../bios/lazy.js';
@@ -14,11 +16,15 @@ const port = parentPort;
 
 /** How long the board thread sleeps between looks when nobody rings (a safety net, not a tick). */
 const IDLE_WAIT_MS = 100;
+const MIN_TIMER_WAIT_MS = 1;
+const NS_PER_MS = 1_000_000n;
 
 port.once('message', async (job: BoardJob) => {
   if (job.bios) await loadBios(); // only BIOS boots import the BIOS
   const board = createPcBoardFromSpec(job);
-  const devices = localDevices(board);
+  let deadline: bigint | undefined;
+  const devices = localDevices(board, (next) => (deadline = next));
+  devices.pollTimers(); // learns the first deadline (a restored board's timers may be armed)
   const names = [...board.pio.entries(), ...board.mmio.entries()].map((slot) => slot.name);
   const index = new Map(names.map((name, i) => [name, i]));
   const mailboxes = job.mailboxes.map((buffer) => new DeviceMailbox(buffer));
@@ -36,7 +42,24 @@ port.once('message', async (job: BoardJob) => {
         served = true;
       }
     }
-    if (!served) doorbell.wait(seen, IDLE_WAIT_MS);
+    // The timers come due whether or not the vCPUs keep the board busy.
+    const waitMs = timerWaitMs();
+    if (!served) doorbell.wait(seen, waitMs);
   }
   port.postMessage({ type: 'done' } satisfies BoardThreadMessage);
+
+  /** Polls the timers if their deadline has come; how long to sleep until the next one (or the idle wait). */
+  function timerWaitMs(): number {
+    if (deadline === undefined) return IDLE_WAIT_MS;
+    let now = process.hrtime.bigint();
+    if (deadline <= now) {
+      devices.pollTimers();
+      now = process.hrtime.bigint();
+      // A device still due right after its poll would make this loop spin: give it a millisecond.
+      if (deadline !== undefined && deadline <= now) return MIN_TIMER_WAIT_MS;
+    }
+    if (deadline === undefined) return IDLE_WAIT_MS;
+    // Whole milliseconds, rounded up: a wake-up a little late is delivered late; one early would spin.
+    return Math.min(IDLE_WAIT_MS, Number((deadline - now + NS_PER_MS - 1n) / NS_PER_MS));
+  }
 });

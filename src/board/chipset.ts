@@ -3,7 +3,7 @@
  * the PCI host bridge (configuration mechanism #1 at 0xCF8, with the i440FX host bridge, the
  * PIIX3 ISA bridge, the PIIX4 PM function and pci-testdev on bus 0, their BARs assigned as
  * SeaBIOS would), the reset registers (0x92, 0xCF9), the ACPI PM block (0x600), the HPET
- * (0xFED00000), the MC146818 RTC (0x70) unless the BIOS brought its own, QEMU's pc-testdev
+ * (0xFED00000), the MC146818 RTC (0x70; the BIOS's own when it brought one), QEMU's pc-testdev
  * (0xE0, 0x2000, 0xFF000000) and vmport (0x5658). Addresses are the ACPI tables' (pc-layout.ts).
  *
  * Interrupts go through `connectIrq` (a GSI's shared line). The I/O APIC pin an HPET timer is
@@ -49,6 +49,7 @@ import {
 import { PCI_TESTDEV_BAR_IO, PCI_TESTDEV_BAR_MEM, PCI_TESTDEV_MEM_SIZE, PciTestdev } from '../devices/pci/testdev.js';
 import { PORT_A_PORT, PORT_A_SIZE, ResetControlRegister, SystemControlPortA, type ResetKind } from '../devices/reset-control.js';
 import {
+  CMOS_CPU_COUNT,
   CMOS_SHUTDOWN_S3_RESUME,
   CMOS_SHUTDOWN_STATUS,
   Mc146818Rtc,
@@ -58,6 +59,7 @@ import {
   RTC_PORT_COUNT,
   RTC_REG_B,
 } from '../devices/rtc.js';
+import type { TimedDevice } from '../devices/timed-device.js';
 import { VMPORT_PORT, VMPORT_SIZE, VmPort } from '../devices/vmport.js';
 
 /** The HPET's I/O APIC pin 2 is GSI 0 in tskvm's routing (the timer override); other pins are their GSI. */
@@ -74,16 +76,24 @@ export interface PcChipsetHost {
   reset(kind: ResetKind): void;
   /** The guest wrote SLP_EN: S5 (power off) or S3 (suspend to RAM). */
   sleep(state: SleepState): void;
-  /** HPET legacy replacement switched: a PC's 8254 stops driving IRQ0 while it is on. */
+  /**
+   * HPET legacy replacement switched (the guest wrote LEG_RT_CNF, or a restore brought it back):
+   * a PC's 8254 stops driving IRQ0 while it is on (KVM_SET_PIT2 with KVM_PIT_FLAGS_HPET_LEGACY).
+   * The RTC's IRQ8 is gated here.
+   */
   hpetLegacy?(on: boolean): void;
 }
 
-export interface PcChipset {
+/**
+ * The chipset's devices; as a TimedDevice (src/devices/timed-device.ts), the earliest deadline of
+ * the HPET, the PM timer and the RTC, and one poll() for all three.
+ */
+export interface PcChipset extends TimedDevice {
   readonly pci: PciHostBridge;
   readonly pciTestdev: PciTestdev;
   readonly pm: AcpiPm;
   readonly hpet: Hpet;
-  /** Absent when the port was taken (the BIOS's own CMOS clock). */
+  /** The RTC at 0x70 (the BIOS's when it brought one); absent only if another device holds the port. */
   readonly rtc: Mc146818Rtc | undefined;
   readonly portA: SystemControlPortA;
   readonly resetControl: ResetControlRegister;
@@ -146,13 +156,25 @@ export function registerPcChipset(board: ChipsetBoard, host: PcChipsetHost): PcC
     if (!set) hpetLines.set(line, (set = host.connectIrq(line)));
     return set;
   };
-  const hpet = new Hpet({ setIrq: (pin, level) => hpetLine(pin)(level), legacyChanged: host.hpetLegacy });
+  // Legacy replacement (LEG_RT_CNF) takes IRQ0 from the 8254 (the board's hook: the in-kernel PIT) and IRQ8 from the RTC.
+  const hpet = new Hpet({
+    setIrq: (pin, level) => hpetLine(pin)(level),
+    legacyChanged: (on) => {
+      rtc?.gateIrq(on);
+      host.hpetLegacy?.(on);
+    },
+  });
   mmio.register(HPET_ADDRESS, HPET_MMIO_SIZE, hpet, 'HPET');
 
+  // The BIOS registers its own RTC first (local time, its disks' CMOS bytes): the same device, taken over here.
   let rtc: Mc146818Rtc | undefined;
-  if (pio.find(RTC_PORT) === undefined) {
+  const rtcSlot = pio.find(RTC_PORT);
+  if (rtcSlot === undefined) {
     rtc = new Mc146818Rtc({ setIrq: host.connectIrq(RTC_IRQ) }, { memorySize: host.memorySize, cpus: host.cpus });
     pio.register(RTC_PORT, RTC_PORT_COUNT, rtc, 'RTC (MC146818)');
+  } else if (rtcSlot.device instanceof Mc146818Rtc) {
+    rtc = rtcSlot.device;
+    rtc.setCmos(CMOS_CPU_COUNT, Math.max(0, host.cpus - 1));
   }
 
   const testdevLines = Array.from({ length: PC_TESTDEV_IRQ_LINES }, (_, line) => host.connectIrq(line));
@@ -223,6 +245,7 @@ export function connectPcChipset(
     reset: () => (board.stop ??= { reason: 'reset' }),
     sleep: (state) => {
       sleepRequested = state;
+      if (state === 'S5') board.stop ??= { reason: 'poweroff' };
       // What QEMU's RTC does on suspend: the shutdown status tells the BIOS to resume, not boot.
       if (state === 'S3') chipset.rtc?.setCmos(CMOS_SHUTDOWN_STATUS, CMOS_SHUTDOWN_S3_RESUME);
     },
@@ -237,7 +260,7 @@ export function connectPcChipset(
     resumeFromS3(stopRequested) {
       const rtc = chipset.rtc;
       // The wake event: the next RTC alarm, if the guest armed it (AIE) and let it wake (RTC_EN).
-      const alarmArmed = rtc !== undefined && (rtc.read(RTC_REG_B) & REG_B_AIE) !== 0 && chipset.pm.wakeEnabled('rtc');
+      const alarmArmed = rtc !== undefined && (rtc.readRegister(RTC_REG_B) & REG_B_AIE) !== 0 && chipset.pm.wakeEnabled('rtc');
       const wakeAt = alarmArmed ? rtc.nextAlarmNs() : undefined;
       for (;;) {
         if (stopRequested()) return undefined;

@@ -4,8 +4,9 @@
  * it; a doorbell wakes the board thread. One board, one thread touching the devices: the device
  * models stay plain objects, and the serial rings keep one producer and one consumer.
  */
+import type { PioBus } from '../devices/bus.js';
 import type { MachineStop, PioSize } from '../devices/device.js';
-import type { ExitDevices } from '../devices/dispatch.js';
+import { handleIo, type ExitDevices } from '../devices/dispatch.js';
 
 // Mailbox header words (Int32).
 const STATE = 0;
@@ -31,6 +32,7 @@ const KIND_MMIO = 1;
 const STOP_NONE = 0;
 const STOP_DEBUG_EXIT = 1;
 const STOP_RESET = 2;
+const STOP_POWEROFF = 3;
 
 // Doorbell words.
 const RINGS = 0;
@@ -40,6 +42,12 @@ const INPUT = 2;
 /** The main thread wants the devices' state (a snapshot, every vCPU paused). */
 const SAVE = 3;
 const DOORBELL_INT32S = 4;
+
+const STOP_KINDS: Readonly<Record<MachineStop['reason'], number>> = {
+  'debug-exit': STOP_DEBUG_EXIT,
+  reset: STOP_RESET,
+  poweroff: STOP_POWEROFF,
+};
 
 /** One vCPU's mailbox. */
 export class DeviceMailbox {
@@ -108,8 +116,11 @@ export class Doorbell {
   }
 }
 
-/** The vCPU side: each access goes to the board thread and back. */
-export function remoteDevices(mailbox: DeviceMailbox, doorbell: Doorbell, deviceNames: readonly string[]): ExitDevices {
+/**
+ * The vCPU side: each access goes to the board thread and back, except those to `local`'s ports:
+ * devices that need this vCPU's registers (vmport), performed here (createVcpuLocalBus).
+ */
+export function remoteDevices(mailbox: DeviceMailbox, doorbell: Doorbell, deviceNames: readonly string[], local?: PioBus): ExitDevices {
   let stop: MachineStop | undefined;
   const { words, bytes } = mailbox;
   const call = (): string | undefined => {
@@ -120,11 +131,13 @@ export function remoteDevices(mailbox: DeviceMailbox, doorbell: Doorbell, device
     const stopKind = words[STOP]!;
     if (stopKind === STOP_DEBUG_EXIT) stop ??= { reason: 'debug-exit', exitCode: words[STOP_CODE]! >>> 0 };
     else if (stopKind === STOP_RESET) stop ??= { reason: 'reset' };
+    else if (stopKind === STOP_POWEROFF) stop ??= { reason: 'poweroff' };
     const device = words[DEVICE]!;
     return device < 0 ? undefined : deviceNames[device];
   };
   return {
-    io(access) {
+    io(access, cpu) {
+      if (local?.find(access.port)) return handleIo(access, local, cpu);
       const length = Math.min(access.data.length, DATA_BYTES);
       words[KIND] = KIND_IO;
       words[DIRECTION] = access.direction === 'out' ? 1 : 0;
@@ -148,8 +161,9 @@ export function remoteDevices(mailbox: DeviceMailbox, doorbell: Doorbell, device
       if (!access.isWrite) access.data.set(bytes.subarray(HEADER_BYTES, HEADER_BYTES + length));
       return device;
     },
-    // The board thread polls its devices' input itself (the main thread rings its doorbell).
+    // The board thread polls its devices' input and timers itself (the main thread rings its doorbell).
     pollInput() {},
+    pollTimers() {},
     get stop() {
       return stop;
     },
@@ -176,7 +190,7 @@ export function serveMailbox(mailbox: DeviceMailbox, devices: ExitDevices, devic
   }
   words[DEVICE] = name === undefined ? -1 : (deviceIndex.get(name) ?? -1);
   const stop = devices.stop;
-  words[STOP] = stop === undefined ? STOP_NONE : stop.reason === 'debug-exit' ? STOP_DEBUG_EXIT : STOP_RESET;
+  words[STOP] = stop === undefined ? STOP_NONE : STOP_KINDS[stop.reason];
   words[STOP_CODE] = stop?.reason === 'debug-exit' ? stop.exitCode | 0 : 0;
   Atomics.store(words, STATE, STATE_RESPONSE);
   Atomics.notify(words, STATE);

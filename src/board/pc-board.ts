@@ -11,12 +11,14 @@ import { FW_CFG_IO_BASE, FW_CFG_IO_SIZE, FwCfg, type FwCfgConfig } from '../devi
 import { I8042, I8042_DATA_PORT, I8042_PORT_COUNT } from '../devices/i8042.js';
 import { Serial16550, UART_REGISTER_COUNT, type SerialHost } from '../devices/serial16550.js';
 import { VmFd } from '../kvm/ioctls.js';
+import { KVM_PIT_FLAGS_HPET_LEGACY, KVM_STATE_LAYOUT } from '../kvm/state.js';
+import { VMPORT_PORT, VMPORT_SIZE, VmPort } from '../devices/vmport.js';
 import { GuestMemory } from '../memory/guest-memory.js';
 import { ByteRing } from '../io/byte-ring.js';
 import { SharedIrqLines, type IrqLineSetter } from './irq-lines.js';
 import { restoreBoardState, type BoardState } from './board-state.js';
 import { loadedBios } from '../bios/lazy.js';
-import { connectPcChipset } from './chipset.js';
+import { connectPcChipset, type ConnectedPcChipset } from './chipset.js';
 import type { BiosBoardSpec } from '../bios/spec.js';
 
 /** The four PC serial ports: I/O base and ISA IRQ (COM3/COM4 share COM1/COM2's lines). */
@@ -39,6 +41,8 @@ export interface Board {
   stop: MachineStop | undefined;
   /** More devices that take host input when told some arrived (the BIOS's keyboard). */
   readonly inputPolls: (() => void)[];
+  /** PCI, ACPI PM, HPET, RTC...: the timers' deadlines and the sleep states come from here. */
+  chipset?: ConnectedPcChipset;
 }
 
 /** A serial port's host side: TX into the ring the main thread drains, RX from the ring it fills. */
@@ -67,6 +71,8 @@ export interface PcBoardHost {
   bios?: BiosBoardSpec;
   /** A debug-exit value the host takes for itself (a snapshot trigger): returns true, and the run goes on. */
   debugExit?: (value: number) => boolean;
+  /** HPET legacy replacement switched: the in-kernel 8254 must stop (or resume) driving IRQ0. */
+  pitLegacy?: (hpetOwnsIrq0: boolean) => void;
 }
 
 /** A serial port plugged into nothing: output vanishes, no input ever arrives. */
@@ -106,6 +112,7 @@ export function createPcBoardFromSpec(spec: BoardSpec): Board {
     memory: GuestMemory.attach(spec.memoryAddr, spec.memorySize).bytes,
     serial: spec.serial.map((rings) => (rings ? ringSerialHost(new ByteRing(rings.tx), new ByteRing(rings.rx)) : UNCONNECTED_SERIAL)),
     irqLine: spec.irqchip ? (irq, level) => vm.irqLine(irq, level) : undefined,
+    ...(spec.irqchip ? { pitLegacy: (on: boolean) => setPitHpetLegacy(vm, on) } : {}),
     firmware: spec.firmware,
     ...(spec.bios ? { bios: spec.bios } : {}),
     ...(trigger && flag
@@ -160,22 +167,84 @@ export function createPcBoard(host: PcBoardHost): Board {
     board.inputPolls.push(() => bios.poll());
   }
   // PCI, ACPI PM, HPET, RTC, the reset registers and QEMU's test devices (after the BIOS: its CMOS clock wins).
-  connectPcChipset(board, { connectIrq: (irq) => lines.connect(irq), memorySize: memory.length, cpus: host.firmware?.cpus ?? 1 });
+  board.chipset = connectPcChipset(board, {
+    connectIrq: (irq) => lines.connect(irq),
+    memorySize: memory.length,
+    cpus: host.firmware?.cpus ?? 1,
+    ...(host.pitLegacy ? { hpetLegacy: host.pitLegacy } : {}),
+  });
   // Port 0x80 (POST codes) needs no device: unassigned ports already ignore writes and read all ones.
   return board;
 }
 
-/** The board in this thread, as the exit loop sees it. */
-export function localDevices(board: Board): ExitDevices {
+/**
+ * What QEMU does when the HPET takes over IRQ0 (hw/i386/kvm/i8254.c): KVM_PIT_FLAGS_HPET_LEGACY
+ * in the in-kernel PIT's state, so its channel 0 stops interrupting (and starts again from its
+ * count when the flag goes).
+ */
+export function setPitHpetLegacy(vm: Pick<VmFd, 'getPit2' | 'setPit2'>, on: boolean): void {
+  const pit = vm.getPit2();
+  const view = new DataView(pit.buffer, pit.byteOffset, pit.byteLength);
+  const flags = view.getUint32(KVM_STATE_LAYOUT.pitFlags, true);
+  view.setUint32(KVM_STATE_LAYOUT.pitFlags, on ? flags | KVM_PIT_FLAGS_HPET_LEGACY : flags & ~KVM_PIT_FLAGS_HPET_LEGACY, true);
+  vm.setPit2(pit);
+}
+
+/** Called with the timers' next deadline (process.hrtime.bigint() ns; undefined: none armed) whenever it may have moved. */
+export type DeadlineSink = (deadlineNs: bigint | undefined) => void;
+
+/**
+ * The board in this thread, as the exit loop sees it. With `onDeadline`, the board reports its
+ * timers' next deadline after every access to a timer device and every poll (only when it
+ * changed, except after pollTimers, which always reports: the watcher's timeout is spent then).
+ */
+export function localDevices(board: Board, onDeadline?: DeadlineSink): ExitDevices {
+  const chipset = board.chipset;
+  let published: bigint | undefined;
+  const report = (always: boolean): void => {
+    if (!chipset || !onDeadline) return;
+    const next = chipset.nextDeadlineNs();
+    if (!always && next === published) return;
+    published = next;
+    onDeadline(next);
+  };
+  // Which devices have timers, by the names they are registered under (the exit path already has the name).
+  const timed = new Set<string>();
+  if (chipset && onDeadline) {
+    const timers: unknown[] = [chipset.hpet, chipset.pm, chipset.rtc];
+    for (const slot of [...board.pio.entries(), ...board.mmio.entries()]) if (timers.includes(slot.device)) timed.add(slot.name);
+  }
+  const afterAccess = (name: string | undefined): string | undefined => {
+    if (name !== undefined && timed.has(name)) report(false);
+    return name;
+  };
   return {
-    io: (access) => handleIo(access, board.pio),
-    mmio: (access) => handleMmio(access, board.mmio),
+    io: timed.size ? (access, cpu) => afterAccess(handleIo(access, board.pio, cpu)) : (access, cpu) => handleIo(access, board.pio, cpu),
+    mmio: timed.size ? (access) => afterAccess(handleMmio(access, board.mmio)) : (access) => handleMmio(access, board.mmio),
     pollInput: () => {
       for (const uart of board.serial) uart.pollRx();
       for (const poll of board.inputPolls) poll();
+      report(false);
+    },
+    pollTimers: () => {
+      chipset?.poll();
+      report(true);
     },
     get stop() {
       return board.stop;
     },
+    get suspended() {
+      return chipset?.sleepRequested === 'S3';
+    },
   };
+}
+
+/**
+ * The devices a vCPU thread keeps for itself when the board is in a board thread: those that
+ * need the vCPU's registers during the exit (vmport), which cannot cross threads.
+ */
+export function createVcpuLocalBus(memorySize: number): PioBus {
+  const pio: PioBus = new Bus<PioDevice>(PIO_ADDRESS_SPACE_SIZE);
+  pio.register(VMPORT_PORT, VMPORT_SIZE, new VmPort({ memorySize }), 'vmport');
+  return pio;
 }

@@ -3,14 +3,12 @@
  * carries the guest's serial output and nothing else; every diagnostic goes to stderr.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { collectDiagnosis, formatDiagnosis } from '../doctor.js';
 import { UsageError } from '../errors.js';
 import { KvmError } from '../kvm/error.js';
 import { backend } from '../kvm/native.js';
 import { GUEST_FORMATS } from '../loader/guest.js';
 import { DEFAULT_MEMORY } from '../machine/options.js';
 import { addBiosOptions, BIOS_HELP } from './bios-options.js';
-import { registerDomainCommands } from './domains.js';
 import { hardExit } from './hard-exit.js';
 import { addSnapshotOptions, SNAPSHOT_HELP } from './snapshot-options.js';
 import { EXIT_HOST, EXIT_OK, EXIT_USAGE, runCommand, type RunFlags } from './run-command.js';
@@ -52,7 +50,8 @@ export async function main(argv: readonly string[]): Promise<number> {
   for (const stream of [process.stdout, process.stderr]) stream.on('error', () => (stdioFailed = true));
   const program = new Command('tskvm')
     .description('Run tiny x86 guests on Linux KVM (/dev/kvm).')
-    .version(await versionText(), '-V, --version')
+    // The version text loads the KVM backend: only when it is asked for.
+    .version(argv.some((arg) => arg === '-V' || arg === '--version') ? await versionText() : 'tskvm', '-V, --version')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: (s, write) => write(`tskvm: ${s.replace(/^error: /, '')}`) })
     .showHelpAfterError('(run `tskvm run --help` for usage)');
@@ -85,6 +84,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .option('--hugepages', 'ask for transparent huge pages for guest RAM')
     .option('--gdb <port>', 'serve the GDB remote protocol on 127.0.0.1:PORT')
     .option('--gdb-wait', 'with --gdb: stop before the first instruction until gdb continues')
+    .option('--gdb-arch <arch>', "with --gdb: the register layout gdb is served, i386 or x86-64 (default: the image's ELF class)")
     .addHelpText('after', HELP_AFTER + BIOS_HELP + SNAPSHOT_HELP)
     .action(async (image: string | undefined, flags: RunFlags, command: Command) => {
       const outcome = await runCommand(image, flags, command);
@@ -97,13 +97,16 @@ export async function main(argv: readonly string[]): Promise<number> {
     .description('check whether this host can run tskvm guests: /dev/kvm, KVM capabilities, CPU, KSM/THP, backend')
     .option('--json', 'print the diagnosis as JSON')
     .addHelpText('after', '\nExit status:\n  0  tskvm can run guests here\n  1  it cannot (the report says why and what to do)\n')
-    .action((opts: { json?: boolean }) => {
+    .action(async (opts: { json?: boolean }) => {
+      const { collectDiagnosis, formatDiagnosis } = await import('../doctor.js');
       const diagnosis = collectDiagnosis();
       process.stdout.write(opts.json ? `${JSON.stringify(diagnosis, null, 2)}\n` : formatDiagnosis(diagnosis));
       status = diagnosis.ok ? EXIT_OK : EXIT_HOST;
     });
 
-  registerDomainCommands(program);
+  // The domain commands (and the XML parser and lock files behind them) only where they can be
+  // the command or be listed: not for `run` and `doctor`.
+  if (argv[0] !== 'run' && argv[0] !== 'doctor') (await import('./domains.js')).registerDomainCommands(program);
 
   try {
     await program.parseAsync(bareTraceFlag(argv), { from: 'user' });
@@ -139,6 +142,7 @@ const OPTION_FLAGS: readonly [RegExp, string][] = [
   [/options\.modules(\[\d+\])?/g, '--initrd'],
   [/options\.longMode\b/g, '--long-mode'],
   [/options\.serialInput\b/g, '--serial-input'],
+  [/options\.gdb\.arch\b/g, '--gdb-arch'],
   [/options\.gdb(\.port)?\b/g, '--gdb'],
   [/options\.trace(\.\w+)?\b/g, '--trace'],
   [/options\.image\b/g, 'IMAGE'],

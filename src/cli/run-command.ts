@@ -15,13 +15,13 @@ import { UsageError } from '../errors.js';
 import { Kvm } from '../kvm/ioctls.js';
 import type { GuestFormatChoice } from '../loader/guest.js';
 import { checkGuestFiles } from '../machine/guest-files.js';
-import { PC_MAX_VCPUS, validateRunOptions } from '../machine/options.js';
+import { PC_MAX_VCPUS, validateRunOptions, type GdbArch } from '../machine/options.js';
 import { runGuest, type ModuleSource, type RunGuestOptions, type RunResult, type SerialEndpoint } from '../machine/run.js';
 import { parseDuration, parseMemorySize } from '../units.js';
 import type { Command } from 'commander';
 import { biosCliRun, type BiosCliOptions } from './bios-options.js';
 import { FdWriter } from './output.js';
-import { checkSnapshotFlags, RESTORE_BIOS_RUN, savedMessage, snapshotRunOptions, type SnapshotCliOptions } from './snapshot-options.js';
+import { checkSnapshotFlags, savedMessage, snapshotRunOptions, terminalSave, type SnapshotCliOptions } from './snapshot-options.js';
 import { TerminalEscapes } from './terminal.js';
 
 /** Exit statuses (DESIGN.md's table, and the README's). */
@@ -53,6 +53,7 @@ export interface RunFlags extends BiosCliOptions, SnapshotCliOptions {
   step?: boolean;
   gdb?: string;
   gdbWait?: boolean;
+  gdbArch?: string;
   memPrealloc?: boolean;
   ksm?: boolean;
   hugepages?: boolean;
@@ -64,28 +65,40 @@ export interface RunOutcome {
   status: number;
   /** A write is still blocked in the thread pool: exit without joining it. */
   stuck: boolean;
+  /** How the run ended, and what stopped it from outside (for front ends with other exit statuses: src/qemu). */
+  result?: RunResult;
+  stoppedBy?: NodeJS.Signals | 'quit';
 }
 
 type SerialRoute = { kind: 'stdio' } | { kind: 'null' } | { kind: 'file'; path: string };
 
-export async function runCommand(image: string | undefined, flags: RunFlags, command: Command): Promise<RunOutcome> {
+/** `extra`: library options with no `tskvm run` flag, from other front ends (tskvm-qemu's -cpu). */
+export async function runCommand(
+  image: string | undefined,
+  flags: RunFlags,
+  command: Command,
+  extra: Pick<RunGuestOptions, 'cpuid'> = {},
+): Promise<RunOutcome> {
   // 1. Flags and options: pure checks, nothing opened. Snapshot and BIOS flags first: a bad one
   // must fail before the terminal goes raw.
-  checkSnapshotFlags(command, image, flags);
+  const interactive = process.stdin.isTTY === true && flags.serialInput === undefined; // Ctrl-A s can save
+  checkSnapshotFlags(command, image, flags, interactive);
   const stdout = new FdWriter(STDOUT_FD, 'stdout');
-  const biosRun =
-    flags.restore !== undefined
-      ? RESTORE_BIOS_RUN
-      : biosCliRun(image, flags, {
-          writeStdout: (text) => stdout.write(Buffer.from(text)),
-          stdoutIsTerminal: process.stdout.isTTY === true,
-        });
+  // A restore's snapshot stands in for IMAGE: the BIOS flags left to it are this run's console, screen and keys.
+  const biosRun = biosCliRun(image ?? flags.restore, flags, {
+    writeStdout: (text) => stdout.write(Buffer.from(text)),
+    stdoutIsTerminal: process.stdout.isTTY === true,
+  });
+  const terminalSaves = terminalSave(flags.save, interactive, (text) => process.stderr.write(text));
+  const snapshotFlags = { ...flags, saveRequest: terminalSaves.signal };
   const routes = parseSerialRoutes(flags.serial);
   const gdbPort = flags.gdb === undefined ? undefined : parsePort(flags.gdb);
   if (flags.gdbWait && gdbPort === undefined) throw new UsageError('--gdb-wait needs --gdb PORT');
+  if (flags.gdbArch !== undefined && gdbPort === undefined) throw new UsageError('--gdb-arch needs --gdb PORT');
   const timeoutMs = flags.timeout === undefined ? undefined : parseDuration(flags.timeout, 'timeout');
   const traceWanted = flags.trace !== undefined || flags.traceFile !== undefined || flags.tracePort !== undefined;
-  const options: RunGuestOptions = snapshotRunOptions(command, image, flags, {
+  const options: RunGuestOptions = snapshotRunOptions(command, image, snapshotFlags, {
+    ...extra,
     ...(image === undefined ? {} : { image }),
     bios: biosRun.bios,
     memory: parseMemorySize(flags.memory),
@@ -114,6 +127,7 @@ export async function runCommand(image: string | undefined, flags: RunFlags, com
         : {
             port: gdbPort,
             wait: flags.gdbWait,
+            ...(flags.gdbArch === undefined ? {} : { arch: flags.gdbArch as GdbArch }),
             onListening: (port) =>
               process.stderr.write(`tskvm: gdb server on 127.0.0.1:${port}${flags.gdbWait ? ' (waiting for gdb to continue)' : ''}\n`),
           },
@@ -169,7 +183,9 @@ export async function runCommand(image: string | undefined, flags: RunFlags, com
     const terminal = stdioPort && serialInput === undefined && process.stdin.isTTY ? process.stdin : undefined;
     if (serialInput === undefined && terminal) {
       terminal.setRawMode(true);
-      stdinInput = terminal.pipe(new TerminalEscapes((command) => stopWith(command === 'quit' ? 'quit' : 'SIGINT')));
+      stdinInput = terminal.pipe(
+        new TerminalEscapes((command) => (command === 'save' ? terminalSaves.request() : stopWith(command === 'quit' ? 'quit' : 'SIGINT'))),
+      );
     } else if (serialInput === undefined && stdioPort) {
       stdinInput = process.stdin;
     }
@@ -233,7 +249,7 @@ export async function runCommand(image: string | undefined, flags: RunFlags, com
         status = EXIT_OUTPUT;
       }
     }
-    return { status, stuck: writers.some((w) => w.inFlight) };
+    return { status, stuck: writers.some((w) => w.inFlight), result, stoppedBy };
   } finally {
     if (stdinInput && stdinInput !== process.stdin) stdinInput.destroy();
     for (const fd of opened) closeSync(fd);
@@ -272,6 +288,7 @@ export function exitStatus(result: RunResult, stoppedBy: NodeJS.Signals | 'quit'
       return result.exitCode & 0xff;
     case 'halt':
     case 'reset':
+    case 'poweroff':
     case 'saved':
       return EXIT_OK;
     case 'timeout':

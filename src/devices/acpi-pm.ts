@@ -18,7 +18,9 @@
  * suspends to RAM: the host decides what that means (`sleep`). `wake()` is the way back: it sets
  * WAK_STS (and the reason's status bit), as the chipset does on resume.
  */
-import type { PioDevice, PioSize } from './device.js';
+import type { PioDevice, PioSize, Snapshottable } from './device.js';
+import { boolField, intField, maskField, refuseState, stateFields } from './state-check.js';
+import type { TimedDevice } from './timed-device.js';
 
 export const PM_IO_SIZE = 0x40;
 export const PM1_STS = 0x00;
@@ -84,9 +86,27 @@ export interface AcpiPmOptions {
   timer32?: boolean;
 }
 
-export class AcpiPm implements PioDevice {
+/**
+ * What restore() takes. The PM timer is saved as its count at the save (not as host time), so a
+ * restored timer counts on from there, and its next overflow comes after the same ticks.
+ */
+export interface AcpiPmState {
+  pm1Status: number;
+  pm1Enable: number;
+  pm1Control: number;
+  gpeStatus: number;
+  gpeEnable: number;
+  /** The PM timer's count, in its 24 or 32 bits. */
+  timer: number;
+  timer32: boolean;
+  /** Whether the SCI was up. */
+  sci: boolean;
+}
+
+export class AcpiPm implements PioDevice, Snapshottable<AcpiPmState>, TimedDevice {
   private readonly now: () => bigint;
-  private readonly startNs: bigint;
+  /** Host ns at which the timer counted 0. */
+  private startNs: bigint;
   private readonly timerBits: number;
   private pm1Status = 0;
   private pm1Enable = 0;
@@ -145,12 +165,17 @@ export class AcpiPm implements PioDevice {
    * nextDeadlineNs() so the timer's overflow interrupt arrives on time.
    */
   poll(): void {
+    this.catchUpTimer();
+    this.updateSci();
+  }
+
+  /** TMR_STS set if the timer's top bit toggled since the last look. */
+  private catchUpTimer(): void {
     const halves = this.ticks() >> BigInt(this.timerBits - 1);
     if (halves !== this.timerHalves) {
       this.timerHalves = halves;
       this.pm1Status |= PM1_TMR;
     }
-    this.updateSci();
   }
 
   /** When the timer's top bit next toggles (host ns), if its interrupt is enabled. */
@@ -187,6 +212,51 @@ export class AcpiPm implements PioDevice {
     this.gpeStatus = 0;
     this.gpeEnable = 0;
     this.updateSci();
+  }
+
+  /**
+   * The registers with TMR_STS caught up but the SCI not moved (`sci` is the line as the machine
+   * has it): the restored device raises what is pending at its first poll, after the machine's
+   * interrupt controllers are back.
+   */
+  state(): AcpiPmState {
+    this.catchUpTimer();
+    return {
+      pm1Status: this.pm1Status,
+      pm1Enable: this.pm1Enable,
+      pm1Control: this.pm1Control,
+      gpeStatus: this.gpeStatus,
+      gpeEnable: this.gpeEnable,
+      timer: this.timer(),
+      timer32: this.timer32,
+      sci: this.sciLevel,
+    };
+  }
+
+  /** Takes a saved state (AcpiPmState): the timer counts on from the saved count. A UsageError if it is malformed. */
+  restore(state: AcpiPmState): void {
+    const device = 'ACPI PM';
+    const fields = stateFields(device, state);
+    if (boolField(device, fields, 'timer32') !== this.timer32) {
+      refuseState(device, `its PM timer has ${this.timer32 ? 24 : 32} bits, this machine's ${this.timer32 ? 32 : 24}`);
+    }
+    const pm1Status = maskField(device, fields, 'pm1Status', PM1_STS_BITS);
+    const pm1Enable = maskField(device, fields, 'pm1Enable', PM1_EN_BITS);
+    const pm1Control = maskField(device, fields, 'pm1Control', PM1_CNT_KEPT);
+    const gpeStatus = maskField(device, fields, 'gpeStatus', U16_MASK);
+    const gpeEnable = maskField(device, fields, 'gpeEnable', U16_MASK);
+    const timer = intField(device, fields, 'timer', 0, 2 ** this.timerBits - 1);
+    const sci = boolField(device, fields, 'sci');
+    this.pm1Status = pm1Status;
+    this.pm1Enable = pm1Enable;
+    this.pm1Control = pm1Control;
+    this.gpeStatus = gpeStatus;
+    this.gpeEnable = gpeEnable;
+    // The first ns at which ticks() reads `timer`, counted back from now.
+    this.startNs = this.now() - (BigInt(timer) * NS_PER_SECOND + BigInt(PM_TIMER_HZ) - 1n) / BigInt(PM_TIMER_HZ);
+    this.timerHalves = this.ticks() >> BigInt(this.timerBits - 1);
+    this.sciLevel = sci; // the line as the saved machine had it; the next poll raises what is pending
+    this.host.setSci(sci);
   }
 
   private ticks(): bigint {
@@ -248,9 +318,13 @@ export class AcpiPm implements PioDevice {
     }
   }
 
-  private updateSci(): void {
+  private sciPending(): boolean {
     const pending = (this.pm1Status & this.pm1Enable & PM1_SCI_BITS) !== 0 || (this.gpeStatus & this.gpeEnable) !== 0;
-    const level = pending && (this.pm1Control & PM1_CNT_SCI_EN) !== 0;
+    return pending && (this.pm1Control & PM1_CNT_SCI_EN) !== 0;
+  }
+
+  private updateSci(): void {
+    const level = this.sciPending();
     if (level !== this.sciLevel) {
       this.sciLevel = level;
       this.host.setSci(level);

@@ -25,8 +25,33 @@ export const PIO_ALL_ONES: Readonly<Record<PioSize, number>> = { 1: 0xff, 2: 0xf
 /** What each byte of an unassigned MMIO read holds. */
 export const MMIO_ALL_ONES_BYTE = 0xff;
 
-/** Why a device ended the run. */
-export type MachineStop = { reason: 'debug-exit'; exitCode: number } | { reason: 'reset' };
+/** Why a device ended the run: a debug-exit write, a reset, or ACPI S5 (soft-off) through PM1a control. */
+export type MachineStop = { reason: 'debug-exit'; exitCode: number } | { reason: 'reset' } | { reason: 'poweroff' };
+
+/** The general registers an I/O exit may read and change (KVM_GET_REGS / KVM_SET_REGS names). */
+export type IoCpuRegister = 'rax' | 'rbx' | 'rcx' | 'rdx' | 'rsi' | 'rdi';
+
+/**
+ * The vCPU's registers during one I/O exit, for the rare device that needs them (QEMU's vmport).
+ * The exit loop fetches them (KVM_GET_REGS) on the first `get()` or `set()` of the exit and, if
+ * `set()` was called, writes them back (KVM_SET_REGS) before the next KVM_RUN; an exit that never
+ * asks costs nothing. RIP is left alone: on the next KVM_RUN, KVM completes the `in`/`out` at
+ * that RIP (merging an `in`'s data into the RAX it finds) and moves past it.
+ */
+export interface IoCpu {
+  get(register: IoCpuRegister): bigint;
+  set(register: IoCpuRegister, value: bigint): void;
+}
+
+/** A port device that needs the vCPU's registers: the dispatcher prefers these methods when it has an IoCpu. */
+export interface CpuPioDevice extends PioDevice {
+  pioReadCpu(offset: number, size: PioSize, cpu: IoCpu): number;
+  pioWriteCpu(offset: number, size: PioSize, value: number, cpu: IoCpu): void;
+}
+
+export function isCpuPioDevice(device: PioDevice): device is CpuPioDevice {
+  return typeof (device as Partial<CpuPioDevice>).pioReadCpu === 'function';
+}
 
 /**
  * A device whose state can be saved and brought back (snapshots): `state()` returns plain,

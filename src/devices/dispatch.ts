@@ -4,7 +4,7 @@
  * thread shared by several.
  */
 import type { MmioBus, PioBus } from './bus.js';
-import { MMIO_ALL_ONES_BYTE, PIO_ALL_ONES, type MachineStop, type PioSize } from './device.js';
+import { isCpuPioDevice, MMIO_ALL_ONES_BYTE, PIO_ALL_ONES, type IoCpu, type MachineStop, type PioSize } from './device.js';
 
 /** A port access, self-contained: `data` holds size × count bytes (see VcpuExit 'io'). */
 export interface IoAccess {
@@ -24,23 +24,39 @@ export interface MmioAccess {
 
 /** What the exit loop needs from the devices, wherever they live. */
 export interface ExitDevices {
-  /** Performs a port access; returns the name of the device that took it (undefined: unassigned). */
-  io(access: IoAccess): string | undefined;
+  /**
+   * Performs a port access; returns the name of the device that took it (undefined: unassigned).
+   * `cpu`: the vCPU's registers, for the device that needs them (vmport); fetched only if used.
+   */
+  io(access: IoAccess, cpu?: IoCpu): string | undefined;
   /** Performs an MMIO access; returns the device's name (undefined: unassigned). */
   mmio(access: MmioAccess): string | undefined;
   /** The host has new input for the devices (serial bytes): let them take it and raise their interrupts. */
   pollInput(): void;
-  /** Set once a device has ended the run (debug-exit, reset). */
+  /** A timer device's deadline has come (a 'poll-timers' request): due interrupts are raised. */
+  pollTimers(): void;
+  /** Set once a device has ended the run (debug-exit, reset, poweroff). */
   readonly stop: MachineStop | undefined;
+  /**
+   * The guest has put the machine to sleep (ACPI S3, suspend to RAM): the exit loop parks the
+   * vCPU until a wake event (LoopHooks.suspend). Absent: sleep states are not modelled here.
+   */
+  readonly suspended?: boolean;
 }
 
 /**
  * A port access: `count` > 1 is string I/O (rep ins/outs), each element `size` bytes. Returns
  * the name of the device that took it (undefined: unassigned, which ignores writes and reads all ones).
  */
-export function handleIo(access: IoAccess, pio: PioBus): string | undefined {
+export function handleIo(access: IoAccess, pio: PioBus, cpu?: IoCpu): string | undefined {
   const { size, port, count, data } = access;
   const slot = pio.find(port);
+  // A device that needs the vCPU's registers (vmport) gets them for a single (not string) access.
+  if (cpu && slot && count === 1 && isCpuPioDevice(slot.device)) {
+    if (access.direction === 'out') slot.device.pioWriteCpu(port - slot.base, size, readLe(data, 0, size), cpu);
+    else writeLe(data, 0, size, slot.device.pioReadCpu(port - slot.base, size, cpu));
+    return slot.name;
+  }
   const elements = Math.min(count, Math.floor(data.length / size));
   for (let i = 0, at = 0; i < elements; i++, at += size) {
     if (access.direction === 'out') slot?.device.pioWrite(port - slot.base, size, readLe(data, at, size));

@@ -1,9 +1,11 @@
 /**
  * The High Precision Event Timer (IA-PC HPET Specification 1.0a) at 0xFED00000, as QEMU's PC has
  * it: a 64-bit main counter running at 100 MHz (a 10 ns period, COUNTER_CLK_PERIOD = 10^7 fs)
- * while ENABLE_CNF is set, three comparators (timer 0 periodic-capable and 64-bit, timers 1 and 2
- * one-shot), legacy replacement routing (LEG_RT_CNF: timer 0 → IRQ0 / I/O APIC pin 2, timer 1 →
- * IRQ8) and I/O APIC routing otherwise, level or edge interrupts with GINTR_STA.
+ * while ENABLE_CNF is set, three comparators (timer 0 periodic-capable, timers 1 and 2 one-shot;
+ * each 64-bit or, with TN_32MODE_CNF, 32-bit, where a one-shot also interrupts at the counter's
+ * 32-bit wrap as the spec says), legacy replacement routing (LEG_RT_CNF: timer 0 → IRQ0 / I/O
+ * APIC pin 2, timer 1 → IRQ8) and I/O APIC routing otherwise, level or edge interrupts with
+ * GINTR_STA (write 1 to clear).
  *
  * The counter is derived from the host's monotonic clock (injected, nanoseconds): while enabled,
  * main counter = value at enable + (now - enable time) / 10 ns, so every read is exact and costs
@@ -11,7 +13,9 @@
  * calls `poll()` at `nextDeadlineNs()` (or sooner) to deliver interrupts on time. Interrupts go
  * through the injected IRQ line setter, by I/O APIC input pin (the board maps pins to GSIs).
  */
-import type { MmioDevice } from './device.js';
+import type { MmioDevice, Snapshottable } from './device.js';
+import { arrayField, bigField, refuseState, stateFields } from './state-check.js';
+import type { TimedDevice } from './timed-device.js';
 
 export const HPET_MMIO_SIZE = 0x400;
 
@@ -84,6 +88,26 @@ export interface HpetHost {
   legacyChanged?(on: boolean): void;
 }
 
+/**
+ * What restore() takes: registers as decimal strings (64-bit values). The main counter is saved
+ * as its value at the save, not as host time: a restored HPET counts on from there, and armed
+ * comparators fire after the same number of ticks as they would have.
+ */
+export interface HpetState {
+  config: string;
+  isr: string;
+  counter: string;
+  timers: HpetTimerState[];
+}
+
+export interface HpetTimerState {
+  config: string;
+  comparator: string;
+  period: string;
+  /** The main counter value of the next match, or null: none pending. */
+  nextFire: string | null;
+}
+
 interface HpetTimer {
   config: bigint;
   /** The comparator (in 32-bit mode only its low half is kept). */
@@ -102,7 +126,7 @@ interface HpetTimer {
 const NO_MATCH = -1n;
 const BYTE = 8n;
 
-export class Hpet implements MmioDevice {
+export class Hpet implements MmioDevice, Snapshottable<HpetState>, TimedDevice {
   private readonly now: () => bigint;
   private config = 0n;
   private isr = 0n;
@@ -115,7 +139,7 @@ export class Hpet implements MmioDevice {
   constructor(private readonly host: HpetHost) {
     this.now = host.nowNs ?? (() => process.hrtime.bigint());
     this.timers = Array.from({ length: HPET_TIMERS }, (_, n) => ({
-      config: (BigInt(HPET_INT_ROUTE_CAP) << HPET_TN_INT_ROUTE_CAP_SHIFT) | HPET_TN_SIZE_CAP | (n === 0 ? HPET_TN_PER_INT_CAP : 0n),
+      config: timerCapabilities(n),
       comparator: U64_MASK,
       period: 0n,
       nextFire: NO_MATCH,
@@ -202,6 +226,64 @@ export class Hpet implements MmioDevice {
     return best;
   }
 
+  /**
+   * The registers as they are: a match that fell due since the last poll stays pending (in
+   * nextFire), so the restored HPET delivers it after the machine's interrupt controllers are
+   * back, and none is lost between the two.
+   */
+  state(): HpetState {
+    return {
+      config: this.config.toString(),
+      isr: this.isr.toString(),
+      counter: this.counter().toString(),
+      timers: this.timers.map((t) => ({
+        config: t.config.toString(),
+        comparator: t.comparator.toString(),
+        period: t.period.toString(),
+        nextFire: t.nextFire === NO_MATCH ? null : t.nextFire.toString(),
+      })),
+    };
+  }
+
+  /** Takes a saved state (HpetState); the counter goes on from the saved value. A UsageError if it is malformed. */
+  restore(state: HpetState): void {
+    const device = 'HPET';
+    const fields = stateFields(device, state);
+    const config = bigField(device, fields, 'config', 64n);
+    if (config & ~HPET_CFG_WRITABLE) refuseState(device, `config 0x${config.toString(16)} has bits no HPET sets`);
+    const isr = bigField(device, fields, 'isr', BigInt(HPET_TIMERS));
+    const counter = bigField(device, fields, 'counter', 64n);
+    const timers = arrayField(device, fields, 'timers', HPET_TIMERS, (v, n) => {
+      const t = stateFields(device, v);
+      const tconfig = bigField(device, t, 'config', 64n);
+      // The read-only half (capabilities) must be this HPET's: the snapshot is of the same machine.
+      if ((tconfig & ~HPET_TN_WRITABLE) !== timerCapabilities(n) || (!(tconfig & HPET_TN_PER_INT_CAP) && tconfig & HPET_TN_TYPE_PERIODIC)) {
+        refuseState(device, `timer ${n}'s configuration 0x${tconfig.toString(16)} is not one this HPET's timer can have`);
+      }
+      const width = tconfig & HPET_TN_32MODE ? 32n : 64n;
+      return {
+        config: tconfig,
+        comparator: bigField(device, t, 'comparator', width),
+        period: bigField(device, t, 'period', width),
+        nextFire: t.nextFire === null ? NO_MATCH : bigField(device, t, 'nextFire', 64n),
+      };
+    });
+    const wasLegacy = this.legacy;
+    // Lower what this device drives now, then take the saved registers and drive their lines.
+    this.isr = 0n;
+    this.timers.forEach((timer, n) => this.updateLevel(n, timer));
+    this.config = config;
+    this.isr = isr;
+    this.counterBase = counter;
+    this.baseNs = this.now();
+    timers.forEach((saved, n) => {
+      const timer = this.timers[n]!;
+      Object.assign(timer, saved);
+      this.updateLevel(n, timer);
+    });
+    if (wasLegacy !== this.legacy) this.host.legacyChanged?.(this.legacy);
+  }
+
   private is32(timer: HpetTimer): boolean {
     return (timer.config & HPET_TN_32MODE) !== 0n;
   }
@@ -213,8 +295,8 @@ export class Hpet implements MmioDevice {
       timer.nextFire = (timer.nextFire + steps * timer.period) & U64_MASK;
       timer.comparator = (timer.comparator + steps * timer.period) & (this.is32(timer) ? U32_MASK : U64_MASK);
     } else if (this.is32(timer)) {
-      // A 32-bit one-shot matches again each time the counter's low half comes round (2^32 ticks).
-      timer.nextFire = (timer.nextFire + U32_SPAN) & U64_MASK;
+      // A 32-bit one-shot matches again each time the counter's low half comes round, and interrupts at the wrap too.
+      timer.nextFire = (now + min(matchAhead32(timer.comparator, now + 1n) + 1n, wrapAhead32(now))) & U64_MASK;
     } else {
       timer.nextFire = NO_MATCH; // a 64-bit one-shot fires once
     }
@@ -236,10 +318,13 @@ export class Hpet implements MmioDevice {
     return Number((timer.config & HPET_TN_INT_ROUTE_MASK) >> HPET_TN_INT_ROUTE_SHIFT);
   }
 
-  /** A level-mode line follows its GINTR_STA bit (and the enable and the route). */
+  /** A level-mode line follows its GINTR_STA bit (and the enables and the route: ENABLE_CNF clear disables all timer interrupts). */
   private updateLevel(n: number, timer: HpetTimer): void {
     const pin = this.pinOf(n, timer);
-    const want = (this.isr >> BigInt(n)) & 1n && timer.config & HPET_TN_INT_ENB && timer.config & HPET_TN_INT_TYPE_LEVEL ? true : false;
+    const want =
+      this.enabled && (this.isr >> BigInt(n)) & 1n && timer.config & HPET_TN_INT_ENB && timer.config & HPET_TN_INT_TYPE_LEVEL
+        ? true
+        : false;
     if (timer.asserted && (!want || timer.pin !== pin)) {
       this.host.setIrq(timer.pin, false);
       timer.asserted = false;
@@ -255,8 +340,10 @@ export class Hpet implements MmioDevice {
   private arm(timer: HpetTimer): void {
     const now = this.counter();
     if (this.is32(timer)) {
-      let ahead = (timer.comparator - now) & U32_MASK;
+      let ahead = matchAhead32(timer.comparator, now);
       if (ahead >= HALF_32) ahead -= U32_SPAN; // just passed: due now, as QEMU fires it at once
+      // The spec (2.3.9.2.1): a 32-bit one-shot also interrupts when the counter's low half wraps.
+      if (!(timer.config & HPET_TN_TYPE_PERIODIC)) ahead = min(ahead, wrapAhead32(now));
       timer.nextFire = (now + ahead) & U64_MASK;
     } else {
       timer.nextFire = timer.comparator;
@@ -302,10 +389,8 @@ export class Hpet implements MmioDevice {
           this.baseNs = this.now();
           if (this.enabled) for (const timer of this.timers) this.arm(timer);
         }
-        if (wasLegacy !== this.legacy) {
-          this.host.legacyChanged?.(this.legacy);
-          this.timers.forEach((timer, n) => this.updateLevel(n, timer));
-        }
+        if (wasLegacy !== this.legacy) this.host.legacyChanged?.(this.legacy);
+        if (wasLegacy !== this.legacy || wasEnabled !== this.enabled) this.timers.forEach((timer, n) => this.updateLevel(n, timer));
         return;
       }
       case HPET_GINTR_STA:
@@ -364,6 +449,23 @@ export class Hpet implements MmioDevice {
     return this.timers[Math.floor((reg - HPET_TIMER_BASE) / HPET_TIMER_STRIDE)];
   }
 }
+
+/** Timer n's read-only configuration bits: the routes it may take, 64-bit capable, periodic capable (timer 0). */
+function timerCapabilities(n: number): bigint {
+  return (BigInt(HPET_INT_ROUTE_CAP) << HPET_TN_INT_ROUTE_CAP_SHIFT) | HPET_TN_SIZE_CAP | (n === 0 ? HPET_TN_PER_INT_CAP : 0n);
+}
+
+/** Ticks from `from` until the counter's low half equals `comparator` (0 to 2^32 - 1). */
+function matchAhead32(comparator: bigint, from: bigint): bigint {
+  return (comparator - from) & U32_MASK;
+}
+
+/** Ticks from `now` until the counter's low half next wraps to 0 (1 to 2^32). */
+function wrapAhead32(now: bigint): bigint {
+  return U32_SPAN - (now & U32_MASK);
+}
+
+const min = (a: bigint, b: bigint): bigint => (a < b ? a : b);
 
 /** Whether the counter has reached `target` (64-bit, modulo wrap: within half the range behind). */
 function reached(now: bigint, target: bigint): boolean {

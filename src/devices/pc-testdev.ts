@@ -12,8 +12,12 @@
  * - 0x2000-0x2017: IRQ lines 0-23: a write of byte v to 0x2000 + n sets line n's level to
  *   v != 0 (the ioapic and apic tests drive GSIs with it); wider writes are split into bytes.
  * - MMIO 0xFF000000-0xFF00FFFF: 64 KiB of scratch memory (`PcTestdevIomem`).
+ *
+ * Each of the three saves its state for snapshots: the scratch register, the lines' levels (the
+ * restored device drives the high ones again), the iomem bytes (base64).
  */
-import type { MmioDevice, PioDevice, PioSize } from './device.js';
+import type { MmioDevice, PioDevice, PioSize, Snapshottable } from './device.js';
+import { arrayField, boolField, bytesField, refuseState, stateFields } from './state-check.js';
 
 export const PC_TESTDEV_IOPORT = 0xe0;
 export const PC_TESTDEV_IOPORT_SIZE = 4;
@@ -41,8 +45,22 @@ export interface PcTestdevHost {
   flushPage?(pageAddress: number): void;
 }
 
+export interface PcTestdevPortsState {
+  /** The scratch register's four bytes, little-endian. */
+  data: number[];
+}
+
+export interface PcTestdevIrqLinesState {
+  levels: boolean[];
+}
+
+export interface PcTestdevIomemState {
+  /** The 64 KiB, base64. */
+  data: string;
+}
+
 /** The port block 0xE0-0xEB: register at PC_TESTDEV_IOPORT with length PC_TESTDEV_PORTS_SIZE. */
-export class PcTestdevPorts implements PioDevice {
+export class PcTestdevPorts implements PioDevice, Snapshottable<PcTestdevPortsState> {
   /** The 32-bit scratch register, as four bytes (little-endian, as QEMU keeps it). */
   private readonly data = new Uint8Array(DWORD_BYTES);
 
@@ -61,6 +79,14 @@ export class PcTestdevPorts implements PioDevice {
       return;
     }
     for (let i = 0; i < size; i++) this.setByteAt(offset + i, (value >>> (i * BYTE_BITS)) & BYTE_MASK);
+  }
+
+  state(): PcTestdevPortsState {
+    return { data: Array.from(this.data) };
+  }
+
+  restore(state: PcTestdevPortsState): void {
+    this.data.set(bytesField('pc-testdev', stateFields('pc-testdev', state), 'data', DWORD_BYTES));
   }
 
   /** Both windows (0xE0 and 0xE8) show the same register; bytes past its end (an access crossing it) read 0, writes drop. */
@@ -82,8 +108,32 @@ const isFlushOffset = (offset: number): boolean => offset >= FLUSH_OFFSET && off
 const registerByte = (offset: number): number => (offset >= BYTE_WINDOW_OFFSET ? offset - BYTE_WINDOW_OFFSET : offset);
 
 /** 0x2000-0x2017: one byte per IRQ line. */
-export class PcTestdevIrqLines implements PioDevice {
+export class PcTestdevIrqLines implements PioDevice, Snapshottable<PcTestdevIrqLinesState> {
+  /** Each line's level as the guest last set it. */
+  private readonly levels: boolean[] = new Array<boolean>(PC_TESTDEV_IRQ_LINES).fill(false);
+
   constructor(private readonly host: PcTestdevHost) {}
+
+  state(): PcTestdevIrqLinesState {
+    return { levels: [...this.levels] };
+  }
+
+  /** Takes saved levels and drives each line that changes (a fresh board's lines are low). */
+  restore(state: PcTestdevIrqLinesState): void {
+    const device = 'pc-testdev IRQ lines';
+    const levels = arrayField(device, stateFields(device, state), 'levels', PC_TESTDEV_IRQ_LINES, (v, i) =>
+      boolField(device, { [`levels[${i}]`]: v }, `levels[${i}]`),
+    );
+    levels.forEach((level, line) => {
+      if (this.levels[line] !== level) this.setLine(line, level);
+    });
+  }
+
+  /** Every write reaches the line, as QEMU's qemu_set_irq per write (the irqchip ignores a level it already has). */
+  private setLine(line: number, level: boolean): void {
+    this.levels[line] = level;
+    this.host.setIrqLine(line, level);
+  }
 
   pioRead(_offset: number, _size: PioSize): number {
     return 0; // write-only, as in QEMU
@@ -94,13 +144,13 @@ export class PcTestdevIrqLines implements PioDevice {
     // access into byte writes to consecutive lines: realmode.flat's `outl %eax, $0x200b` sets IRQ 11
     // from the low byte and lines 12-14 from the others.
     for (let i = 0; i < size && offset + i < PC_TESTDEV_IRQ_LINES; i++) {
-      this.host.setIrqLine(offset + i, ((value >>> (i * BYTE_BITS)) & BYTE_MASK) !== 0);
+      this.setLine(offset + i, ((value >>> (i * BYTE_BITS)) & BYTE_MASK) !== 0);
     }
   }
 }
 
 /** 0xFF000000: 64 KiB the guest can read back. */
-export class PcTestdevIomem implements MmioDevice {
+export class PcTestdevIomem implements MmioDevice, Snapshottable<PcTestdevIomemState> {
   private readonly buffer = new Uint8Array(PC_TESTDEV_IOMEM_SIZE);
 
   mmioRead(offset: number, data: Uint8Array): void {
@@ -110,4 +160,18 @@ export class PcTestdevIomem implements MmioDevice {
   mmioWrite(offset: number, data: Uint8Array): void {
     for (let i = 0; i < data.length && offset + i < PC_TESTDEV_IOMEM_SIZE; i++) this.buffer[offset + i] = data[i]!;
   }
+
+  state(): PcTestdevIomemState {
+    return { data: Buffer.from(this.buffer).toString('base64') };
+  }
+
+  restore(state: PcTestdevIomemState): void {
+    const device = 'pc-testdev iomem';
+    const { data } = stateFields(device, state);
+    const bytes = typeof data === 'string' && BASE64.test(data) ? Buffer.from(data, 'base64') : undefined;
+    if (bytes?.length !== PC_TESTDEV_IOMEM_SIZE) refuseState(device, `data must be ${PC_TESTDEV_IOMEM_SIZE} bytes in base64`);
+    this.buffer.set(bytes);
+  }
 }
+
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;

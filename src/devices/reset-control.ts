@@ -14,7 +14,8 @@
  *
  * What a reset does to the machine is the host's: the device only says which kind.
  */
-import type { PioDevice, PioSize } from './device.js';
+import type { PioDevice, PioSize, Snapshottable } from './device.js';
+import { maskField, stateFields } from './state-check.js';
 
 export const PORT_A_PORT = 0x92;
 export const PORT_A_SIZE = 1;
@@ -40,8 +41,17 @@ export interface ResetHost {
   reset(kind: ResetKind): void;
 }
 
+/** What either register's restore() takes: the byte it holds (taking it back resets nothing). */
+export interface ResetRegisterState {
+  value: number;
+}
+
+function restoredValue(device: string, state: ResetRegisterState, mask: number): number {
+  return maskField(device, stateFields(device, state), 'value', mask);
+}
+
 /** Port 0x92. Register it with length PORT_A_SIZE; wider accesses see only the byte. */
-export class SystemControlPortA implements PioDevice {
+export class SystemControlPortA implements PioDevice, Snapshottable<ResetRegisterState> {
   private value = 0;
 
   constructor(private readonly host: ResetHost) {}
@@ -65,10 +75,22 @@ export class SystemControlPortA implements PioDevice {
   hardReset(): void {
     this.value &= ~PORT_A_FAST_RESET;
   }
+
+  state(): ResetRegisterState {
+    return { value: this.value };
+  }
+
+  /** Takes a saved byte (FAST_RESET included: no edge, no reset). A UsageError if it is not a byte. */
+  restore(state: ResetRegisterState): void {
+    this.value = restoredValue('port 92', state, BYTE_MASK);
+  }
 }
 
-/** 0xCF9, as a byte register (the PCI host bridge calls it for byte accesses to 0xCF9). */
-export class ResetControlRegister implements PioDevice {
+/**
+ * 0xCF9, as a byte register (the PCI host bridge calls it for byte accesses to 0xCF9, and saves
+ * its state with its own).
+ */
+export class ResetControlRegister implements PioDevice, Snapshottable<ResetRegisterState> {
   private value = 0;
 
   constructor(private readonly host: ResetHost) {}
@@ -85,5 +107,14 @@ export class ResetControlRegister implements PioDevice {
 
   hardReset(): void {
     this.value = 0;
+  }
+
+  state(): ResetRegisterState {
+    return { value: this.value };
+  }
+
+  /** Takes saved SYS_RST / FULL_RST bits. A UsageError for any other bit (RST_CPU is a strobe, never kept). */
+  restore(state: ResetRegisterState): void {
+    this.value = restoredValue('0xCF9 reset control', state, RCR_KEPT_BITS);
   }
 }

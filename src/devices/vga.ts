@@ -430,6 +430,9 @@ export class Vga implements PioDevice, Snapshottable<VgaState> {
   }
 
   restore(state: VgaState): void {
-    this.regs.set(state.regs.slice(0, VGA_STATE_BYTES));
+    const regs: unknown = (state as Partial<VgaState> | null)?.regs;
+    if (!Array.isArray(regs) || regs.length !== VGA_STATE_BYTES || !regs.every((b) => Number.isInteger(b) && b >= 0 && b <= BYTE))
+      throw new RangeError(`the VGA state is not ${VGA_STATE_BYTES} register bytes`);
+    this.regs.set(regs as number[]);
   }
 }

@@ -11,11 +11,13 @@
  *
  * EAX is set whatever the access width (QEMU's x-read-set-eax), and an `out` to the port runs
  * the same command with its answer in EAX. The device needs the vCPU's registers during the
- * exit, which a plain PioDevice does not see: it implements CpuPioDevice, and the exit path
- * passes the registers in IoAccess.cpu (see the proposal in the header of CpuPioDevice). Without
- * them (an `in` handed over as a plain PioDevice access) it reads all ones and ignores writes.
+ * exit, which a plain PioDevice does not see: it is a CpuPioDevice (device.ts), and the exit loop
+ * hands the dispatcher an IoCpu (fetched only when a device asks). Without one (string I/O, or a
+ * dispatcher given no registers) it reads all ones and ignores writes. With several vCPUs each
+ * vCPU thread keeps its own VmPort (src/board/mailbox.ts): the registers never cross threads.
  */
-import type { PioDevice, PioSize } from './device.js';
+import type { CpuPioDevice, IoCpu, PioSize, Snapshottable } from './device.js';
+import { stateFields } from './state-check.js';
 
 export const VMPORT_PORT = 0x5658;
 export const VMPORT_SIZE = 1;
@@ -30,37 +32,24 @@ export const VMPORT_UNSUPPORTED = 0xffffffff;
 const COMMAND_MASK = 0xff; // QEMU takes the command from CL
 const U32_MASK = 0xffffffffn;
 
-/** The general registers an I/O exit may read and change (KVM_GET_REGS / KVM_SET_REGS names). */
-export type IoCpuRegister = 'rax' | 'rbx' | 'rcx' | 'rdx' | 'rsi' | 'rdi';
-
-/**
- * The vCPU's registers during one I/O exit. Proposed as `IoAccess.cpu` (src/devices/dispatch.ts):
- * the exit loop passes an object that calls KVM_GET_REGS on the first `get()` of the exit and,
- * if `set()` was called, KVM_SET_REGS before the next KVM_RUN (RIP untouched: KVM completes the
- * `in` and skips the instruction on that KVM_RUN, merging the data into the RAX it finds).
- */
-export interface IoCpu {
-  get(register: IoCpuRegister): bigint;
-  set(register: IoCpuRegister, value: bigint): void;
-}
-
-/** A port device that needs the vCPU's registers (QEMU's vmport): handleIo prefers these methods when it has IoAccess.cpu. */
-export interface CpuPioDevice extends PioDevice {
-  pioReadCpu(offset: number, size: PioSize, cpu: IoCpu): number;
-  pioWriteCpu(offset: number, size: PioSize, value: number, cpu: IoCpu): void;
-}
-
-export function isCpuPioDevice(device: PioDevice): device is CpuPioDevice {
-  return typeof (device as Partial<CpuPioDevice>).pioReadCpu === 'function';
-}
-
 export interface VmPortConfig {
   /** Guest RAM in bytes (CMD_GETRAMSIZE). */
   memorySize: number;
 }
 
-export class VmPort implements CpuPioDevice {
+/** vmport keeps nothing between commands: its saved state is empty (so a snapshot need not list it as lost). */
+export type VmPortState = Record<string, never>;
+
+export class VmPort implements CpuPioDevice, Snapshottable<VmPortState> {
   constructor(private readonly config: VmPortConfig) {}
+
+  state(): VmPortState {
+    return {};
+  }
+
+  restore(state: VmPortState): void {
+    stateFields('vmport', state);
+  }
 
   /** Without the registers there is no command to run: an unassigned port's answer. */
   pioRead(_offset: number, _size: PioSize): number {

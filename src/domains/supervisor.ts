@@ -273,6 +273,7 @@ export class Supervisor {
         return { kind: 'quit', reason: 'saved' };
       case 'debug-exit':
       case 'halt':
+      case 'poweroff':
       case 'timeout':
       case 'stopped':
         // 'stopped' is a system_powerdown: there is no ACPI to tell the guest, so its run ends here.

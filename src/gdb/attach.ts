@@ -1,20 +1,29 @@
 /**
- * Puts a GDB server in front of a vCPU for one run: the DebugTarget over the vCPU, the server on
- * 127.0.0.1, and the rule that gdb only ever talks to a stopped vCPU (a gdb that connects while
- * the guest runs first stops it, as QEMU's gdbstub does).
+ * Puts a GDB server in front of a machine's vCPUs for one run: the DebugTarget over them, the
+ * server on 127.0.0.1, the register layout (chosen, or the image's), and the rule that gdb only
+ * ever talks to stopped vCPUs (a gdb that connects while the guest runs first stops every vCPU,
+ * as QEMU's gdbstub does).
  */
 import { UsageError } from '../errors.js';
 import { VcpuDebugTarget } from './debug-target.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import type { VcpuRunResult } from '../vcpu/exit-loop.js';
 import type { Vcpu } from '../vcpu/vcpu.js';
+import { layoutForImage } from './image-layout.js';
+import type { LayoutName } from './registers.js';
 import { startGdbServer } from './stub.js';
 
 export interface GdbAttachOptions {
   port: number;
-  /** The vCPU stops before its first instruction (--gdb-wait). */
+  /** The vCPUs stop before their first instruction (--gdb-wait). */
   wait?: boolean;
+  /** The register layout (--gdb-arch); absent: the image's (layoutForImage), else the boot vCPU's mode's. */
+  arch?: LayoutName;
+  /** The guest image, for the default layout. */
+  image?: Uint8Array;
   onListening?: (port: number) => void;
+  /** The one-line hint that gdb uses the other register layout; absent: it goes to stderr. */
+  onHint?: (message: string) => void;
   log?: (line: string) => void;
 }
 
@@ -25,16 +34,17 @@ export interface AttachedGdb {
   close(): Promise<void>;
 }
 
-export async function startGdb(vcpu: Vcpu, memory: GuestMemory, options: GdbAttachOptions): Promise<AttachedGdb> {
-  const target = new VcpuDebugTarget(vcpu, memory, options.wait === true);
+export async function startGdb(vcpus: readonly Vcpu[], memory: GuestMemory, options: GdbAttachOptions): Promise<AttachedGdb> {
+  const target = new VcpuDebugTarget(vcpus, memory);
+  const arch = options.arch ?? layoutForImage(options.image);
   let server;
   try {
     server = await startGdbServer(options.port, target, {
       onListening: options.onListening,
       log: options.log,
-      beforeSession: async () => {
-        await target.waitForStop();
-      },
+      ...(arch ? { arch } : {}),
+      onHint: options.onHint ?? ((message) => process.stderr.write(`tskvm: ${message}\n`)),
+      beforeSession: () => target.waitForStop(),
     });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;

@@ -1,13 +1,23 @@
 /**
- * The GDB stub's view of a vCPU (DebugTarget), on the main thread: breakpoints and watchpoints
- * in the four x86 debug registers (KVM_SET_GUEST_DEBUG), single-step, registers through the
- * vCPU fd and memory through this thread's view of guest RAM — all while the vCPU thread waits,
- * stopped, in the exit loop.
+ * The GDB stub's view of the machine's vCPUs (DebugTarget), on the main thread, all-stop as QEMU's
+ * stub: breakpoints and watchpoints in the four x86 debug registers, set on every vCPU
+ * (KVM_SET_GUEST_DEBUG per vCPU before it runs), single-step per vCPU, registers through each
+ * vCPU's fd and memory through this thread's view of guest RAM — all while the vCPU threads wait,
+ * paused, in their exit loops. When one vCPU stops (a breakpoint, a step, Ctrl-C), the others are
+ * paused before gdb hears of it; an AP still waiting for INIT/SIPI is paused (kicked out of
+ * KVM_RUN) like the rest.
  */
-import type { CpuMode, DebugTarget, HwBreakpointKind, StopReason } from './target.js';
+import type { CpuMode, DebugTarget, HwBreakpointKind, ResumeAction, StopEvent, StopReason } from './target.js';
 import { CR0_PG, CR4_LA57, EFER_LMA, cpuMode, type KvmRegs, type KvmSregs } from '../kvm/structs.js';
 import { isCanonical, walkLinear } from '../memory/linear.js';
-import { KVM_GUESTDBG_ENABLE, KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_HW_BP } from '../kvm/x86.js';
+import {
+  KVM_GUESTDBG_ENABLE,
+  KVM_GUESTDBG_SINGLESTEP,
+  KVM_GUESTDBG_USE_HW_BP,
+  KVM_MP_STATE_HALTED,
+  KVM_MP_STATE_INIT_RECEIVED,
+  KVM_MP_STATE_UNINITIALIZED,
+} from '../kvm/x86.js';
 import type { GuestMemory } from '../memory/guest-memory.js';
 import type { DebugStop, VcpuRunResult } from '../vcpu/exit-loop.js';
 import type { Vcpu } from '../vcpu/vcpu.js';
@@ -31,99 +41,193 @@ interface Slot {
   length: number;
 }
 
+/** One vCPU as the debugger tracks it. */
+interface Cpu {
+  readonly vcpu: Vcpu;
+  /** Its run has ended (the guest halted it for good, or the machine's run is over). */
+  ended: boolean;
+  /** Single-stepping in the current resume. */
+  stepping: boolean;
+  /** A watchpoint that fired while the vCPUs were being stopped for another's stop: reported when it next resumes. */
+  pending: StopReason | undefined;
+  /**
+   * A pause request crossed a stop on its way (the vCPU was already pausing): the vCPU will stop
+   * again, 'interrupt', as soon as it resumes. That stop is nobody's to report.
+   */
+  staleInterrupt: boolean;
+}
+
+/**
+ * Paused in its thread, or its run is over. The Vcpu's own state, not a copy: a pause for someone
+ * else (a snapshot, GuestRun.pause) and the resume after it keep it right.
+ */
+function stopped(c: Cpu): boolean {
+  return gone(c) || c.vcpu.state === 'paused';
+}
+
+/** Its run is over (the Vcpu says so as soon as it is, before onVcpuEnd is called). */
+function gone(c: Cpu): boolean {
+  return c.ended || c.vcpu.state === 'stopped';
+}
+
+/** A resume() in flight: settles once every vCPU has stopped after the first stop. */
+interface Flight {
+  resolve: (event: StopEvent) => void;
+  first: StopEvent | undefined;
+}
+
 export class VcpuDebugTarget implements DebugTarget {
   private readonly slots: (Slot | undefined)[] = new Array(DEBUG_REGISTERS).fill(undefined);
-  private stopped = false;
+  private readonly cpus: Cpu[];
   private ended: StopReason | undefined;
-  private waiting: ((why: StopReason) => void) | undefined;
-  private pendingStop: StopReason | undefined;
-  private stepping = false;
+  private flight: Flight | undefined;
+  /** interrupt() was called in this resume: an 'interrupt' stop is gdb's Ctrl-C, not a stale pause request. */
+  private interruptAsked = false;
   private detached = false;
 
-  /**
-   * @param stopComing the vCPU will stop by itself (--gdb-wait): waitForStop() must not ask it to,
-   *   or that request, answered by the coming stop, would stop it again once gdb continues.
-   */
   constructor(
-    private readonly vcpu: Vcpu,
+    vcpus: readonly Vcpu[],
     private readonly memory: GuestMemory,
-    private stopComing = false,
-  ) {}
-
-  /** Wire to Vcpu.run's onDebugStop. */
-  onDebugStop(why: DebugStop): void {
-    this.stopped = true;
-    if (this.detached) return this.vcpu.resume();
-    this.deliver(this.stopReason(why));
+  ) {
+    this.cpus = vcpus.map((vcpu) => ({ vcpu, ended: false, stepping: false, pending: undefined, staleInterrupt: false }));
   }
 
-  /** Call when the run has ended (the vCPU is gone): a pending resume() hears how. */
+  get cpuCount(): number {
+    return this.cpus.length;
+  }
+
+  /** Wire to each vCPU's Vcpu.run onPaused. */
+  onDebugStop(cpu: number, why: DebugStop): void {
+    const c = this.cpu(cpu);
+    if (this.detached) return c.vcpu.resume();
+    const stale = why.kind === 'interrupt' && c.staleInterrupt;
+    if (stale) c.staleInterrupt = false;
+    if (c.vcpu.pauseRequested) c.staleInterrupt = true;
+    const reason = this.stopReason(c, why);
+    const flight = this.flight;
+    if (!flight || flight.first) {
+      // Stopped for someone else's stop (or at start): a watchpoint's write would be lost, so keep it.
+      if (reason.kind === 'watchpoint') c.pending = reason;
+      return;
+    }
+    if (reason.kind === 'interrupt' && !this.interruptAsked) {
+      // Not gdb's Ctrl-C. A stale pause goes on; someone else's (a snapshot, GuestRun.pause) keeps
+      // the vCPU until they resume it, and gdb never hears of it.
+      if (stale) c.vcpu.resume();
+      return;
+    }
+    this.firstStop(flight, { cpu, reason });
+  }
+
+  /** Call when vCPU `cpu`'s run has ended (the machine's may go on: an AP halted for good). */
+  onVcpuEnd(cpu: number): void {
+    const c = this.cpu(cpu);
+    c.ended = true;
+    const flight = this.flight;
+    if (!flight || flight.first || this.cpus.some((other) => !stopped(other))) return;
+    // Nothing runs any more, but the machine lives on: gdb hears of it as a stop of a vCPU still
+    // there. (When the machine's run is ending, every vCPU's is: none is left, and onRunEnd answers.)
+    const live = this.cpus.findIndex((other) => !gone(other));
+    if (live >= 0) this.firstStop(flight, { cpu: live, reason: { kind: 'interrupt' } });
+  }
+
+  /** Call when the run has ended (every vCPU is gone): a pending resume() hears how. */
   onRunEnd(result: VcpuRunResult | Error): void {
     const outcome = result instanceof Error ? undefined : result.outcome;
     this.ended =
       outcome?.reason === 'crash' || outcome === undefined
         ? { kind: 'crashed', description: outcome?.reason === 'crash' ? outcome.description : String(result) }
         : { kind: 'exited', code: outcome.reason === 'debug-exit' ? outcome.exitCode : 0 };
-    this.deliver(this.ended);
+    for (const c of this.cpus) c.ended = true;
+    const flight = this.flight;
+    this.flight = undefined;
+    flight?.resolve({ cpu: 0, reason: this.ended });
   }
 
-  /** Resolves once the vCPU is stopped for the debugger (asking it to stop if it runs). */
-  waitForStop(): Promise<StopReason> {
-    if (this.ended) return Promise.resolve(this.ended);
-    if (this.pendingStop) {
-      const why = this.pendingStop;
-      return Promise.resolve(why);
-    }
-    const stopped = new Promise<StopReason>((resolve) => (this.waiting = resolve));
-    if (!this.stopComing) this.interrupt();
-    this.stopComing = false;
-    return stopped;
+  /** Resolves once every vCPU is stopped for the debugger (asking those that run to stop). */
+  async waitForStop(): Promise<void> {
+    await this.stopAll();
   }
 
-  mode(): CpuMode {
-    return cpuMode(this.vcpu.getSregs());
+  alive(cpu: number): boolean {
+    const c = this.cpus[cpu];
+    return c !== undefined && !gone(c) && !this.ended;
   }
 
-  getRegs(): KvmRegs {
-    return this.vcpu.getRegs();
+  describe(cpu: number): string {
+    const c = this.cpu(cpu);
+    if (!this.alive(cpu)) return `CPU#${cpu} [ended]`;
+    const state = c.vcpu.fd.getMpState();
+    if (state === KVM_MP_STATE_UNINITIALIZED || state === KVM_MP_STATE_INIT_RECEIVED) return `CPU#${cpu} [waiting for INIT/SIPI]`;
+    return `CPU#${cpu} [${this.mode(cpu)} mode${state === KVM_MP_STATE_HALTED ? ', halted' : ''}]`;
   }
 
-  setRegs(regs: KvmRegs): void {
-    this.vcpu.setRegs(regs);
+  mode(cpu: number): CpuMode {
+    return cpuMode(this.cpu(cpu).vcpu.getSregs());
   }
 
-  getSregs(): KvmSregs {
-    return this.vcpu.getSregs();
+  getRegs(cpu: number): KvmRegs {
+    return this.cpu(cpu).vcpu.getRegs();
   }
 
-  setSregs(sregs: KvmSregs): void {
-    this.vcpu.setSregs(sregs);
+  setRegs(cpu: number, regs: KvmRegs): void {
+    this.cpu(cpu).vcpu.setRegs(regs);
   }
 
-  readMemory(address: bigint, length: number): Uint8Array | undefined {
+  getSregs(cpu: number): KvmSregs {
+    return this.cpu(cpu).vcpu.getSregs();
+  }
+
+  setSregs(cpu: number, sregs: KvmSregs): void {
+    this.cpu(cpu).vcpu.setSregs(sregs);
+  }
+
+  readMemory(cpu: number, address: bigint, length: number): Uint8Array | undefined {
     const out = new Uint8Array(length);
-    return this.eachPage(address, length, (physical, offset, n) => out.set(this.memory.bytes.subarray(physical, physical + n), offset))
+    return this.eachPage(cpu, address, length, (physical, offset, n) => out.set(this.memory.bytes.subarray(physical, physical + n), offset))
       ? out
       : undefined;
   }
 
-  writeMemory(address: bigint, data: Uint8Array): boolean {
-    return this.eachPage(address, data.length, (physical, offset, n) => this.memory.bytes.set(data.subarray(offset, offset + n), physical));
+  writeMemory(cpu: number, address: bigint, data: Uint8Array): boolean {
+    return this.eachPage(cpu, address, data.length, (physical, offset, n) =>
+      this.memory.bytes.set(data.subarray(offset, offset + n), physical),
+    );
   }
 
-  resume(how: 'continue' | 'step'): Promise<StopReason> {
-    if (this.ended) return Promise.resolve(this.ended);
-    this.stepping = how === 'step';
-    this.applyGuestDebug();
-    const next = new Promise<StopReason>((resolve) => (this.waiting = resolve));
-    this.pendingStop = undefined;
-    this.stopped = false;
-    this.vcpu.resume();
-    return next;
+  resume(actions: ReadonlyMap<number, ResumeAction>): Promise<StopEvent> {
+    if (this.ended) return Promise.resolve({ cpu: 0, reason: this.ended });
+    const runnable = [...actions].filter(([cpu]) => this.alive(cpu));
+    // A watchpoint that fired on a vCPU while it was being stopped is its next stop.
+    for (const [cpu] of runnable) {
+      const c = this.cpu(cpu);
+      if (c.pending) {
+        const reason = c.pending;
+        c.pending = undefined;
+        return Promise.resolve({ cpu, reason });
+      }
+    }
+    this.interruptAsked = false;
+    const done = new Promise<StopEvent>((resolve) => (this.flight = { resolve, first: undefined }));
+    for (const [cpu, how] of runnable) {
+      const c = this.cpu(cpu);
+      c.stepping = how === 'step';
+      this.applyGuestDebug(c);
+    }
+    for (const [cpu] of runnable) this.cpu(cpu).vcpu.resume();
+    if (runnable.length === 0) this.onVcpuEnd(actions.keys().next().value ?? 0); // nothing to run: report at once
+    return done;
   }
 
   interrupt(): void {
-    if (!this.stopped && !this.ended) void this.vcpu.pause();
+    const flight = this.flight;
+    if (!flight || flight.first) return;
+    this.interruptAsked = true;
+    const running = this.cpus.filter((c) => !stopped(c));
+    for (const c of running) void c.vcpu.pause();
+    // Nothing runs for gdb (someone else paused what did): Ctrl-C still stops the session.
+    const live = this.cpus.findIndex((c) => !gone(c));
+    if (running.length === 0 && live >= 0) this.firstStop(flight, { cpu: live, reason: { kind: 'interrupt' } });
   }
 
   insertBreakpoint(kind: HwBreakpointKind, address: bigint, length: number): boolean {
@@ -142,29 +246,45 @@ export class VcpuDebugTarget implements DebugTarget {
   }
 
   kill(): void {
-    this.vcpu.stop();
+    for (const c of this.cpus) c.vcpu.stop();
   }
 
   detach(): void {
     this.detached = true;
     this.slots.fill(undefined);
-    this.stepping = false;
     if (this.ended) return;
-    this.vcpu.setGuestDebug({ control: 0, debugreg: [0n, 0n, 0n, 0n], dr7: 0n });
-    if (this.stopped) {
-      this.stopped = false;
-      this.vcpu.resume();
+    for (const c of this.cpus) {
+      c.stepping = false;
+      c.pending = undefined;
+      if (c.ended || !stopped(c)) continue;
+      // Only a stopped vCPU: KVM_SET_GUEST_DEBUG waits for a vCPU in KVM_RUN to leave it.
+      c.vcpu.setGuestDebug({ control: 0, debugreg: [0n, 0n, 0n, 0n], dr7: 0n });
+      c.vcpu.resume();
     }
   }
 
-  private deliver(why: StopReason): void {
-    const waiting = this.waiting;
-    this.waiting = undefined;
-    if (waiting) waiting(why);
-    else this.pendingStop = why;
+  private cpu(cpu: number): Cpu {
+    const c = this.cpus[cpu];
+    if (!c) throw new Error(`no vCPU ${cpu}: the machine has ${this.cpus.length}`);
+    return c;
   }
 
-  private stopReason(why: DebugStop): StopReason {
+  /** The first stop of a resume: stop every other vCPU, then tell gdb. */
+  private firstStop(flight: Flight, event: StopEvent): void {
+    flight.first = event;
+    void this.stopAll().then(() => {
+      if (this.flight !== flight) return; // the run ended meanwhile: onRunEnd answered
+      this.flight = undefined;
+      flight.resolve(event);
+    });
+  }
+
+  /** Pauses every vCPU that runs; settles once all are paused or gone. */
+  private async stopAll(): Promise<void> {
+    await Promise.all(this.cpus.filter((c) => !stopped(c)).map((c) => c.vcpu.pause()));
+  }
+
+  private stopReason(c: Cpu, why: DebugStop): StopReason {
     if (why.kind === 'interrupt') return { kind: 'interrupt' };
     for (let n = 0; n < DEBUG_REGISTERS; n++) {
       const slot = this.slots[n];
@@ -176,12 +296,12 @@ export class VcpuDebugTarget implements DebugTarget {
         address: slot.address,
       };
     }
-    if (why.dr6 & DR6_BS || this.stepping) return { kind: 'step' };
+    if (why.dr6 & DR6_BS || c.stepping) return { kind: 'step' };
     return { kind: 'breakpoint', address: why.pc };
   }
 
-  /** KVM_SET_GUEST_DEBUG from the breakpoint slots and the stepping flag. */
-  private applyGuestDebug(): void {
+  /** KVM_SET_GUEST_DEBUG on one vCPU from the breakpoint slots and its stepping flag. */
+  private applyGuestDebug(c: Cpu): void {
     const debugreg: [bigint, bigint, bigint, bigint] = [0n, 0n, 0n, 0n];
     let dr7 = 0n;
     this.slots.forEach((slot, n) => {
@@ -193,8 +313,8 @@ export class VcpuDebugTarget implements DebugTarget {
         (DR7_RW[slot.kind] << (DR7_RW_SHIFT + shift)) |
         ((DR7_LEN[slot.length] ?? 0n) << (DR7_LEN_SHIFT + shift));
     });
-    const control = KVM_GUESTDBG_ENABLE | (dr7 ? KVM_GUESTDBG_USE_HW_BP : 0) | (this.stepping ? KVM_GUESTDBG_SINGLESTEP : 0);
-    this.vcpu.setGuestDebug({ control, debugreg, dr7 });
+    const control = KVM_GUESTDBG_ENABLE | (dr7 ? KVM_GUESTDBG_USE_HW_BP : 0) | (c.stepping ? KVM_GUESTDBG_SINGLESTEP : 0);
+    c.vcpu.setGuestDebug({ control, debugreg, dr7 });
   }
 
   /**
@@ -202,13 +322,14 @@ export class VcpuDebugTarget implements DebugTarget {
    * when paging is on (KVM_TRANSLATE); false if any page is unmapped or outside RAM, or if the
    * address is not canonical in long mode (the CPU would fault on it, so gdb must not see memory).
    */
-  private eachPage(address: bigint, length: number, visit: (physical: number, offset: number, n: number) => void): boolean {
-    const sregs = this.vcpu.getSregs();
+  private eachPage(cpu: number, address: bigint, length: number, visit: (physical: number, offset: number, n: number) => void): boolean {
+    const vcpu = this.cpu(cpu).vcpu;
+    const sregs = vcpu.getSregs();
     const la57 = (sregs.cr4 & CR4_LA57) !== 0n;
     if (sregs.efer & EFER_LMA && (!isCanonical(address, la57) || !isCanonical(address + BigInt(Math.max(length - 1, 0)), la57)))
       return false;
     const paging = (sregs.cr0 & CR0_PG) !== 0n;
-    const translate = paging ? (linear: bigint) => this.vcpu.fd.translate(linear) : undefined;
+    const translate = paging ? (linear: bigint) => vcpu.fd.translate(linear) : undefined;
     return walkLinear(this.memory.bytes, address, length, translate, visit) === length;
   }
 }

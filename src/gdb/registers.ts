@@ -16,12 +16,14 @@
  * The x87 registers are not read from the vCPU (that would need KVM_GET_FPU): they read as zero
  * and writes to them are ignored. gdb's i386 code insists on the x87 block in the core feature.
  *
- * gdb cannot change register sizes mid-session, so a session keeps the layout it started with
- * (QEMU does the same): in the i386 layout a long-mode value shows its low 32 bits and a write
- * replaces only those; in the x86-64 layout 32-bit state shows zero-extended.
+ * gdb cannot change register sizes mid-session, so a session keeps one layout whatever mode the
+ * vCPUs are in (QEMU does the same): the one chosen (--gdb-arch), else the image's (an ELF64 is
+ * x86-64, an ELF32 i386: image-layout.ts), else the one the vCPU's mode gives when gdb first asks.
+ * In the i386 layout a long-mode value shows its low 32 bits and a write replaces only those; in
+ * the x86-64 layout 32-bit state shows zero-extended (the upper halves read as zero).
  */
 import type { CpuMode } from './target.js';
-import type { KvmRegName, KvmRegs, KvmSegmentName, KvmSregs } from '../kvm/structs.js';
+import { EFER_LMA, type KvmRegName, type KvmRegs, type KvmSegmentName, type KvmSregs } from '../kvm/structs.js';
 import { fromLittleEndianHex, toLittleEndianHex } from './packet.js';
 
 export type LayoutName = 'i386' | 'x86-64';
@@ -69,6 +71,8 @@ const SELECTOR_NAMES = ['cs', 'ss', 'ds', 'es', 'fs', 'gs'] as const satisfies r
 /** Real-mode segment base = selector × 16. */
 const REAL_MODE_SEGMENT_SHIFT = 4n;
 const CR0_PE = 0x1n;
+/** rax..rsp: the eight GPRs that exist outside 64-bit code (r8-r15 do not). */
+const LEGACY_GPRS = 8;
 
 const GPRS_32: readonly [string, KvmRegName, string][] = [
   ['eax', 'rax', 'int32'],
@@ -111,6 +115,33 @@ function kvmReg(name: string, field: KvmRegName, bits: number, type: string): Re
     read: (s) => narrow(s.regs[field], bits),
     write: (s, v) => {
       s.regs[field] = merge(s.regs[field], v, bits);
+      return 'regs';
+    },
+  };
+}
+
+/** Executing 64-bit code: long mode (EFER.LMA) with a 64-bit code segment (CS.L). */
+function in64BitCode(s: RegisterState): boolean {
+  return (s.sregs.efer & EFER_LMA) !== 0n && s.sregs.cs.l === 1;
+}
+
+/**
+ * An x86-64 layout GPR or rip. Outside 64-bit code (real, protected or compatibility mode) only
+ * the low 32 bits exist for the program: they read zero-extended, a write sets them and clears the
+ * upper half (as a 32-bit write does), and r8-r15 read as zero and ignore writes — as QEMU's stub
+ * shows 32-bit state in its 64-bit layout.
+ */
+function wideReg(name: string, field: KvmRegName, type: string, legacy: boolean): RegisterDef {
+  return {
+    name,
+    bitsize: 64,
+    type,
+    feature: FEATURE_CORE,
+    read: (s) => (in64BitCode(s) ? s.regs[field] : legacy ? narrow(s.regs[field], 32) : 0n),
+    write: (s, v) => {
+      if (in64BitCode(s)) s.regs[field] = narrow(v, 64);
+      else if (legacy) s.regs[field] = narrow(v, 32);
+      else return 'none';
       return 'regs';
     },
   };
@@ -182,8 +213,9 @@ function buildRegisters(name: LayoutName): RegisterDef[] {
   // internal assertion, so there the bases live in the system feature as plain registers.
   const baseFeature = name === 'x86-64' ? FEATURE_SEGMENTS : FEATURE_SYSTEM;
   return [
-    ...gprs.map(([n, field, type]) => kvmReg(n, field, word, type)),
-    kvmReg(pc, 'rip', word, 'code_ptr'),
+    ...(name === 'x86-64'
+      ? [...gprs.map(([n, field, type], i) => wideReg(n, field, type, i < LEGACY_GPRS)), wideReg(pc, 'rip', 'code_ptr', true)]
+      : [...gprs.map(([n, field, type]) => kvmReg(n, field, word, type)), kvmReg(pc, 'rip', word, 'code_ptr')]),
     kvmReg('eflags', 'rflags', 32, 'i386_eflags'),
     ...SELECTOR_NAMES.map(selector),
     ...Array.from({ length: X87_STACK_DEPTH }, (_, i) => ignored(`st${i}`, X87_DATA_BITS, 'i387_ext')),
@@ -309,9 +341,17 @@ function buildLayout(name: LayoutName): RegisterLayout {
 export const I386_LAYOUT: RegisterLayout = buildLayout('i386');
 export const X86_64_LAYOUT: RegisterLayout = buildLayout('x86-64');
 
+/** The layouts by name, as --gdb-arch and options.gdb.arch give them. */
+export const LAYOUTS: Readonly<Record<LayoutName, RegisterLayout>> = { i386: I386_LAYOUT, 'x86-64': X86_64_LAYOUT };
+
 /** Long mode gets the x86-64 layout; real and protected mode the i386 one. */
 export function layoutForMode(mode: CpuMode): RegisterLayout {
   return mode === 'long' ? X86_64_LAYOUT : I386_LAYOUT;
+}
+
+/** The other layout: the one a gdb that does not follow ours is using (there are only two). */
+export function otherLayout(layout: RegisterLayout): RegisterLayout {
+  return layout === X86_64_LAYOUT ? I386_LAYOUT : X86_64_LAYOUT;
 }
 
 /** One register as `p n` returns it; undefined for a register number outside the layout. */

@@ -1,9 +1,18 @@
 /**
- * The GDB remote stub: serves one gdb connection (all-stop, one thread) against a DebugTarget.
+ * The GDB remote stub: serves one gdb connection against a DebugTarget, all-stop, each vCPU a
+ * thread (vCPU n is thread n + 1, as QEMU numbers them): when one stops, all are stopped, and the
+ * stop reply names it.
  *
  * Packets: qSupported, qXfer:features:read (target.xml), QStartNoAckMode, ?, g/G, p/P, m/M/X,
- * c/s (and C/S, signal ignored), Z0–Z4/z0–z4, D, k/vKill, qAttached, qC, qfThreadInfo/
- * qsThreadInfo, H, T; anything else gets the empty reply ("not supported"), as the protocol asks.
+ * c/s (and C/S, signal ignored), vCont? and vCont (c, C, s, S per thread), Z0–Z4/z0–z4, D,
+ * k/vKill, qAttached, qC, qfThreadInfo/qsThreadInfo, qThreadExtraInfo, Hg/Hc, T; anything else
+ * gets the empty reply ("not supported"), as the protocol asks. Registers and memory are the
+ * Hg thread's; a stop makes the stopped thread current.
+ *
+ * One register layout for the session (registers.ts): the one asked for, else the image's, else
+ * the boot vCPU's mode's. A gdb that uses the other layout (it loaded a file of the other
+ * architecture) shows it in its packets (see hint()); the stub then gives one hint
+ * (GdbStubOptions.onHint) naming --gdb-arch.
  *
  * Breakpoints are all debug-register breakpoints: KVM on this kind of host cannot reflect int3 to
  * userspace reliably, so Z0 is accepted and placed in a debug register ('exec'), sharing the four
@@ -27,7 +36,7 @@
  */
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { DebugTarget, HwBreakpointKind, StopReason } from './target.js';
+import type { DebugTarget, HwBreakpointKind, ResumeAction, StopEvent } from './target.js';
 import {
   ACK_BYTES,
   MAX_PACKET_SIZE,
@@ -36,17 +45,21 @@ import {
   PacketDecoder,
   encodePacket,
   fromHex,
+  fromLittleEndianHex,
   parseHexNumber,
   toHex,
   type PacketEvent,
   type PacketRejection,
 } from './packet.js';
 import {
+  LAYOUTS,
   layoutForMode,
+  otherLayout,
   readAllRegisters,
   readRegister,
   writeAllRegisters,
   writeRegister,
+  type LayoutName,
   type RegisterLayout,
   type RegisterState,
   type RegisterWrite,
@@ -59,8 +72,9 @@ export const MAX_QUEUED_PACKETS = 16;
 export const MAX_OUTPUT_BACKLOG = 4 * MAX_PACKET_SIZE;
 /** Memory addresses are 64-bit: nothing at or past 2^64. */
 const ADDRESS_SPACE_END = 1n << 64n;
-/** Our one thread's id (gdb's thread-id syntax is hex). */
-const THREAD_ID = '01';
+/** gdb's thread ids are hex, vCPU n is thread n + 1; 0 means any thread, -1 all of them (here: these). */
+const THREAD_ALL = -1;
+const THREAD_ANY = -2;
 /** gdb signal numbers (include/gdb/signals.h). */
 const SIGINT = 0x02;
 const SIGTRAP = 0x05;
@@ -74,6 +88,7 @@ const ERR_NO_SPACE = 'E1c'; // ENOSPC: all four debug registers in use
 const ERR_NOT_FOUND = 'E02'; // ENOENT: no such breakpoint
 const ERR_TARGET = 'E01'; // the target threw
 const ERR_TOO_BIG = 'E07'; // E2BIG: the packet is longer than PacketSize
+const ERR_NO_THREAD = 'E03'; // ESRCH: no such thread
 const OK = 'OK';
 const UNSUPPORTED = '';
 
@@ -86,6 +101,10 @@ const LOG_PACKET_CHARS = 200;
 export interface GdbStubOptions {
   /** Receives a line per packet in each direction and every diagnostic. */
   log?: (line: string) => void;
+  /** The register layout to serve; absent: the boot vCPU's mode when gdb first asks. */
+  arch?: LayoutName;
+  /** Receives, once a session, the hint that gdb uses the other layout (one line, naming --gdb-arch). */
+  onHint?: (message: string) => void;
 }
 
 type Reply = string | Buffer | undefined;
@@ -97,8 +116,22 @@ function hexByte(value: number): string {
   return value.toString(16).padStart(2, '0');
 }
 
-function stopReply(reason: StopReason, hwbreakReasons: boolean): string {
-  const thread = `thread:${THREAD_ID};`;
+/** A vCPU's gdb thread id. */
+function threadId(cpu: number): string {
+  return hexByte(cpu + 1);
+}
+
+/** A thread id from a packet: the vCPU, or THREAD_ANY / THREAD_ALL; undefined when malformed. */
+function parseThreadId(text: string): number | undefined {
+  if (text === '-1') return THREAD_ALL;
+  const id = parseHexNumber(text);
+  if (id === undefined || id > BigInt(Number.MAX_SAFE_INTEGER)) return undefined;
+  return id === 0n ? THREAD_ANY : Number(id) - 1;
+}
+
+function stopReply(event: StopEvent, hwbreakReasons: boolean): string {
+  const reason = event.reason;
+  const thread = `thread:${threadId(event.cpu)};`;
   switch (reason.kind) {
     case 'breakpoint':
       return `T${hexByte(SIGTRAP)}${thread}${hwbreakReasons ? 'hwbreak:;' : ''}`;
@@ -130,11 +163,25 @@ export class GdbStub {
   private processing = false;
   private noAck = false;
   private lastSent: Buffer | undefined;
-  private running: Promise<StopReason> | undefined;
+  private running: Promise<StopEvent> | undefined;
   /** The `?` reply; the connection starts at a stop gdb should see as SIGTRAP, as QEMU reports it. */
-  private lastStop = `T${hexByte(SIGTRAP)}thread:${THREAD_ID};`;
+  private lastStop: string;
   /** Fixed at first use: gdb cannot change register sizes mid-session. */
   private layoutCache: RegisterLayout | undefined;
+  /** The vCPU of g/G/p/P/m/M/X (Hg) and the one c/s resume (Hc: THREAD_ALL or THREAD_ANY too). */
+  private generalCpu = 0;
+  private continueCpu = THREAD_ANY;
+  private readonly onHint: (message: string) => void;
+  private hinted = false;
+  // Evidence that gdb reads our registers in the other layout (see hint()).
+  /** The previous packet's text, and how many g packets gdb sent. */
+  private previousPacket = '';
+  private gPackets = 0;
+  /** After a g reply: the pc that a gdb using the other layout reads from it (when that is not the real one). */
+  private pcAsOther: bigint | undefined;
+  /** Addresses of the exec breakpoints gdb has inserted, and the last stop when it was at one. */
+  private readonly execBreakpoints = new Set<bigint>();
+  private breakpointStop: { cpu: number; address: bigint } | undefined;
   private gdbFeatures = new Set<string>();
   /** The target is no longer ours to release: detached, killed, exited or crashed. */
   private released = false;
@@ -147,6 +194,9 @@ export class GdbStub {
     options: GdbStubOptions = {},
   ) {
     this.log = options.log ?? (() => {});
+    this.onHint = options.onHint ?? (() => {});
+    if (options.arch) this.layoutCache = LAYOUTS[options.arch];
+    this.lastStop = `T${hexByte(SIGTRAP)}thread:${threadId(0)};`;
     this.done = new Promise((resolve) => {
       this.resolveDone = resolve;
     });
@@ -156,7 +206,7 @@ export class GdbStub {
   }
 
   private get layout(): RegisterLayout {
-    this.layoutCache ??= layoutForMode(this.target.mode());
+    this.layoutCache ??= layoutForMode(this.target.mode(0));
     return this.layoutCache;
   }
 
@@ -222,6 +272,7 @@ export class GdbStub {
         }
         const text = data.toString('latin1');
         this.log(`gdb <- ${text.slice(0, LOG_PACKET_CHARS)}`);
+        this.lookForOtherLayout(text);
         let reply: Reply;
         let ending: Ending;
         try {
@@ -233,6 +284,7 @@ export class GdbStub {
         if (reply !== undefined) this.send(reply);
         if (text.startsWith('QStartNoAckMode') && reply === OK) this.noAck = true;
         if (ending) this.end(ending);
+        this.previousPacket = text;
       }
     } finally {
       this.processing = false;
@@ -284,6 +336,8 @@ export class GdbStub {
     if (this.closed) return;
     this.closed = true;
     this.queue.length = 0;
+    // gdb hangs up after its first g when the reply is longer than its layout ("Remote 'g' packet reply is too long").
+    if (this.previousPacket === 'g' && this.gPackets === 1 && !this.released) this.hint('gdb hung up right after reading the registers');
     try {
       // gdb went away mid-run: stop the vCPU so it can be released, then let the guest run on freely.
       if (this.running) {
@@ -307,12 +361,22 @@ export class GdbStub {
     switch (command) {
       case '?':
         return [this.lastStop];
-      case 'g':
-        return [readAllRegisters(this.layout, this.state())];
+      case 'g': {
+        const state = this.state();
+        const reply = readAllRegisters(this.layout, state);
+        this.gPackets++;
+        // Only for the i386 layout: x86-64's rip then falls in our x87 block, always zero, so no
+        // guest value can look like it (the other way round gdb hangs up instead, see onClose).
+        const pc = this.layout.name === 'i386' ? pcOf(otherLayout(this.layout), reply) : undefined;
+        this.pcAsOther = pc !== undefined && pc !== state.regs.rip ? pc : undefined;
+        return [reply];
+      }
       case 'G':
+        if (args.length > this.layout.totalBytes * 2) this.hint(`gdb wrote ${args.length / 2} bytes of registers`);
         return [this.commit(writeAllRegisters(this.layout, args, this.state()))];
       case 'p': {
         const regnum = parseHexNumber(args);
+        if (regnum !== undefined && regnum >= BigInt(this.layout.registers.length)) this.hint(`gdb asked for register ${regnum}`);
         const value = regnum === undefined ? undefined : readRegister(this.layout, Number(regnum), this.state());
         return [value ?? ERR_INVALID];
       }
@@ -320,6 +384,9 @@ export class GdbStub {
         const [num = '', value = ''] = args.split('=');
         const regnum = parseHexNumber(num);
         if (regnum === undefined) return [ERR_INVALID];
+        const reg = this.layout.registers[Number(regnum)];
+        if (!reg) this.hint(`gdb wrote register ${regnum}`);
+        else if (value.length !== reg.bitsize / 4) this.hint(`gdb wrote ${value.length * 4} bits to the ${reg.bitsize}-bit ${reg.name}`);
         return [this.commit(writeRegister(this.layout, Number(regnum), value, this.state()))];
       }
       case 'm':
@@ -330,12 +397,12 @@ export class GdbStub {
         return [this.writeMemory(args, true, data)];
       case 'c':
       case 's':
-        return [await this.resume(command === 'c' ? 'continue' : 'step', args)];
+        return [await this.resumeClassic(command === 'c' ? 'continue' : 'step', args)];
       case 'C':
       case 'S': {
         // Csig[;addr]: there are no signals to deliver to a bare-metal guest; only the address counts.
         const address = args.split(';')[1] ?? '';
-        return [await this.resume(command === 'C' ? 'continue' : 'step', address)];
+        return [await this.resumeClassic(command === 'C' ? 'continue' : 'step', address)];
       }
       case 'Z':
       case 'z':
@@ -345,14 +412,19 @@ export class GdbStub {
       case 'k':
         return [undefined, 'kill'];
       case 'H':
-      case 'T':
-        return [OK];
+        return [this.setThread(args)];
+      case 'T': {
+        const cpu = parseThreadId(args);
+        return [cpu !== undefined && cpu >= 0 && this.target.alive(cpu) ? OK : ERR_NO_THREAD];
+      }
       case 'q':
       case 'Q':
         return [this.query(text)];
       case 'v':
         if (text.startsWith('vKill')) return [OK, 'kill'];
-        return [UNSUPPORTED]; // vCont? included: gdb falls back to c/s
+        if (text === 'vCont?') return ['vCont;c;C;s;S'];
+        if (text.startsWith('vCont;')) return [await this.vCont(text.slice('vCont;'.length))];
+        return [UNSUPPORTED];
       default:
         return [UNSUPPORTED];
     }
@@ -372,9 +444,14 @@ export class GdbStub {
     if (text === 'QStartNoAckMode') return OK;
     if (text.startsWith('qXfer:features:read:')) return this.readFeatures(text.slice('qXfer:features:read:'.length));
     if (text === 'qAttached' || text.startsWith('qAttached:')) return '1'; // attached to an existing "process": quit detaches
-    if (text === 'qC') return `QC${THREAD_ID}`;
-    if (text === 'qfThreadInfo') return `m${THREAD_ID}`;
+    if (text === 'qC') return `QC${threadId(this.generalCpu)}`;
+    if (text === 'qfThreadInfo') return `m${this.liveCpus().map(threadId).join(',')}`;
     if (text === 'qsThreadInfo') return 'l';
+    if (text.startsWith('qThreadExtraInfo,')) {
+      const cpu = parseThreadId(text.slice('qThreadExtraInfo,'.length));
+      if (cpu === undefined || cpu < 0 || cpu >= this.target.cpuCount) return ERR_NO_THREAD;
+      return toHex(Buffer.from(this.target.describe(cpu), 'utf8'));
+    }
     return UNSUPPORTED;
   }
 
@@ -394,13 +471,59 @@ export class GdbStub {
   }
 
   private state(): RegisterState {
-    return { regs: this.target.getRegs(), sregs: this.target.getSregs() };
+    return { regs: this.target.getRegs(this.generalCpu), sregs: this.target.getSregs(this.generalCpu) };
   }
 
   private commit(write: RegisterWrite | undefined): Reply {
     if (!write) return ERR_INVALID;
-    if (write.regsChanged) this.target.setRegs(write.regs);
-    if (write.sregsChanged) this.target.setSregs(write.sregs);
+    if (write.regsChanged) this.target.setRegs(this.generalCpu, write.regs);
+    if (write.sregsChanged) this.target.setSregs(this.generalCpu, write.sregs);
+    return OK;
+  }
+
+  /**
+   * gdb's behaviour shows it uses the other layout: say so once, naming the option that fixes it.
+   * gdb given a target description of the other architecture than its file's warns, drops the
+   * description and goes on with its own layout, so the packets show it: it asks for a register
+   * past ours or writes one of another size; it reads memory at the pc its layout finds in our g
+   * reply; it resumes at its own breakpoint without stepping over it (it cannot see that it
+   * stopped there, so it loops); or it hangs up after the first g reply, longer than it expects.
+   */
+  private hint(evidence: string): void {
+    if (this.hinted) return;
+    this.hinted = true;
+    const theirs = otherLayout(this.layout).name;
+    const message =
+      `${evidence}: gdb seems to use the ${theirs} register layout (it loaded a ${theirs} file), but this stub serves ` +
+      `${this.layout.name}; run tskvm with --gdb-arch ${theirs} (options.gdb.arch)`;
+    this.log(message);
+    this.onHint(message);
+  }
+
+  /** Packets that show a gdb on the other layout, before they are handled (see hint()). */
+  private lookForOtherLayout(text: string): void {
+    if (text[0] !== 'm' || this.pcAsOther === undefined) return;
+    const pc = this.pcAsOther;
+    this.pcAsOther = undefined;
+    if (parseHexNumber(text.slice(1).split(',')[0] ?? '') === pc) {
+      this.hint(`gdb read memory at 0x${pc.toString(16)}, the pc that the ${otherLayout(this.layout).name} layout finds in the registers`);
+    }
+  }
+
+  /** The vCPUs still there, in order. */
+  private liveCpus(): number[] {
+    return Array.from({ length: this.target.cpuCount }, (_, cpu) => cpu).filter((cpu) => this.target.alive(cpu));
+  }
+
+  /** Hg/Hc THREAD: which vCPU later packets mean. */
+  private setThread(args: string): Reply {
+    const op = args[0];
+    const cpu = parseThreadId(args.slice(1));
+    if ((op !== 'g' && op !== 'c') || cpu === undefined) return ERR_INVALID;
+    if (cpu >= 0 && !this.target.alive(cpu)) return ERR_NO_THREAD;
+    if (op === 'c') this.continueCpu = cpu;
+    else if (cpu >= 0) this.generalCpu = cpu;
+    else if (!this.target.alive(this.generalCpu)) this.generalCpu = this.liveCpus()[0] ?? 0; // any / all: keep ours if it lives
     return OK;
   }
 
@@ -421,7 +544,7 @@ export class GdbStub {
     // Two hex digits a byte must fit in one packet; gdb asks again for the rest. Nothing past 2^64.
     const length = Number(bigMin(range[1], BigInt(MAX_PACKET_SIZE / 2), ADDRESS_SPACE_END - address));
     if (length === 0) return ERR_INVALID;
-    const bytes = this.target.readMemory(address, length);
+    const bytes = this.target.readMemory(this.generalCpu, address, length);
     return bytes ? toHex(bytes) : ERR_FAULT;
   }
 
@@ -438,28 +561,79 @@ export class GdbStub {
     if (!payload || BigInt(payload.length) !== length) return ERR_INVALID;
     if (length === 0n) return OK; // gdb probes X support with an empty write
     if (address + length > ADDRESS_SPACE_END) return ERR_FAULT;
-    return this.target.writeMemory(address, payload) ? OK : ERR_FAULT;
+    return this.target.writeMemory(this.generalCpu, address, payload) ? OK : ERR_FAULT;
   }
 
-  private async resume(how: 'continue' | 'step', addressHex: string): Promise<Reply> {
-    if (this.released) return this.lastStop; // the guest has exited: nothing left to run
+  /**
+   * c/s [ADDR]: `c` resumes every vCPU; `s` steps the Hc thread (the Hg one when Hc names none)
+   * while the others stay stopped, as gdb expects when it steps a thread over a breakpoint.
+   */
+  private async resumeClassic(how: ResumeAction, addressHex: string): Promise<Reply> {
+    const cpu = this.continueCpu >= 0 ? this.continueCpu : this.generalCpu;
     if (addressHex) {
       const address = parseHexNumber(addressHex);
       if (address === undefined || address >= ADDRESS_SPACE_END) return ERR_INVALID;
-      this.target.setRegs({ ...this.target.getRegs(), rip: address });
+      if (!this.released) this.target.setRegs(cpu, { ...this.target.getRegs(cpu), rip: address });
     }
-    this.running = this.target.resume(how);
-    let reason: StopReason;
+    const actions = new Map<number, ResumeAction>();
+    if (how === 'step') actions.set(cpu, 'step');
+    else for (const live of this.liveCpus()) actions.set(live, 'continue');
+    return this.resume(actions);
+  }
+
+  /**
+   * vCont;ACTION[:THREAD];...: each thread takes the first action that names it or names no thread;
+   * threads no action applies to stay stopped. C and S carry a signal, which a bare-metal guest
+   * has no use for.
+   */
+  private async vCont(args: string): Promise<Reply> {
+    const actions = new Map<number, ResumeAction>();
+    const live = this.liveCpus();
+    for (const item of args.split(';')) {
+      const [action = '', thread] = item.split(':');
+      const how: ResumeAction | undefined = /^(c|C[0-9a-fA-F]{2})$/.test(action)
+        ? 'continue'
+        : /^(s|S[0-9a-fA-F]{2})$/.test(action)
+          ? 'step'
+          : undefined;
+      if (!how) return ERR_INVALID;
+      const cpu = thread === undefined ? THREAD_ALL : parseThreadId(thread);
+      if (cpu === undefined) return ERR_INVALID;
+      const targets = cpu === THREAD_ALL ? live : cpu === THREAD_ANY ? live.slice(0, 1) : live.filter((c) => c === cpu);
+      for (const c of targets) if (!actions.has(c)) actions.set(c, how);
+    }
+    return this.resume(actions);
+  }
+
+  private async resume(actions: ReadonlyMap<number, ResumeAction>): Promise<Reply> {
+    if (this.released) return this.lastStop; // the guest has exited: nothing left to run
+    const atBreakpoint = this.breakpointStop;
+    this.breakpointStop = undefined;
+    this.pcAsOther = undefined;
+    if (
+      atBreakpoint &&
+      actions.get(atBreakpoint.cpu) === 'continue' &&
+      this.execBreakpoints.has(atBreakpoint.address) &&
+      this.target.getRegs(atBreakpoint.cpu).rip === atBreakpoint.address
+    ) {
+      this.hint(`gdb continued at its breakpoint at 0x${atBreakpoint.address.toString(16)} without stepping over it`);
+    }
+    this.running = this.target.resume(actions);
+    let event: StopEvent;
     try {
-      reason = await this.running;
+      event = await this.running;
     } finally {
       this.running = undefined;
     }
+    const reason = event.reason;
     if (reason.kind === 'exited' || reason.kind === 'crashed') {
       this.released = true;
       if (reason.kind === 'crashed') this.log(`guest crashed: ${reason.description}`);
+    } else {
+      this.generalCpu = event.cpu; // gdb makes the thread that stopped current
+      if (reason.kind === 'breakpoint') this.breakpointStop = { cpu: event.cpu, address: reason.address };
     }
-    this.lastStop = stopReply(reason, this.gdbFeatures.has('hwbreak'));
+    this.lastStop = stopReply(event, this.gdbFeatures.has('hwbreak'));
     return this.lastStop;
   }
 
@@ -473,9 +647,27 @@ export class GdbStub {
     if (address >= ADDRESS_SPACE_END || length > BigInt(Number.MAX_SAFE_INTEGER)) return ERR_INVALID;
     // Execution breakpoints cover one instruction start whatever gdb's "kind" says.
     const span = kind === 'exec' ? 1 : Number(length);
-    if (insert) return this.target.insertBreakpoint(kind, address, span) ? OK : ERR_NO_SPACE;
-    return this.target.removeBreakpoint(kind, address, span) ? OK : ERR_NOT_FOUND;
+    if (insert) {
+      if (!this.target.insertBreakpoint(kind, address, span)) return ERR_NO_SPACE;
+      if (kind === 'exec') this.execBreakpoints.add(address);
+      return OK;
+    }
+    if (!this.target.removeBreakpoint(kind, address, span)) return ERR_NOT_FOUND;
+    if (kind === 'exec') this.execBreakpoints.delete(address);
+    return OK;
   }
+}
+
+/** The pc in a g reply as `layout` reads it; undefined when the reply is too short for it. */
+function pcOf(layout: RegisterLayout, reply: string): bigint | undefined {
+  const pcName = layout.name === 'x86-64' ? 'rip' : 'eip';
+  let at = 0;
+  for (const reg of layout.registers) {
+    const width = reg.bitsize / 4;
+    if (reg.name === pcName) return at + width <= reply.length ? fromLittleEndianHex(reply.slice(at, at + width)) : undefined;
+    at += width;
+  }
+  return undefined;
 }
 
 function bigMin(first: bigint, ...rest: bigint[]): bigint {
@@ -524,7 +716,11 @@ export async function startGdbServer(port: number, target: DebugTarget, options:
     // Hold gdb's first packets until the target is ready for them (paused: 'data' waits).
     incoming.pause();
     void (options.beforeSession?.() ?? Promise.resolve()).then(() => {
-      const stub = new GdbStub(incoming, target, { log });
+      const stub = new GdbStub(incoming, target, {
+        log,
+        ...(options.arch ? { arch: options.arch } : {}),
+        ...(options.onHint ? { onHint: options.onHint } : {}),
+      });
       incoming.resume();
       void stub.done.then(() => {
         log('gdb disconnected');

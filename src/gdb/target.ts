@@ -1,7 +1,6 @@
 /**
- * What the GDB stub needs from a stopped vCPU. The machine implements it (src/vm/debug-target.ts);
+ * What the GDB stub needs from the stopped vCPUs. The machine implements it (src/gdb/debug-target.ts);
  * the stub (src/gdb/stub.ts) knows only this interface, so it is testable with a fake.
- * Every method but resume()/interrupt() is called only while the vCPU is stopped.
  */
 import type { CpuMode, KvmRegs, KvmSregs } from '../kvm/structs.js';
 
@@ -24,21 +23,44 @@ export type StopReason =
   /** The guest crashed (triple fault, internal error): gdb sees SIGSEGV-like stop X. */
   | { kind: 'crashed'; description: string };
 
+/** What gdb asks a vCPU to do when the target resumes (vCont's c and s; c/s apply to one or all). */
+export type ResumeAction = 'continue' | 'step';
+
+/** A stop and the vCPU it happened on (for 'exited' and 'crashed', the machine's: cpu is 0). */
+export interface StopEvent {
+  cpu: number;
+  reason: StopReason;
+}
+
+/**
+ * The machine's vCPUs, numbered from 0 (vCPU 0 boots); gdb sees vCPU n as thread n + 1. All-stop:
+ * every method but resume()/interrupt() is called only while every vCPU is stopped, and resume()
+ * settles only once all are stopped again.
+ */
 export interface DebugTarget {
-  mode(): CpuMode;
-  getRegs(): KvmRegs;
-  setRegs(regs: KvmRegs): void;
-  getSregs(): KvmSregs;
-  setSregs(sregs: KvmSregs): void;
-  /** Reads guest memory at a guest-virtual address (translated when paging is on); undefined if unmapped. */
-  readMemory(address: bigint, length: number): Uint8Array | undefined;
-  /** Writes guest memory at a guest-virtual address; false if any byte is unmapped. */
-  writeMemory(address: bigint, data: Uint8Array): boolean;
-  /** Runs the vCPU until it stops again (one instruction for 'step'). */
-  resume(how: 'continue' | 'step'): Promise<StopReason>;
+  /** How many vCPUs the machine has (some may have ended since). */
+  readonly cpuCount: number;
+  /** vCPU `cpu` is still there: its run has not ended (an AP waiting for INIT/SIPI is). */
+  alive(cpu: number): boolean;
+  /** A few words on the vCPU for `info threads` (qThreadExtraInfo). */
+  describe(cpu: number): string;
+  mode(cpu: number): CpuMode;
+  getRegs(cpu: number): KvmRegs;
+  setRegs(cpu: number, regs: KvmRegs): void;
+  getSregs(cpu: number): KvmSregs;
+  setSregs(cpu: number, sregs: KvmSregs): void;
+  /** Reads guest memory at a guest-virtual address as vCPU `cpu` sees it (translated when paging is on); undefined if unmapped. */
+  readMemory(cpu: number, address: bigint, length: number): Uint8Array | undefined;
+  /** Writes guest memory at a guest-virtual address as vCPU `cpu` sees it; false if any byte is unmapped. */
+  writeMemory(cpu: number, address: bigint, data: Uint8Array): boolean;
+  /**
+   * Runs the vCPUs in `actions` (one instruction for 'step'; the others stay stopped) until one
+   * stops, then stops the rest: the first stop, with its vCPU.
+   */
+  resume(actions: ReadonlyMap<number, ResumeAction>): Promise<StopEvent>;
   /** Makes a running resume() stop with { kind: 'interrupt' } (no-op when stopped). */
   interrupt(): void;
-  /** Sets a debug-register breakpoint/watchpoint; false when all four are in use or the length is invalid. */
+  /** Sets a debug-register breakpoint/watchpoint on every vCPU; false when all four are in use or the length is invalid. */
   insertBreakpoint(kind: HwBreakpointKind, address: bigint, length: number): boolean;
   removeBreakpoint(kind: HwBreakpointKind, address: bigint, length: number): boolean;
   /** Ends the run (gdb's k): the run's reason becomes 'stopped'. */

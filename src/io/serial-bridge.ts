@@ -6,6 +6,12 @@
  *
  * Memory is bounded whatever the guest writes: output waits in the fixed TX ring (the UART holds
  * further bytes back), and at most one chunk is handed to the sink at a time.
+ *
+ * Output is coalesced: a guest writes one byte per VM exit, and waking this thread for each
+ * (Atomics.notify from the vCPU thread, a wake-up and a write here) costs both threads far more
+ * than the exit itself. Once a burst starts the pump looks every SERIAL_OUTPUT_COALESCE_MS and
+ * hands over what came; meanwhile the vCPU's pushes find no reader waiting and notify nobody.
+ * Only after SERIAL_OUTPUT_LINGER_LOOKS empty looks does it park and wait to be notified again.
  */
 import type { Readable } from 'node:stream';
 import { SERIAL_TX_BACKLOG_LIMIT } from '../devices/serial16550.js';
@@ -17,6 +23,10 @@ export const SERIAL_TX_RING_SIZE = 2 * SERIAL_TX_BACKLOG_LIMIT;
 export const SERIAL_RX_RING_SIZE = 64 * 1024;
 /** The most bytes handed to the sink at once. */
 export const SERIAL_OUTPUT_CHUNK = 64 * 1024;
+/** How long the first byte of a burst waits for the rest: too short to see, long enough for hundreds of exits. */
+export const SERIAL_OUTPUT_COALESCE_MS = 1;
+/** Looks (each SERIAL_OUTPUT_COALESCE_MS apart) that find nothing before the pump parks and asks to be notified again. */
+export const SERIAL_OUTPUT_LINGER_LOOKS = 10;
 
 /** Receives serial output; a returned promise holds back further output until it settles. */
 export type SerialSink = (chunk: Buffer) => void | Promise<void>;
@@ -53,6 +63,7 @@ export class SerialBridge implements SerialRings {
   async finish(): Promise<void> {
     this.finishing = true;
     this.stopInput();
+    this.endCoalescing?.();
     this.tx.wakeReader();
     this.rx.wakeWriter();
     await this.output;
@@ -66,6 +77,7 @@ export class SerialBridge implements SerialRings {
     this.stopping = true;
     this.finishing = true;
     this.stopInput();
+    this.endCoalescing?.();
     this.tx.wakeReader();
     this.rx.wakeWriter();
     for (const wake of this.abandonWakers) wake();
@@ -73,12 +85,39 @@ export class SerialBridge implements SerialRings {
   }
 
   private async pumpOutput(): Promise<void> {
+    let quietLooks = SERIAL_OUTPUT_LINGER_LOOKS; // parked until the first byte
     while (!this.finishing) {
-      await this.tx.waitForData(() => this.finishing);
+      // Parked, the producer's next push notifies this thread; lingering, it notifies nobody.
+      if (quietLooks >= SERIAL_OUTPUT_LINGER_LOOKS) {
+        await this.tx.waitForData(() => this.finishing);
+        quietLooks = 0;
+      }
+      if (!this.finishing && this.tx.used() < SERIAL_OUTPUT_CHUNK) await this.coalesce();
       const chunk = this.tx.read(SERIAL_OUTPUT_CHUNK);
-      if (chunk.length > 0) await this.deliver(chunk);
+      if (chunk.length === 0) {
+        quietLooks++;
+        continue;
+      }
+      quietLooks = 0;
+      await this.deliver(chunk);
     }
   }
+
+  /** Waits for the rest of a burst; finish() and abandon() cut it short. */
+  private coalesce(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.endCoalescing = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, SERIAL_OUTPUT_COALESCE_MS);
+      this.endCoalescing = done;
+    });
+  }
+
+  /** Ends a coalesce() in progress. */
+  private endCoalescing: (() => void) | undefined;
 
   /**
    * Hands a chunk to the sink and waits for it, unless the bridge is abandoned meanwhile (a sink

@@ -1,8 +1,11 @@
 /**
  * The KVM capabilities tskvm uses (KVM_CHECK_EXTENSION): one table for Kvm.open, which refuses a
- * host without the required ones, and for `tskvm doctor`, which reports them all.
+ * host without the required ones, for `tskvm doctor`, which reports them all, and for snapshots
+ * (src/snapshot/machine-state.ts), which refuse to save or restore without theirs.
  */
 import {
+  KVM_CAP_ADJUST_CLOCK,
+  KVM_CAP_DEBUGREGS,
   KVM_CAP_EXT_CPUID,
   KVM_CAP_IMMEDIATE_EXIT,
   KVM_CAP_IRQCHIP,
@@ -11,10 +14,16 @@ import {
   KVM_CAP_MP_STATE,
   KVM_CAP_NR_VCPUS,
   KVM_CAP_PIT2,
+  KVM_CAP_PIT_STATE2,
   KVM_CAP_SET_GUEST_DEBUG,
   KVM_CAP_SET_IDENTITY_MAP_ADDR,
   KVM_CAP_SET_TSS_ADDR,
+  KVM_CAP_TSC_CONTROL,
   KVM_CAP_USER_MEMORY,
+  KVM_CAP_VCPU_EVENTS,
+  KVM_CAP_XCRS,
+  KVM_CAP_XSAVE,
+  KVM_CAP_XSAVE2,
 } from './constants.js';
 
 /** A KVM capability tskvm uses: required ones it cannot run without; optional ones cost a feature. */
@@ -23,6 +32,8 @@ export interface CapabilitySpec {
   readonly number: number;
   readonly required: boolean;
   readonly neededFor: string;
+  /** A feature that cannot work without it, though tskvm runs without it (doctor warns; the feature refuses). */
+  readonly requiredFor?: 'snapshots';
 }
 
 export const CAPABILITIES: readonly CapabilitySpec[] = [
@@ -58,4 +69,26 @@ export const CAPABILITIES: readonly CapabilitySpec[] = [
     required: false,
     neededFor: "--cpus: the recommended vCPU count (older kernels' limit)",
   },
+  // Snapshots: the vCPU and VM state that KVM_GET_REGS/SREGS/MSRS/LAPIC/IRQCHIP do not cover.
+  snapshots(
+    'KVM_CAP_VCPU_EVENTS',
+    KVM_CAP_VCPU_EVENTS,
+    'an exception or interrupt being delivered, NMI and SMM state (KVM_GET_VCPU_EVENTS)',
+  ),
+  snapshots('KVM_CAP_DEBUGREGS', KVM_CAP_DEBUGREGS, 'the debug registers (KVM_GET_DEBUGREGS)'),
+  snapshots('KVM_CAP_PIT_STATE2', KVM_CAP_PIT_STATE2, "the in-kernel PIT's channels (KVM_GET_PIT2)"),
+  snapshots('KVM_CAP_ADJUST_CLOCK', KVM_CAP_ADJUST_CLOCK, 'kvmclock (KVM_GET_CLOCK)'),
+  { name: 'KVM_CAP_XSAVE', number: KVM_CAP_XSAVE, required: false, neededFor: 'snapshots of AVX state (KVM_GET_XSAVE; else x87/SSE only)' },
+  { name: 'KVM_CAP_XSAVE2', number: KVM_CAP_XSAVE2, required: false, neededFor: 'snapshots of XSAVE areas over 4 KiB (AMX)' },
+  { name: 'KVM_CAP_XCRS', number: KVM_CAP_XCRS, required: false, neededFor: 'snapshots of XCR0 (KVM_GET_XCRS)' },
+  {
+    name: 'KVM_CAP_TSC_CONTROL',
+    number: KVM_CAP_TSC_CONTROL,
+    required: false,
+    neededFor: "snapshots restored at their guest's TSC frequency on a host whose TSC runs at another (KVM_SET_TSC_KHZ)",
+  },
 ];
+
+function snapshots(name: string, number: number, what: string): CapabilitySpec {
+  return { name, number, required: false, requiredFor: 'snapshots', neededFor: `snapshots: ${what}` };
+}

@@ -3,12 +3,12 @@
  * Kvm (/dev/kvm) → VmFd (KVM_CREATE_VM) → VcpuFd (KVM_CREATE_VCPU). Each method is one ioctl and
  * throws KvmError on failure; nothing here holds policy.
  */
-import { close as fsClose } from 'node:fs';
 import { KVM_API_VERSION, KVM_CAP_MAX_VCPUS, KVM_CAP_NR_VCPUS, E2BIG, EAGAIN, EINTR, EINVAL } from './constants.js';
 import { CAPABILITIES } from './capabilities.js';
 
 /** Set once Kvm.open has found every required capability on this host. */
 let capabilitiesChecked = false;
+import { closeInBackground } from './background-close.js';
 import { KvmError } from './error.js';
 import { native } from './native.js';
 import { KvmRun } from './run.js';
@@ -266,13 +266,13 @@ export class VmFd {
   }
 
   /**
-   * Closes the fd on libuv's thread pool. The last close of a VM fd destroys the VM, which takes
-   * the kernel 15-25 ms once it has an irqchip (RCU grace periods): nobody needs to wait for it.
+   * Closes the fd on another thread (background-close.ts). The last close of a VM fd destroys the
+   * VM, which takes the kernel 15-25 ms once it has an irqchip (RCU grace periods): nobody needs to wait for it.
    */
   closeAsync(): Promise<void> {
     if (this.closed || !this.owner) return Promise.resolve();
     this.closed = true;
-    return new Promise((resolve) => fsClose(this.fd, () => resolve()));
+    return closeInBackground(this.fd);
   }
 }
 

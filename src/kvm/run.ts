@@ -49,7 +49,8 @@ export type VcpuExit =
   /**
    * A port access: `count` elements of `size` bytes (count > 1 is string I/O). `data` holds them
    * (size × count bytes, little-endian): what the guest wrote, or where an `in` puts its answer.
-   * From KVM_RUN it is a view of the kvm_run page, as kvm-ioctls' `IoOut(port, &[u8])` is.
+   * From KVM_RUN it is a view of the kvm_run page, as kvm-ioctls' `IoOut(port, &[u8])` is, and
+   * the object itself is KvmRun's own, refilled by the next exit: an io exit allocates nothing.
    */
   | {
       readonly kind: 'io';
@@ -72,9 +73,19 @@ export type VcpuExit =
   | { readonly kind: 'fail-entry'; readonly hardwareEntryFailureReason: bigint; readonly cpu: number }
   | { readonly kind: 'unknown'; readonly exitReason: number; readonly hardwareExitReason: bigint };
 
+// The exits without fields, shared.
+const HLT_EXIT: VcpuExit = Object.freeze({ kind: 'hlt' });
+const SHUTDOWN_EXIT: VcpuExit = Object.freeze({ kind: 'shutdown' });
+const INTR_EXIT: VcpuExit = Object.freeze({ kind: 'intr' });
+
+/** The io exit as KvmRun fills it in. */
+type IoExit = { -readonly [K in keyof Extract<VcpuExit, { kind: 'io' }>]: Extract<VcpuExit, { kind: 'io' }>[K] };
+
 export class KvmRun {
   readonly bytes: Uint8Array;
   private readonly view: DataView;
+  /** The one io exit object, refilled on every io exit (the exit path's common case allocates nothing). */
+  private readonly io: IoExit = { kind: 'io', direction: 'out', size: 1, port: 0, count: 0, data: new Uint8Array(0) };
 
   constructor(buffer: ArrayBuffer) {
     this.bytes = new Uint8Array(buffer);
@@ -116,16 +127,18 @@ export class KvmRun {
     const reason = this.exitReason;
     switch (reason) {
       case KVM_EXIT_IO: {
+        const io = this.io;
         const size = v.getUint8(KVM_RUN_IO_SIZE) as 1 | 2 | 4;
         const count = v.getUint32(KVM_RUN_IO_COUNT, true);
-        return {
-          kind: 'io',
-          direction: v.getUint8(KVM_RUN_IO_DIRECTION) === KVM_EXIT_IO_OUT ? 'out' : 'in',
-          size,
-          port: v.getUint16(KVM_RUN_IO_PORT, true),
-          count,
-          data: this.ioData(Number(v.getBigUint64(KVM_RUN_IO_DATA_OFFSET, true)), size * count),
-        };
+        io.direction = v.getUint8(KVM_RUN_IO_DIRECTION) === KVM_EXIT_IO_OUT ? 'out' : 'in';
+        io.size = size;
+        io.port = v.getUint16(KVM_RUN_IO_PORT, true);
+        io.count = count;
+        // data_offset is a u64 the kernel sets to a small page offset: its low half is all of it
+        // (getBigUint64 would allocate a BigInt per exit). A high half that is not 0 is clamped as out of the page.
+        const offsetHigh = v.getUint32(KVM_RUN_IO_DATA_OFFSET + 4, true);
+        io.data = this.ioData(offsetHigh === 0 ? v.getUint32(KVM_RUN_IO_DATA_OFFSET, true) : this.bytes.length, size * count);
+        return io;
       }
       case KVM_EXIT_MMIO: {
         const len = Math.min(v.getUint32(KVM_RUN_MMIO_LEN, true), KVM_MMIO_DATA_MAX);
@@ -138,7 +151,7 @@ export class KvmRun {
         };
       }
       case KVM_EXIT_HLT:
-        return { kind: 'hlt' };
+        return HLT_EXIT;
       case KVM_EXIT_DEBUG:
         return {
           kind: 'debug',
@@ -148,9 +161,9 @@ export class KvmRun {
           dr7: v.getBigUint64(KVM_RUN_DEBUG_DR7, true),
         };
       case KVM_EXIT_SHUTDOWN:
-        return { kind: 'shutdown' };
+        return SHUTDOWN_EXIT;
       case KVM_EXIT_INTR:
-        return { kind: 'intr' };
+        return INTR_EXIT;
       case KVM_EXIT_INTERNAL_ERROR: {
         const ndata = Math.min(v.getUint32(KVM_RUN_INTERNAL_NDATA, true), KVM_INTERNAL_DATA_MAX);
         const data: bigint[] = [];

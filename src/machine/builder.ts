@@ -6,6 +6,7 @@
  */
 import { writeAcpiTables } from '../arch/x86/acpi.js';
 import { applyBootState } from '../arch/x86/boot-cpu.js';
+import { applyFirmwareIrqState } from '../arch/x86/firmware-irq.js';
 import { pcE820Map, type E820Entry } from '../arch/x86/e820.js';
 import { BIOS_AREA_END, VGA_HOLE_ADDRESS } from '../arch/x86/pc-layout.js';
 import { writeBiosDataArea, writeMpTable } from '../arch/x86/pc-tables.js';
@@ -18,7 +19,7 @@ import { loadGuest, type LoadedGuest } from '../loader/guest.js';
 import type { Vcpu } from '../vcpu/vcpu.js';
 import { bootsThroughBios } from '../bios/boot-choice.js';
 import type { BiosHost } from '../bios/host.js';
-import { loadedBios } from '../bios/lazy.js';
+import { loadBios, loadedBios } from '../bios/lazy.js';
 import { restoreParts, type PendingRestore } from '../snapshot/restore.js';
 import type { RestoreConfig } from '../snapshot/options.js';
 import type { GuestFiles } from './guest-files.js';
@@ -42,13 +43,34 @@ export interface Machine {
   restore?: PendingRestore;
 }
 
-/** The machine a snapshot describes (options.restore), its memory mapped from the file, its state still to load. */
-export function restoredMachine(config: MachineConfig, restore: RestoreConfig): Machine {
+/**
+ * The machine a snapshot describes (options.restore), its memory mapped from the file, its state
+ * still to load; a BIOS machine gets its BIOS back (its disks reopened and checked, this run's
+ * console, screen and keys).
+ */
+export async function restoredMachine(config: MachineConfig, restore: RestoreConfig): Promise<Machine> {
   const parts = restoreParts(restore, config, (memorySize, irqchip) =>
     Vm.create({ memorySize, irqchip, ksm: config.ksm, hugepages: config.hugepages }),
   );
   const { vm, vcpus, firmware, format, notes } = parts;
-  return { vm, vcpus, loaded: { format, notes }, firmware, warnings: [], bios: undefined, restore: parts.restore };
+  let bios: BiosHost | undefined;
+  if (parts.bios) {
+    try {
+      const { host } = await loadBios();
+      bios = await host.BiosHost.resume({
+        saved: parts.bios,
+        snapshot: restore.path,
+        config: config.bios,
+        memory: vm.memory.bytes,
+        memorySize: vm.memory.size,
+        trace: config.trace,
+      });
+    } catch (err) {
+      void vm.close();
+      throw err;
+    }
+  }
+  return { vm, vcpus, loaded: { format, notes }, firmware, warnings: [], bios, restore: parts.restore };
 }
 
 export function buildMachine(config: MachineConfig, files: GuestFiles): Machine {
@@ -59,6 +81,7 @@ export function buildMachine(config: MachineConfig, files: GuestFiles): Machine 
     prealloc: config.memPrealloc,
     ksm: config.ksm,
     hugepages: config.hugepages,
+    cpuid: config.cpuid,
   });
   let bios: BiosHost | undefined;
   try {
@@ -106,6 +129,8 @@ export function buildMachine(config: MachineConfig, files: GuestFiles): Machine 
         e820,
       });
     applyBootState(vcpus[0]!, memory, loaded.bootState, loaded.bootTables);
+    // A kernel QEMU would start through SeaBIOS finds the PICs, the PIT and the IVT as SeaBIOS leaves them.
+    if (!bios && vm.irqchip && loaded.bootState.mode !== 'real') applyFirmwareIrqState(vm.fd, memory);
     return { vm, vcpus, loaded, firmware: firmwareConfig(config, e820), warnings, bios };
   } catch (err) {
     bios?.close();

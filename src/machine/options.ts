@@ -12,6 +12,7 @@ import type { SerialInput, SerialSink } from '../io/serial-bridge.js';
 import { GUEST_FORMATS, type GuestFormatChoice } from '../loader/guest.js';
 import { MEMORY_MAX, parseMemorySize } from '../units.js';
 import { validateBiosOptions, type BiosConfig, type BiosOptions } from '../bios/options.js';
+import { CPUID_FEATURES, CPUID_VENDOR_LENGTH, type CpuidAdjustments } from '../arch/x86/cpuid.js';
 import {
   validateRestoreOption,
   validateSaveOption,
@@ -49,9 +50,19 @@ export interface TraceOptions {
 export interface GdbOptions {
   port: number;
   wait?: boolean;
+  /**
+   * The register layout gdb is served: 'x86-64' or 'i386'. Default: the image's (an ELF64 is
+   * x86-64 even when it starts in 32-bit mode, an ELF32 i386), else the boot vCPU's mode's.
+   */
+  arch?: GdbArch;
   /** Called once the server listens, with its port (useful with port 0). */
   onListening?: (port: number) => void;
+  /** Called once if gdb turns out to use the other register layout (default: the line goes to stderr). */
+  onHint?: (message: string) => void;
 }
+
+export type GdbArch = 'i386' | 'x86-64';
+export const GDB_ARCHES: readonly GdbArch[] = ['i386', 'x86-64'];
 
 export interface RunGuestOptions extends SnapshotRunOptions {
   /** A path to the image, or its bytes (optional when `bios.disks` has a disk to boot). */
@@ -109,6 +120,12 @@ export interface RunGuestOptions extends SnapshotRunOptions {
    * it (INT 10h/13h/16h/1Ah..., VGA text at 0xB8000). `false` keeps the bare boot-sector start.
    */
   bios?: BiosOptions | false;
+  /**
+   * The guest's CPUID is the host's (filtered); `remove` takes features out by name (QEMU's
+   * spelling: x2apic, tsc-deadline, pcid...; see CPUID_FEATURES), `vendor` sets the 12-character
+   * vendor string (GenuineIntel, AuthenticAMD), as QEMU's `-cpu host,-x2apic,vendor=...`.
+   */
+  cpuid?: CpuidAdjustments;
 }
 
 /** A guest file: read from a path, or given as bytes. */
@@ -144,6 +161,8 @@ export interface MachineConfig {
   restore: RestoreConfig | undefined;
   /** Save a snapshot when the guest gets somewhere (src/snapshot/options.ts). */
   save: SaveConfig | undefined;
+  /** What changes in every vCPU's CPUID ({} for none). */
+  cpuid: CpuidAdjustments;
 }
 
 const STDERR_FD = 2;
@@ -157,7 +176,7 @@ export function validateRunOptions(options: unknown): MachineConfig {
   }
   const o = options as Partial<Record<keyof RunGuestOptions, unknown>>;
   const restore = validateRestoreOption(o);
-  const bios = restore ? undefined : validateBiosOptions(o.bios);
+  const bios = validateBiosOptions(o.bios); // with a restore, only its endpoints (console, screen, keys) are used
   const image = restore || (o.image === undefined && bios && bios.disks.length > 0) ? undefined : guestFile(o.image, 'options.image');
   const memorySize = memory(o.memory);
   const format = o.format ?? 'auto';
@@ -172,7 +191,6 @@ export function validateRunOptions(options: unknown): MachineConfig {
     );
   }
   const gdb = gdbOptions(o.gdb);
-  if (cpus > 1 && gdb) throw new UsageError('options.gdb supports one vCPU for now: drop options.cpus or options.gdb');
   const signal = o.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new UsageError(`invalid options.signal: give an AbortSignal, not ${describe(signal)}`);
@@ -201,7 +219,27 @@ export function validateRunOptions(options: unknown): MachineConfig {
     bios,
     restore,
     save: validateSaveOption(o.save),
+    cpuid: cpuidOptions(o.cpuid),
   };
+}
+
+function cpuidOptions(value: unknown): CpuidAdjustments {
+  if (value === undefined) return {};
+  if (!isObject(value)) throw new UsageError(`invalid options.cpuid: give { remove?, vendor? }, not ${describe(value)}`);
+  const remove = value.remove ?? [];
+  if (!Array.isArray(remove) || !remove.every((name) => typeof name === 'string' && Object.hasOwn(CPUID_FEATURES, name))) {
+    const bad = Array.isArray(remove) ? remove.find((name) => typeof name !== 'string' || !Object.hasOwn(CPUID_FEATURES, name)) : remove;
+    throw new UsageError(
+      `invalid options.cpuid.remove: ${describe(bad)} is not a CPUID feature tskvm knows; use names such as ${Object.keys(CPUID_FEATURES).slice(0, 8).join(', ')}... (CPUID_FEATURES)`,
+    );
+  }
+  const vendor = value.vendor;
+  if (vendor !== undefined && (typeof vendor !== 'string' || vendor.length !== CPUID_VENDOR_LENGTH || !/^[\x20-\x7e]*$/.test(vendor))) {
+    throw new UsageError(
+      `invalid options.cpuid.vendor ${describe(vendor)}: give ${CPUID_VENDOR_LENGTH} ASCII characters, e.g. GenuineIntel or AuthenticAMD`,
+    );
+  }
+  return { remove: remove as string[], ...(vendor === undefined ? {} : { vendor: vendor as string }) };
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
@@ -326,7 +364,8 @@ function traceOptions(value: unknown): MachineConfig['trace'] {
 
 function gdbOptions(value: unknown): GdbOptions | undefined {
   if (value === undefined) return undefined;
-  if (!isObject(value)) throw new UsageError(`invalid options.gdb: give { port, wait?, onListening? }, not ${describe(value)}`);
+  if (!isObject(value))
+    throw new UsageError(`invalid options.gdb: give { port, wait?, arch?, onListening?, onHint? }, not ${describe(value)}`);
   const port = value.port;
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > TCP_PORT_MAX) {
     throw new UsageError(`invalid options.gdb.port ${describe(port)}: use a TCP port number from 0 (any free port) to ${TCP_PORT_MAX}`);
@@ -334,9 +373,19 @@ function gdbOptions(value: unknown): GdbOptions | undefined {
   if (value.onListening !== undefined && typeof value.onListening !== 'function') {
     throw new UsageError('invalid options.gdb.onListening: give a function (port) => void');
   }
+  if (value.onHint !== undefined && typeof value.onHint !== 'function') {
+    throw new UsageError('invalid options.gdb.onHint: give a function (message) => void');
+  }
+  if (value.arch !== undefined && !GDB_ARCHES.includes(value.arch as GdbArch)) {
+    throw new UsageError(
+      `invalid options.gdb.arch ${describe(value.arch)}: use one of ${GDB_ARCHES.join(', ')} (the register layout gdb is served)`,
+    );
+  }
   return {
     port,
     wait: flag(value.wait, 'options.gdb.wait'),
+    ...(value.arch === undefined ? {} : { arch: value.arch as GdbArch }),
+    ...(value.onHint === undefined ? {} : { onHint: value.onHint as (message: string) => void }),
     ...(value.onListening === undefined ? {} : { onListening: value.onListening as (port: number) => void }),
   };
 }

@@ -8,7 +8,7 @@ import type { ExitCounts, VcpuRunResult } from '../vcpu/exit-loop.js';
 import type { ScreenCapture } from '../bios/screen.js';
 
 /** 'saved': the run ended because options.save wrote its snapshot. */
-export type RunReason = 'debug-exit' | 'halt' | 'reset' | 'timeout' | 'crash' | 'stopped' | 'saved';
+export type RunReason = 'debug-exit' | 'halt' | 'reset' | 'poweroff' | 'timeout' | 'crash' | 'stopped' | 'saved';
 
 export interface RunResult {
   reason: RunReason;
@@ -64,6 +64,7 @@ export function toRunResult(vcpu: VcpuRunResult, base: RunResultBase, stopReason
       return { ...common, reason: 'crash', exitCode: 0, crash: { description: outcome.description, state: outcome.state } };
     case 'halt':
     case 'reset':
+    case 'poweroff':
       return { ...common, reason: outcome.reason, exitCode: 0 };
     default: {
       const never: never = outcome;

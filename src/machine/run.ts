@@ -77,10 +77,12 @@ export async function runGuest(options: RunGuestOptions): Promise<RunResult> {
 /** Creates the machine, loads the image and starts the vCPUs; the returned handle controls the run. */
 export async function startGuest(options: RunGuestOptions): Promise<GuestRun> {
   const config = validateRunOptions(options);
-  const machine = config.restore ? restoredMachine(config, config.restore) : buildMachine(config, await filesForBuild(config));
+  const files = config.restore ? undefined : await filesForBuild(config);
+  const machine = config.restore ? await restoredMachine(config, config.restore) : buildMachine(config, files!);
   let gdb: AttachedGdb | undefined;
   try {
-    gdb = config.gdb ? await startGdb(machine.vcpus[0]!, machine.vm.memory, config.gdb) : undefined;
+    // The image tells gdb's register layout when options.gdb.arch does not (an ELF64: x86-64).
+    gdb = config.gdb ? await startGdb(machine.vcpus, machine.vm.memory, { ...config.gdb, image: files?.image?.bytes }) : undefined;
   } catch (err) {
     machine.bios?.close();
     void machine.vm.close();
@@ -243,7 +245,7 @@ class Run {
       debug,
       ...(snapshot ? { snapshot } : {}),
       ...(this.machine.bios ? { bios: this.machine.bios.spec } : {}),
-      onPaused: this.gdb ? (why) => this.gdb?.target.onDebugStop(why) : undefined,
+      onPaused: this.gdb ? (why) => this.gdb?.target.onDebugStop(0, why) : undefined,
     });
   }
 
@@ -268,7 +270,20 @@ class Run {
     });
     this.board = board;
     try {
-      const runs = vcpus.map((vcpu, i) => vcpu.run([], undefined, { debug, remote: board.remotes[i] }));
+      const gdb = this.gdb?.target;
+      const runs = vcpus.map((vcpu, i) => {
+        const run = vcpu.run([], undefined, {
+          debug,
+          remote: board.remotes[i],
+          onPaused: gdb ? (why) => gdb.onDebugStop(i, why) : undefined,
+        });
+        // gdb: a vCPU whose run ends (an AP halted for good) is a thread gone.
+        run.then(
+          () => gdb?.onVcpuEnd(i),
+          () => gdb?.onVcpuEnd(i),
+        );
+        return run;
+      });
       return await firstEnding(vcpus, runs, () => this.stop('stopped'));
     } finally {
       this.board = undefined;

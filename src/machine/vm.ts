@@ -5,7 +5,7 @@
 import { KVM_IDENTITY_MAP_ADDRESS, KVM_TSS_ADDRESS } from '../kvm/constants.js';
 import { Kvm, type VmFd } from '../kvm/ioctls.js';
 import { KVM_PIT_SPEAKER_DUMMY, type CpuidEntry } from '../kvm/x86.js';
-import { vcpuCpuid } from '../arch/x86/cpuid.js';
+import { vcpuCpuid, type CpuidAdjustments } from '../arch/x86/cpuid.js';
 import { pcIrqRoutes } from '../arch/x86/irq-routing.js';
 import { BOOT_MSRS } from '../arch/x86/msrs.js';
 import { GuestMemory } from '../memory/guest-memory.js';
@@ -45,6 +45,8 @@ export interface VmOptions {
   ksm?: boolean;
   /** Ask for transparent huge pages (MADV_HUGEPAGE; private mapping, as for KSM). */
   hugepages?: boolean;
+  /** Features taken out of every vCPU's CPUID, and another vendor string (see cpuid.ts). */
+  cpuid?: CpuidAdjustments;
 }
 
 export class Vm implements VcpuVm {
@@ -57,6 +59,7 @@ export class Vm implements VcpuVm {
     readonly fd: VmFd,
     options: VmOptions,
     readonly irqchip: boolean,
+    private readonly cpuid: CpuidAdjustments = {},
   ) {
     this.memory = GuestMemory.create(options.memorySize, { private: options.ksm === true || options.hugepages === true });
   }
@@ -72,7 +75,7 @@ export class Vm implements VcpuVm {
       fd.setTssAddr(KVM_TSS_ADDRESS);
       fd.setIdentityMapAddr(KVM_IDENTITY_MAP_ADDRESS);
       const irqchip = options.irqchip ?? true;
-      vm = new Vm(kvm, fd, options, irqchip);
+      vm = new Vm(kvm, fd, options, irqchip, options.cpuid);
       if (options.ksm) vm.memory.mergeable();
       if (options.hugepages) vm.memory.hugepages();
       if (options.prealloc) vm.memory.prefault();
@@ -111,7 +114,7 @@ export class Vm implements VcpuVm {
     this.vcpus.push(vcpu);
     // What KVM supports is a fact of the host: ask once per process (per thread), not per VM.
     supportedCpuid ??= this.kvm.supportedCpuid();
-    fd.setCpuid2(vcpuCpuid(supportedCpuid, id));
+    fd.setCpuid2(vcpuCpuid(supportedCpuid, id, this.cpuid));
     fd.setMsrs(BOOT_MSRS);
     return vcpu;
   }

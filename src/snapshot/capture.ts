@@ -35,8 +35,8 @@ export interface CaptureMachine {
   readonly vcpus: readonly Vcpu[];
   readonly firmware: FwCfgConfig;
   readonly loaded: { readonly format: GuestFormat };
-  /** Set when the guest boots through tskvm's BIOS (not saved yet). */
-  readonly bios?: unknown;
+  /** Set when the guest boots through tskvm's BIOS: what the snapshot records of it (disks, boot order). */
+  readonly bios?: { snapshotConfig(): Promise<object> } | undefined;
 }
 
 /** What capture needs of a run (machine/run.ts provides it). */
@@ -53,16 +53,13 @@ export interface CaptureAccess {
 export async function captureGuest(access: CaptureAccess, path: string, options: SnapshotOptions = {}): Promise<SnapshotInfo> {
   if (typeof path !== 'string' || path === '') throw new UsageError('run.snapshot needs a file path to write the snapshot to');
   const { machine } = access;
-  if (machine.bios)
-    throw new UsageError(
-      "snapshots of guests booted through tskvm's BIOS are not supported yet: boot the guest with --no-bios or as a kernel",
-    );
   const started = performance.now();
   await access.pause();
   const notPaused = machine.vcpus.filter((vcpu) => vcpu.state !== 'paused');
   if (notPaused.length > 0)
     throw new UsageError(`the guest cannot be saved: its run has ended (vCPU ${notPaused[0]!.id} is ${notPaused[0]!.state})`);
   const board = await access.saveDevices();
+  const bios = await machine.bios?.snapshotConfig();
   const kvm = Kvm.open();
   let stats: SnapshotWriteStats;
   try {
@@ -77,6 +74,7 @@ export async function captureGuest(access: CaptureAccess, path: string, options:
         irqchip: machine.vm.irqchip,
         firmware: machine.firmware,
         format: machine.loaded.format,
+        bios,
       }),
       devices: { devices: board.devices, unsaved: board.unsaved },
     });

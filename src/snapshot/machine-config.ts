@@ -1,8 +1,9 @@
 /**
  * The part of a run's configuration a snapshot keeps, because the guest can see it: RAM size,
- * vCPU count, whether the PIC/IOAPIC/PIT are in the kernel, what fw_cfg tells the firmware, and
- * the format the image was loaded as. A restore rebuilds the machine from it alone: no image,
- * no options that would change what the guest already knows.
+ * vCPU count, whether the PIC/IOAPIC/PIT are in the kernel, what fw_cfg tells the firmware, the
+ * format the image was loaded as, and for a guest booted through tskvm's BIOS its disks and boot
+ * order (src/bios/snapshot-config.ts says what, and checks it on restore). A restore rebuilds the
+ * machine from it alone: no image, no options that would change what the guest already knows.
  */
 import type { FwCfgConfig, FwCfgE820Entry } from '../devices/fw-cfg.js';
 import { GUEST_FORMATS, type GuestFormat } from '../loader/guest.js';
@@ -13,6 +14,8 @@ export interface SnapshotBoard {
   firmware: FwCfgConfig;
   /** How the original image was loaded (the restored run's result reports it again). */
   format: GuestFormat;
+  /** A BIOS machine's description (opaque here: the BIOS checks it when it is brought back). */
+  bios: JsonObject | undefined;
 }
 
 export function describeMachine(machine: {
@@ -21,6 +24,8 @@ export function describeMachine(machine: {
   irqchip: boolean;
   firmware: FwCfgConfig;
   format: GuestFormat;
+  /** A BIOS machine's own description (plain data). */
+  bios?: object | undefined;
 }): SnapshotMachine {
   const f = machine.firmware;
   const firmware: JsonObject = {
@@ -34,7 +39,9 @@ export function describeMachine(machine: {
       ? {}
       : { files: Object.fromEntries(Object.entries(f.files).map(([name, bytes]) => [name, Buffer.from(bytes).toString('base64')])) }),
   };
-  return { memorySize: machine.memorySize, cpus: machine.cpus, irqchip: machine.irqchip, board: { firmware, format: machine.format } };
+  const board: JsonObject = { firmware, format: machine.format };
+  if (machine.bios) board.bios = JSON.parse(JSON.stringify(machine.bios)) as JsonObject;
+  return { memorySize: machine.memorySize, cpus: machine.cpus, irqchip: machine.irqchip, board };
 }
 
 /** The board description back from a checked header; SnapshotFormatError if it is not one. */
@@ -73,5 +80,7 @@ export function boardFromSnapshot(machine: SnapshotMachine): SnapshotBoard {
       ]),
     );
   }
-  return { firmware, format: format as GuestFormat };
+  const bios = board.bios;
+  if (bios !== undefined && (typeof bios !== 'object' || bios === null || Array.isArray(bios))) fail('bios is not an object');
+  return { firmware, format: format as GuestFormat, bios: bios as JsonObject | undefined };
 }

@@ -14,16 +14,8 @@
  *   irqchip (see Serial16550.restore): KVM keeps each line's level outside the state
  *   KVM_SET_IRQCHIP loads, and re-raising a line afterwards would deliver a spurious edge.
  */
-import {
-  KVM_CAP_ADJUST_CLOCK,
-  KVM_CAP_DEBUGREGS,
-  KVM_CAP_PIT_STATE2,
-  KVM_CAP_TSC_CONTROL,
-  KVM_CAP_VCPU_EVENTS,
-  KVM_CAP_XCRS,
-  KVM_CAP_XSAVE,
-  KVM_CAP_XSAVE2,
-} from '../kvm/constants.js';
+import { CAPABILITIES } from '../kvm/capabilities.js';
+import { KVM_CAP_TSC_CONTROL, KVM_CAP_XCRS, KVM_CAP_XSAVE, KVM_CAP_XSAVE2 } from '../kvm/constants.js';
 import { KvmError } from '../kvm/error.js';
 import type { Kvm, VcpuFd, VmFd } from '../kvm/ioctls.js';
 import {
@@ -76,17 +68,14 @@ export interface StateSupport {
   tscControl: boolean;
 }
 
-const REQUIRED: readonly [number, string][] = [
-  [KVM_CAP_VCPU_EVENTS, 'KVM_CAP_VCPU_EVENTS'],
-  [KVM_CAP_DEBUGREGS, 'KVM_CAP_DEBUGREGS'],
-  [KVM_CAP_PIT_STATE2, 'KVM_CAP_PIT_STATE2'],
-  [KVM_CAP_ADJUST_CLOCK, 'KVM_CAP_ADJUST_CLOCK'],
-];
+/** The capabilities snapshots cannot do without (kvm/capabilities.ts; doctor reports them too). */
+const REQUIRED = CAPABILITIES.filter((cap) => cap.requiredFor === 'snapshots');
 
 /** Checks the capabilities snapshots cannot do without (KvmError EKVMCAP) and reports the optional ones. */
 export function stateSupport(vm: VmFd): StateSupport {
-  for (const [cap, name] of REQUIRED) {
-    if (!vm.checkExtension(cap)) throw KvmError.missingCapability(name, 'snapshots (saving and restoring a running guest)');
+  for (const cap of REQUIRED) {
+    if (!vm.checkExtension(cap.number))
+      throw KvmError.missingCapability(cap.name, `${cap.neededFor} (saving and restoring a running guest)`);
   }
   const xsave = vm.checkExtension(KVM_CAP_XSAVE) > 0;
   return {

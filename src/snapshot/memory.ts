@@ -83,18 +83,22 @@ export function touchedRuns(ram: RamMapping, method = detectionMethod()): Memory
     runStart = -1;
   };
   const blockPages = ZERO_BLOCK / PAGE_SIZE;
+  // Per page (256 MiB is 65,536 of them) the work must be tiny: a page whose first word is not
+  // zero is kept on that alone; only the others are compared whole (a memcmp, no view made).
+  // Residency is asked first: reading a page that has none would allocate it.
+  const words = new Uint32Array(ram.bytes.buffer, ram.bytes.byteOffset, ram.size / Uint32Array.BYTES_PER_ELEMENT);
+  const firstWordZero = (at: number): boolean => words[at / Uint32Array.BYTES_PER_ELEMENT] === 0;
   for (let page = 0; page < pages;) {
     // A block of resident pages that is all zeros: skip it in one comparison.
-    if (page % blockPages === 0 && page + blockPages <= pages && allSet(candidate, page, blockPages)) {
-      const at = page * PAGE_SIZE;
-      if (bytes.subarray(at, at + ZERO_BLOCK).equals(ZERO)) {
+    const at = page * PAGE_SIZE;
+    if (page % blockPages === 0 && page + blockPages <= pages && allSet(candidate, page, blockPages) && firstWordZero(at)) {
+      if (ZERO.compare(bytes, at, at + ZERO_BLOCK) === 0) {
         close(page);
         page += blockPages;
         continue;
       }
     }
-    const at = page * PAGE_SIZE;
-    const keep = (candidate[page]! & MINCORE_RESIDENT) !== 0 && !bytes.subarray(at, at + PAGE_SIZE).equals(ZERO_PAGE);
+    const keep = (candidate[page]! & MINCORE_RESIDENT) !== 0 && (!firstWordZero(at) || ZERO_PAGE.compare(bytes, at, at + PAGE_SIZE) !== 0);
     if (keep && runStart < 0) runStart = page;
     if (!keep) close(page);
     page++;

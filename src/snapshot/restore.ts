@@ -1,8 +1,9 @@
 /**
  * Bringing a saved guest back (`startGuest({ restore })`, `tskvm run --restore`): the file is
- * checked end to end, a VM is built as the saved one was (RAM size, vCPUs, irqchip), the saved
- * pages are mapped copy-on-write from the file over its RAM (nothing is copied or read ahead),
- * and the machine is handed to the run with what is left to load. The run then builds the board
+ * checked (its memory runs' checksums later, while the vCPU threads start), a VM is built as the
+ * saved one was (RAM size, vCPUs, irqchip), the saved pages are mapped copy-on-write from the
+ * file over its RAM (nothing is copied or read ahead), and the machine is handed to the run with
+ * what is left to load. The run then builds the board
  * with the saved device state (each device drives its IRQ line on the fresh irqchip), starts the
  * vCPUs paused before their first instruction, and calls `apply()`: the interrupt controllers,
  * PIT, clock and every vCPU's state go back, and the guest resumes where it was saved. The serial
@@ -15,8 +16,8 @@ import type { BoardState } from '../board/board-state.js';
 import type { FwCfgConfig } from '../devices/fw-cfg.js';
 import type { GuestFormat } from '../loader/guest.js';
 import type { Vcpu } from '../vcpu/vcpu.js';
-import { snapshotError } from './file.js';
-import { SnapshotFormatError } from './format.js';
+import { snapshotError, verifyMemory } from './file.js';
+import { SnapshotFormatError, type JsonObject } from './format.js';
 import { boardFromSnapshot } from './machine-config.js';
 import type { RamMapping } from './memory.js';
 import type { RestoreConfig } from './options.js';
@@ -36,6 +37,11 @@ export interface RestoreVm {
 export interface PendingRestore {
   /** The saved device state, for the board to take as it is built. */
   devices: BoardState;
+  /**
+   * Checks the mapped memory against the file's CRC-32s (unless the restore said not to); throws
+   * UsageError. The run calls it while the vCPU threads start, so the two take the time of one.
+   */
+  check(): void;
   /** Loads the interrupt controllers', PIT's, clock's and vCPUs' saved state; returns notes for the user. */
   apply(): string[];
 }
@@ -46,6 +52,8 @@ export interface RestoredParts<V extends RestoreVm> {
   vcpus: Vcpu[];
   firmware: FwCfgConfig;
   format: GuestFormat;
+  /** A BIOS machine's description (machine-config.ts), for the machine layer to bring its BIOS back with. */
+  bios: JsonObject | undefined;
   notes: string[];
   restore: PendingRestore;
 }
@@ -73,7 +81,7 @@ export function restoreParts<V extends RestoreVm>(
     const vcpus = Array.from({ length: saved.cpus }, (_, id) => built.createVcpu(id));
     // What a vCPU here answers CPUID with, before the snapshot's table replaces it.
     checkHost(opened, { maxVcpus: built.maxVcpus(), cpuid: vcpus[0]!.fd.getCpuid2() });
-    mapSnapshotMemory(opened, built.memory, { verify: restore.verifyMemory });
+    mapSnapshotMemory(opened, built.memory, { verify: false }); // checked later: see PendingRestore.check
     // The file's pages are new mappings: give them the advice the anonymous RAM had.
     if (ram.ksm) built.memory.mergeable();
     if (ram.hugepages) built.memory.hugepages();
@@ -84,9 +92,13 @@ export function restoreParts<V extends RestoreVm>(
       vcpus,
       firmware: board.firmware,
       format: board.format,
+      bios: board.bios,
       notes,
       restore: {
         devices,
+        check: () => {
+          if (restore.verifyMemory) verifyMemory(restore.path, opened.file.header, built.memory.bytes);
+        },
         apply: () => restoreMachine(restore.path, snapshot, { vm: built.fd, vcpus: vcpus.map((v) => v.fd), irqchip: built.irqchip }),
       },
     };

@@ -1,8 +1,8 @@
 /**
  * What snapshots add to a run (machine/run.ts holds one of these per run): for a restored
  * machine, the vCPUs held before their first instruction until the saved state is loaded; for
- * `options.save`, the triggers — a pattern in COM1's output, a debug-exit value — that pause the
- * guest and write the snapshot; and `run.snapshot()` itself. While a capture reads the VM, the
+ * `options.save`, the triggers — a pattern in COM1's output, a debug-exit value, a request
+ * signal (Ctrl-A s) — that pause the guest and write the snapshot; and `run.snapshot()` itself. While a capture reads the VM, the
  * run keeps the VM open (finish() waits for `settled()`).
  */
 import type { BoardState } from '../board/board-state.js';
@@ -35,6 +35,7 @@ export class RunSnapshots {
   private triggered = false;
   private readonly trigger: { value: number; flag: SharedArrayBuffer } | undefined;
   private window = Buffer.alloc(0);
+  private unwatchRequest: (() => void) | undefined;
 
   constructor(private readonly run: RunControl) {
     const value = run.save?.onDebugExit;
@@ -56,14 +57,19 @@ export class RunSnapshots {
   start(): () => Promise<void> {
     this.watchDebugExit();
     const restore = this.run.machine.restore;
-    if (!restore) return () => Promise.resolve();
+    if (!restore) {
+      this.watchRequest();
+      return () => Promise.resolve();
+    }
     // Requests made before a vCPU's thread runs wait for it: each pauses before its first KVM_RUN.
     const paused = this.run.pause();
     return async () => {
+      restore.check(); // the memory's checksums, while the vCPU threads start and build the board
       await paused;
       if (this.run.machine.vcpus.some((vcpu) => vcpu.state !== 'paused')) return; // stopped meanwhile
       this.run.machine.warnings.push(...restore.apply());
       this.run.resume();
+      this.watchRequest(); // only now: a capture's pause must not meet the restore's resume
     };
   }
 
@@ -107,11 +113,23 @@ export class RunSnapshots {
 
   /** The run ended: stop waiting for the debug-exit trigger. */
   finish(): void {
+    this.unwatchRequest?.();
     if (this.trigger && !this.triggered) {
       this.triggered = true;
       Atomics.store(new Int32Array(this.trigger.flag), 0, 1);
       Atomics.notify(new Int32Array(this.trigger.flag), 0);
     }
+  }
+
+  private watchRequest(): void {
+    const request = this.run.save?.request;
+    if (!request || this.unwatchRequest) return;
+    const fired = (): void => {
+      if (!this.triggered) this.fire();
+    };
+    if (request.aborted) return fired();
+    request.addEventListener('abort', fired, { once: true });
+    this.unwatchRequest = () => request.removeEventListener('abort', fired);
   }
 
   private watchDebugExit(): void {

@@ -9,6 +9,13 @@
  * request is never lost: either the thread sees it, or it is in (or about to enter) KVM_RUN with
  * immediate_exit set and the signal pending. Requests made before the thread runs wait in their
  * words until it does (Firecracker's VcpuEvent queue plays the same part).
+ *
+ * Timer deadlines: the devices' timers (HPET comparators, the RTC's alarms, the PM timer) have no
+ * host timer of their own; a guest that waits for one in `hlt` sits in KVM_RUN and touches
+ * nothing. So the vCPU thread publishes when the next one is due (`publishDeadline`, a
+ * process.hrtime.bigint() time), and the main thread (`watchDeadlines`) sets a timeout for it
+ * that makes a 'poll-timers' request: the kick brings the vCPU out of KVM_RUN, its devices raise
+ * the interrupt, and KVM delivers it.
  */
 import { native } from '../kvm/native.js';
 
@@ -21,15 +28,24 @@ export type VcpuRequest =
   /** Look at the halt state (in-kernel irqchip: HLT never exits to userspace). */
   | 'poll-halt'
   /** New host input is waiting: let the devices take it and raise their interrupts. */
-  | 'poll-input';
+  | 'poll-input'
+  /** The published timer deadline has come: let the timer devices raise what is due. */
+  | 'poll-timers';
 
-const REQUEST_WORDS: Readonly<Record<VcpuRequest, number>> = { stop: 0, pause: 1, 'poll-halt': 2, 'poll-input': 3 };
+const REQUEST_WORDS: Readonly<Record<VcpuRequest, number>> = { stop: 0, pause: 1, 'poll-halt': 2, 'poll-input': 3, 'poll-timers': 6 };
 /** Main → vCPU thread while paused: what to do next (a ResumeCommand). */
 const COMMAND = 4;
 /** vCPU thread → main: at its last halt poll the vCPU was an AP still waiting for INIT/SIPI. */
 const WAITING_FOR_SIPI = 5;
-const CONTROL_INT32S = 6; // even, so the BigInt64 thread id after them is 8-byte aligned
+/** vCPU thread → main: bumped each time the deadline is published (the main thread waits on it). */
+const DEADLINE_SEQUENCE = 7;
+const CONTROL_INT32S = 8; // even, so the BigInt64 words after them are 8-byte aligned
 const THREAD_OFFSET = CONTROL_INT32S * 4;
+/** The next timer deadline (process.hrtime.bigint() ns), NO_DEADLINE when none is armed. */
+const DEADLINE_OFFSET = THREAD_OFFSET + 8;
+const CONTROL_BYTES = DEADLINE_OFFSET + 8;
+const NO_DEADLINE = 0n;
+const NS_PER_MS = 1e6;
 
 const COMMAND_NONE = 0;
 const COMMAND_RESUME = 1;
@@ -50,6 +66,8 @@ export interface ThreadOps {
   self(): bigint;
   /** Sets kvm_run.immediate_exit at `runAddr` and signals `thread` out of KVM_RUN. */
   kick(runAddr: bigint, thread: bigint): void;
+  /** The clock deadlines are in (default process.hrtime.bigint; the same in every thread). */
+  nowNs?(): bigint;
 }
 
 const NATIVE_THREADS: ThreadOps = {
@@ -57,16 +75,20 @@ const NATIVE_THREADS: ThreadOps = {
   kick: (runAddr, thread) => void native().kick(runAddr, thread),
 };
 
+const hrtimeNs = (): bigint => process.hrtime.bigint();
+
 export class VcpuControl {
   private readonly words: Int32Array;
   private readonly thread: BigInt64Array;
+  private readonly deadline: BigInt64Array;
 
   constructor(
-    readonly buffer: SharedArrayBuffer = new SharedArrayBuffer(THREAD_OFFSET + 8),
+    readonly buffer: SharedArrayBuffer = new SharedArrayBuffer(CONTROL_BYTES),
     private readonly threads: ThreadOps = NATIVE_THREADS,
   ) {
     this.words = new Int32Array(buffer, 0, CONTROL_INT32S);
     this.thread = new BigInt64Array(buffer, THREAD_OFFSET, 1);
+    this.deadline = new BigInt64Array(buffer, DEADLINE_OFFSET, 1);
   }
 
   /** Main thread: make a request and kick the vCPU out of KVM_RUN (if its thread runs) to see it. */
@@ -117,6 +139,68 @@ export class VcpuControl {
     if (command === 'save-devices') Atomics.compareExchange(this.words, COMMAND, COMMAND_NONE, COMMAND_SAVE_DEVICES);
     else Atomics.store(this.words, COMMAND, COMMANDS[command]);
     Atomics.notify(this.words, COMMAND);
+  }
+
+  /**
+   * vCPU thread: the next timer interrupt is due at `deadlineNs` (undefined: none armed). The
+   * main thread's watchDeadlines() hears of it; call it only when the deadline changed, and after
+   * every 'poll-timers' (the watcher has spent its timeout then).
+   */
+  publishDeadline(deadlineNs: bigint | undefined): void {
+    // 0 means none: a deadline at time 0 (long past) is as due as one at 1.
+    Atomics.store(this.deadline, 0, deadlineNs === undefined ? NO_DEADLINE : deadlineNs > NO_DEADLINE ? deadlineNs : 1n);
+    Atomics.add(this.words, DEADLINE_SEQUENCE, 1);
+    Atomics.notify(this.words, DEADLINE_SEQUENCE);
+  }
+
+  /** The published deadline (undefined: none). */
+  get deadlineNs(): bigint | undefined {
+    const at = Atomics.load(this.deadline, 0);
+    return at === NO_DEADLINE ? undefined : at;
+  }
+
+  /**
+   * Main thread: keeps a timeout set for the published deadline; when it passes, requests
+   * 'poll-timers' (kicking the vCPU out of KVM_RUN). Returns the function that stops watching.
+   * The wait on the sequence word is asynchronous and the timeout unref'd: neither keeps the
+   * process alive.
+   */
+  watchDeadlines(runAddr: bigint): () => void {
+    const now = this.threads.nowNs ?? hrtimeNs;
+    let watching = true;
+    let timeout: ReturnType<typeof setTimeout> | undefined;
+    const arm = (): void => {
+      clearTimeout(timeout);
+      timeout = undefined;
+      const at = this.deadlineNs;
+      if (at === undefined || !watching) return;
+      // setTimeout rounds to whole milliseconds and may fire a little early: fire() checks.
+      timeout = setTimeout(fire, Math.max(0, Math.ceil(Number(at - now()) / NS_PER_MS)));
+      timeout.unref();
+    };
+    const fire = (): void => {
+      timeout = undefined;
+      const at = this.deadlineNs;
+      if (!watching || at === undefined) return;
+      if (at > now()) return arm();
+      this.request('poll-timers', runAddr);
+    };
+    const watch = async (): Promise<void> => {
+      let seen = Atomics.load(this.words, DEADLINE_SEQUENCE);
+      arm();
+      while (watching) {
+        const wait = Atomics.waitAsync(this.words, DEADLINE_SEQUENCE, seen);
+        if (wait.async) await wait.value;
+        seen = Atomics.load(this.words, DEADLINE_SEQUENCE);
+        arm();
+      }
+    };
+    void watch();
+    return () => {
+      watching = false;
+      clearTimeout(timeout);
+      Atomics.notify(this.words, DEADLINE_SEQUENCE);
+    };
   }
 
   /** Called by the vCPU thread before it looks at the requests for the first time. */

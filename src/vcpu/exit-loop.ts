@@ -10,6 +10,7 @@ import { KVM_EXIT_NAMES, KVM_INTERNAL_ERROR_NAMES } from '../kvm/constants.js';
 import type { VcpuExit } from '../kvm/run.js';
 import { RFLAGS_IF, type KvmRegs } from '../kvm/structs.js';
 import { KVM_MP_STATE_HALTED, KVM_MP_STATE_INIT_RECEIVED, KVM_MP_STATE_UNINITIALIZED } from '../kvm/x86.js';
+import type { IoCpu, IoCpuRegister } from '../devices/device.js';
 import type { ExitDevices } from '../devices/dispatch.js';
 import type { ResumeCommand, VcpuControl } from './control.js';
 
@@ -24,6 +25,7 @@ export interface LoopVcpu {
   /** KVM_GET_MP_STATE. */
   getMpState(): number;
   getRegs(): KvmRegs;
+  setRegs(regs: KvmRegs): void;
 }
 
 /** Exits handled, by kind. */
@@ -43,6 +45,8 @@ export type VcpuOutcome =
   | { reason: 'debug-exit'; exitCode: number }
   | { reason: 'halt' }
   | { reason: 'reset' }
+  /** ACPI S5 (soft-off): the guest wrote SLP_EN with the S5 type to PM1a control. */
+  | { reason: 'poweroff' }
   /** The main thread asked the vCPU to stop (timeout, signal, `stop()`). */
   | { reason: 'stopped' }
   | { reason: 'crash'; description: string; state: string };
@@ -95,6 +99,12 @@ export interface LoopHooks {
   describe?: () => string;
   /** At the end: debug output that could not be written. */
   outputErrors?: () => string[];
+  /**
+   * The machine is asleep (ExitDevices.suspended, ACPI S3): wait for its wake event and put the
+   * vCPU where the firmware resumes it. Returns undefined to go on, or how the run ends (a stop
+   * request while asleep, a reboot). Without it, a sleep request is ignored and the guest runs on.
+   */
+  suspend?: (stopRequested: () => boolean) => VcpuOutcome | undefined;
 }
 
 export function newExitCounts(): ExitCounts {
@@ -113,11 +123,43 @@ interface LoopContext {
   readonly control: VcpuControl;
   readonly hooks: LoopHooks;
   readonly exits: ExitCounts;
+  readonly ioCpu: LazyIoCpu;
+}
+
+/**
+ * The registers for one I/O exit (IoCpu): KVM_GET_REGS on the first use, KVM_SET_REGS at the end
+ * of the exit if a device changed them. One per loop, reused: an exit whose device never asks
+ * costs one comparison (`finish`).
+ */
+export class LazyIoCpu implements IoCpu {
+  private regs: KvmRegs | undefined;
+  private dirty = false;
+
+  constructor(private readonly vcpu: LoopVcpu) {}
+
+  get(register: IoCpuRegister): bigint {
+    this.regs ??= this.vcpu.getRegs();
+    return this.regs[register];
+  }
+
+  set(register: IoCpuRegister, value: bigint): void {
+    this.regs ??= this.vcpu.getRegs();
+    this.regs[register] = BigInt.asUintN(64, value);
+    this.dirty = true;
+  }
+
+  /** End of the exit: write back what changed, forget the rest (the next exit fetches afresh). */
+  finish(): void {
+    if (this.regs === undefined) return;
+    if (this.dirty) this.vcpu.setRegs(this.regs);
+    this.regs = undefined;
+    this.dirty = false;
+  }
 }
 
 /** Runs the vCPU until the run ends; the driver between request handling and exit handling. */
 export function runVcpu(vcpu: LoopVcpu, devices: ExitDevices, control: VcpuControl, hooks: LoopHooks = {}): VcpuRunResult {
-  const ctx: LoopContext = { vcpu, devices, control, hooks, exits: newExitCounts() };
+  const ctx: LoopContext = { vcpu, devices, control, hooks, exits: newExitCounts(), ioCpu: new LazyIoCpu(vcpu) };
   const { observer } = hooks;
   const timed = observer?.timed === true;
   let outcome: VcpuOutcome | undefined;
@@ -146,6 +188,7 @@ export function runVcpu(vcpu: LoopVcpu, devices: ExitDevices, control: VcpuContr
       const step = handleExit(ctx, exit);
       observer?.afterExit(exit, step.device, (t1 - t0) * 1e6, timed ? (performance.now() - t1) * 1e6 : 0);
       outcome = step.outcome ?? devices.stop;
+      if (outcome === undefined && devices.suspended === true) outcome = suspend(ctx);
     }
   } finally {
     control.retractThread();
@@ -167,6 +210,7 @@ export function handleRequests(ctx: LoopContext): VcpuOutcome | undefined {
   const { control, devices } = ctx;
   if (control.stopRequested) return STOPPED;
   if (control.take('poll-input')) devices.pollInput();
+  if (control.take('poll-timers')) devices.pollTimers();
   if (control.take('poll-halt') && haltedForGood(ctx)) return HALTED;
   if (control.take('pause')) return pause(ctx, { kind: 'interrupt' });
   return undefined;
@@ -176,9 +220,12 @@ export function handleRequests(ctx: LoopContext): VcpuOutcome | undefined {
 export function handleExit(ctx: LoopContext, exit: VcpuExit): { device?: string; outcome?: VcpuOutcome } {
   const { exits, devices, hooks } = ctx;
   switch (exit.kind) {
-    case 'io':
+    case 'io': {
       exits.io++;
-      return { device: devices.io(exit) };
+      const device = devices.io(exit, ctx.ioCpu);
+      ctx.ioCpu.finish();
+      return { device };
+    }
     case 'mmio':
       exits.mmio++;
       return { device: devices.mmio(exit) };
@@ -221,6 +268,15 @@ export function handleExit(ctx: LoopContext, exit: VcpuExit): { device?: string;
       throw new Error(`unreachable exit ${JSON.stringify(never)}`);
     }
   }
+}
+
+/**
+ * Asleep (S3): the hook waits for the wake event and resets the vCPU to the waking vector. A
+ * loop without the hook lets the guest run on, as a machine without sleep states would.
+ */
+function suspend(ctx: LoopContext): VcpuOutcome | undefined {
+  const { control } = ctx;
+  return ctx.hooks.suspend?.(() => control.stopRequested);
 }
 
 /** Paused for the main thread; undefined when it says go on. Without a `paused` hook, pauses are ignored. */

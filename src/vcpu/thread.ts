@@ -8,6 +8,7 @@ import type { BoardState } from '../board/board-state.js';
 import type { BoardSpec } from '../board/pc-board.js';
 import type { RemoteBoard } from '../board/board-thread.js';
 import { ensureThreadFdHeadroom } from '../host.js';
+import { setThreadCloser } from '../kvm/background-close.js';
 import { asResourceError, fromErrorMessage, type ErrorMessage } from '../kvm/error.js';
 import type { DebugStop, VcpuRunResult } from './exit-loop.js';
 
@@ -49,7 +50,15 @@ export type VcpuThreadReply =
   /** While paused, asked for its board's device state (snapshots). */
   | { type: 'devices'; devices: BoardState }
   | { type: 'result'; result: VcpuRunResult }
-  | { type: 'error'; error: ErrorMessage };
+  | { type: 'error'; error: ErrorMessage }
+  /** Between jobs: the fd of a CloseFdRequest is closed. */
+  | { type: 'closed' };
+
+/** Between jobs, the main thread may ask an idle vCPU thread to close a VM fd (see kvm/background-close.ts). */
+export interface CloseFdRequest {
+  type: 'close-fd';
+  fd: number;
+}
 
 /** What the main thread hears while a job runs. */
 export interface VcpuThreadEvents {
@@ -63,6 +72,9 @@ const MAX_IDLE_THREADS = 8;
 const idle: VcpuThread[] = [];
 /** Threads created whose event loop is not yet up (each may still open files). */
 let starting = 0;
+setThreadCloser((fd) => VcpuThread.closeFd(fd));
+
+/** Beside this module: dist/vcpu/worker.js for the library, dist/bundle/worker.js for the bundled CLI (scripts/bundle.mjs). */
 const workerUrl = new URL('./worker.js', import.meta.url);
 
 export class VcpuThread {
@@ -77,6 +89,11 @@ export class VcpuThread {
     starting++;
     this.worker.unref();
     this.worker.once('message', () => this.loaded());
+    // An idle (prestarted) thread that fails to load has no run listening: it is marked dead, and
+    // acquire() starts another, whose run reports the error.
+    this.worker.on('error', () => {
+      this.dead = true;
+    });
     this.worker.on('exit', () => {
       this.dead = true;
       this.loaded();
@@ -97,6 +114,22 @@ export class VcpuThread {
     return new VcpuThread();
   }
 
+  /**
+   * Starts one thread into the idle pool, unless one is there or starting: a caller that will
+   * run a guest soon (the CLI's `run`) lets the thread load its modules while it reads the guest
+   * and builds the VM. Idle threads are unref'd, so an unused one never holds the process open.
+   * A hint only: when no thread can start now, acquire() says why later.
+   */
+  static prestart(): void {
+    if (starting > 0 || idle.some((thread) => !thread.dead)) return;
+    try {
+      ensureThreadFdHeadroom('starting a vCPU thread', starting);
+      idle.push(new VcpuThread());
+    } catch {
+      // acquire() reports it, if a run needs the thread.
+    }
+  }
+
   /** Runs one vCPU job to its end; `events` hears it start and pause. */
   run(job: VcpuJob, events: VcpuThreadEvents = {}): Promise<VcpuRunResult> {
     this.worker.ref();
@@ -111,6 +144,7 @@ export class VcpuThread {
         if (reply.type === 'started') return events.onStarted?.();
         if (reply.type === 'paused') return events.onPaused?.(reply.why);
         if (reply.type === 'devices') return events.onDevices?.(reply.devices);
+        if (reply.type === 'closed') return;
         settle();
         if (reply.type === 'result') return resolve(reply.result);
         reject(asResourceError(fromErrorMessage(reply.error), 'running a vCPU thread'));
@@ -128,6 +162,33 @@ export class VcpuThread {
       this.worker.on('error', onError);
       this.worker.on('exit', onExit);
       this.worker.postMessage(job);
+    });
+  }
+
+  /**
+   * Closes `fd` through the backend in an idle thread, which stays out of the pool meanwhile;
+   * undefined when no thread is idle. The thread is unref'd: a pending close never holds the
+   * process open (the kernel closes what is left at exit).
+   */
+  static closeFd(fd: number): Promise<void> | undefined {
+    let thread: VcpuThread | undefined;
+    while ((thread = idle.pop()) && thread.dead);
+    if (!thread) return undefined;
+    const closer = thread;
+    const worker = thread.worker;
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        worker.off('message', onMessage);
+        worker.off('exit', done);
+        closer.release();
+        resolve();
+      };
+      const onMessage = (reply: VcpuThreadReply): void => {
+        if (reply.type === 'closed') done();
+      };
+      worker.on('message', onMessage);
+      worker.on('exit', done);
+      worker.postMessage({ type: 'close-fd', fd } satisfies CloseFdRequest);
     });
   }
 

@@ -106,6 +106,8 @@ export class Vcpu {
     // HLT does not exit under the in-kernel irqchip: ask now and then whether the guest is done.
     let thread: VcpuThread | undefined;
     let poll: ReturnType<typeof setInterval> | undefined;
+    // The board's timers (HPET, RTC, PM timer) publish their next deadline; a kick delivers it on time.
+    const unwatch = control.watchDeadlines(this.fd.runAddr);
     try {
       thread = VcpuThread.acquire();
       poll = this.vm.irqchip ? setInterval(() => control.request('poll-halt', this.fd.runAddr), HALT_POLL_INTERVAL_MS) : undefined;
@@ -128,6 +130,7 @@ export class Vcpu {
       };
       return await thread.run(job, { onStarted, onPaused, onDevices });
     } finally {
+      unwatch();
       clearInterval(poll);
       this.running = false;
       this.currentState = 'stopped';
@@ -175,6 +178,14 @@ export class Vcpu {
   /** New host input waits for the guest: the vCPU lets its devices take it (and interrupt) now. */
   pollInput(): void {
     if (this.currentState !== 'stopped') this.control.request('poll-input', this.fd.runAddr);
+  }
+
+  /**
+   * A pause request waits to be taken. A paused vCPU takes none, so one pending while it is paused
+   * was made after it took its last: it will pause the vCPU again as soon as it resumes.
+   */
+  get pauseRequested(): boolean {
+    return this.control.pending('pause');
   }
 
   /** An application processor that, at its last halt poll, was still waiting for INIT/SIPI. */

@@ -7,16 +7,18 @@
 import { parentPort } from 'node:worker_threads';
 import { loadBios } from '../bios/lazy.js';
 import { saveBoardState } from '../board/board-state.js';
-import { COM_PORTS, createPcBoardFromSpec, localDevices, type Board } from '../board/pc-board.js';
+import { COM_PORTS, createPcBoardFromSpec, createVcpuLocalBus, localDevices, type Board } from '../board/pc-board.js';
 import { DeviceMailbox, Doorbell, remoteDevices } from '../board/mailbox.js';
 import { formatVcpuState } from '../debug/register-dump.js';
 import { toErrorMessage } from '../kvm/error.js';
 import { VcpuFd } from '../kvm/ioctls.js';
+import { native } from '../kvm/native.js';
 import { GuestMemory } from '../memory/guest-memory.js';
 import { VcpuControl } from './control.js';
+import { applyResetState } from '../arch/x86/boot-cpu.js';
 import { createExitObserver, LineWriter, startSingleStep } from './exit-observers.js';
 import { runVcpu, type LoopHooks, type LoopVcpu } from './exit-loop.js';
-import type { VcpuJob, VcpuThreadReply } from './thread.js';
+import type { CloseFdRequest, VcpuJob, VcpuThreadReply } from './thread.js';
 
 if (!parentPort) throw new Error('vcpu worker must run in a worker thread');
 const port = parentPort;
@@ -38,6 +40,17 @@ function loopHooks(job: VcpuJob, vcpu: VcpuFd, memory: GuestMemory, control: Vcp
     describe: () => formatVcpuState(vcpu.getRegs(), vcpu.getSregs(), memory.bytes, (linear) => vcpu.translate(linear)),
     outputErrors: () => LineWriter.takeErrors(),
   };
+  const chipset = board?.chipset;
+  // ACPI S3 (one vCPU, whose board is here): sleep until the wake event, then resume at the waking vector.
+  if (chipset) {
+    hooks.suspend = (stopRequested) => {
+      const resumed = chipset.resumeFromS3(stopRequested);
+      if (resumed === undefined) return { reason: 'stopped' };
+      if (resumed.kind === 'reboot') return { reason: 'reset' };
+      applyResetState(vcpu, resumed.entry);
+      return undefined;
+    };
+  }
   const debug = job.debug;
   if (!debug) return hooks;
   hooks.observer = createExitObserver(debug, vcpu, job.vcpuId);
@@ -61,10 +74,17 @@ function loopVcpu(fd: VcpuFd): LoopVcpu {
     },
     getMpState: () => fd.getMpState(),
     getRegs: () => fd.getRegs(),
+    setRegs: (regs) => fd.setRegs(regs),
   };
 }
 
-port.on('message', async (job: VcpuJob) => {
+port.on('message', async (job: VcpuJob | CloseFdRequest) => {
+  if ('type' in job) {
+    // Between jobs: a VM fd to close through the backend (the kernel destroys the VM meanwhile).
+    native().close(job.fd);
+    port.postMessage({ type: 'closed' } satisfies VcpuThreadReply);
+    return;
+  }
   let reply: VcpuThreadReply;
   try {
     if (job.bios && !job.remote) await loadBios(); // only BIOS boots import the BIOS
@@ -72,10 +92,16 @@ port.on('message', async (job: VcpuJob) => {
     const memory = GuestMemory.attach(job.memoryAddr, job.memorySize);
     // One vCPU: its board lives here, so an exit never crosses threads. Several: a board thread's.
     let board: Board | undefined;
-    const devices = job.remote
-      ? remoteDevices(new DeviceMailbox(job.remote.mailbox), new Doorbell(job.remote.doorbell), job.remote.deviceNames)
-      : localDevices((board = createPcBoardFromSpec(job)));
     const control = new VcpuControl(job.control);
+    const devices = job.remote
+      ? remoteDevices(
+          new DeviceMailbox(job.remote.mailbox),
+          new Doorbell(job.remote.doorbell),
+          job.remote.deviceNames,
+          createVcpuLocalBus(job.memorySize),
+        )
+      : localDevices((board = createPcBoardFromSpec(job)), (deadline) => control.publishDeadline(deadline));
+    devices.pollTimers(); // publishes the first timer deadline (a restored board's timers may be armed)
     const hooks = loopHooks(job, vcpu, memory, control, board);
     port.postMessage({ type: 'started' } satisfies VcpuThreadReply);
     reply = { type: 'result', result: runVcpu(loopVcpu(vcpu), devices, control, hooks) };

@@ -11,7 +11,7 @@ import fc from 'fast-check';
 import { describe, it } from 'vitest';
 import { MAX_PACKET_SIZE, PacketDecoder, checksum, encodePacket, escapePayload, type PacketEvent } from '../../src/gdb/packet.js';
 import { GdbStub } from '../../src/gdb/stub.js';
-import type { CpuMode, DebugTarget, HwBreakpointKind, StopReason } from '../../src/gdb/target.js';
+import type { CpuMode, DebugTarget, HwBreakpointKind, ResumeAction, StopEvent, StopReason } from '../../src/gdb/target.js';
 import { KVM_REGS_FIELDS, type KvmRegs, type KvmSregs, type KvmSegment } from '../../src/kvm/structs.js';
 import { FUZZ_TIMEOUT_MS, fuzz, holds, same, sameList } from './fuzz-config.js';
 
@@ -94,40 +94,60 @@ class BoundedTarget implements DebugTarget {
     if (Number.isSafeInteger(length)) this.check(address + BigInt(length) <= ADDRESS_SPACE_END, `${what} past 2^64`);
   }
 
-  mode(): CpuMode {
+  /** Two vCPUs (gdb threads 1 and 2), sharing one register file: the stub must only ever name these. */
+  readonly cpuCount = 2;
+  private checkCpu(cpu: number): void {
+    this.check(Number.isInteger(cpu) && cpu >= 0 && cpu < this.cpuCount, `vCPU ${cpu}`);
+  }
+  alive(cpu: number): boolean {
+    return cpu >= 0 && cpu < this.cpuCount && !this.ended;
+  }
+  describe(cpu: number): string {
+    this.checkCpu(cpu);
+    return `CPU#${cpu}`;
+  }
+  mode(cpu: number): CpuMode {
+    this.checkCpu(cpu);
     return this.cpuMode;
   }
-  getRegs(): KvmRegs {
+  getRegs(cpu: number): KvmRegs {
+    this.checkCpu(cpu);
     return { ...this.regs };
   }
-  setRegs(regs: KvmRegs): void {
+  setRegs(cpu: number, regs: KvmRegs): void {
+    this.checkCpu(cpu);
     for (const name of KVM_REGS_FIELDS) this.check(regs[name] >= 0n && regs[name] < ADDRESS_SPACE_END, `register ${name} = ${regs[name]}`);
     this.regs = { ...regs };
   }
-  getSregs(): KvmSregs {
+  getSregs(cpu: number): KvmSregs {
+    this.checkCpu(cpu);
     return structuredClone(this.sregs);
   }
-  setSregs(sregs: KvmSregs): void {
+  setSregs(cpu: number, sregs: KvmSregs): void {
+    this.checkCpu(cpu);
     this.sregs = structuredClone(sregs);
   }
-  readMemory(address: bigint, length: number): Uint8Array | undefined {
+  readMemory(cpu: number, address: bigint, length: number): Uint8Array | undefined {
+    this.checkCpu(cpu);
     this.checkAddress(address, length, 'a read');
     this.check(length > 0 && length <= MAX_PACKET_SIZE / 2, `a read of ${length} bytes`);
     if (address + BigInt(length) > BigInt(FAKE_MEMORY)) return undefined;
     return this.memory.slice(Number(address), Number(address) + length);
   }
-  writeMemory(address: bigint, data: Uint8Array): boolean {
+  writeMemory(cpu: number, address: bigint, data: Uint8Array): boolean {
+    this.checkCpu(cpu);
     this.checkAddress(address, data.length, 'a write');
     this.check(data.length > 0 && data.length <= MAX_PACKET_SIZE, `a write of ${data.length} bytes`);
     if (address + BigInt(data.length) > BigInt(FAKE_MEMORY)) return false;
     this.memory.set(data, Number(address));
     return true;
   }
-  resume(): Promise<StopReason> {
+  resume(actions: ReadonlyMap<number, ResumeAction>): Promise<StopEvent> {
     this.check(!this.ended, 'resumed a target that had ended');
+    for (const cpu of actions.keys()) this.checkCpu(cpu);
     const stop = this.stops.shift() ?? { kind: 'step' };
     if (stop.kind === 'exited' || stop.kind === 'crashed') this.ended = true;
-    return Promise.resolve(stop);
+    return Promise.resolve({ cpu: actions.keys().next().value ?? 0, reason: stop });
   }
   interrupt(): void {}
   insertBreakpoint(_kind: HwBreakpointKind, address: bigint, length: number): boolean {
@@ -182,6 +202,14 @@ const commandArb: fc.Arbitrary<string | Uint8Array> = fc.oneof(
   fc.tuple(addressArb, lengthArb, bytesArb(16)).map(([a, l, b]) => Buffer.concat([Buffer.from(`X${a},${l}:`), b])),
   fc.tuple(fc.integer({ min: 0, max: 9 }), addressArb, lengthArb, fc.boolean()).map(([t, a, k, ins]) => `${ins ? 'Z' : 'z'}${t},${a},${k}`),
   fc.tuple(fc.constantFrom('c', 's', 'C05;', 'S05;', 'C'), addressArb).map(([c, a]) => `${c}${a}`),
+  // Threads: ids gdb could send (any, all, ours, past ours, huge) in H, T, vCont and qThreadExtraInfo.
+  fc
+    .tuple(
+      fc.constantFrom('Hg', 'Hc', 'T', 'qThreadExtraInfo,', 'vCont;c:', 'vCont;s:', 'vCont;S05:'),
+      fc.oneof(fc.constantFrom('0', '-1', '1', '2', '3'), hexDigits(20)),
+    )
+    .map(([p, id]) => `${p}${id}`),
+  fc.constantFrom('vCont;c', 'vCont;s:1;c', 'vCont;s:2;c:1', 'vCont;x', 'vCont;', 'vCont;c:1;t'),
   fc.tuple(hexDigits(4), hexDigits(40)).map(([r, v]) => `P${r}=${v}`),
   hexDigits(6).map((r) => `p${r}`),
   hexDigits(1200).map((h) => `G${h}`),

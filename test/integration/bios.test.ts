@@ -109,6 +109,11 @@ describeKvm('tskvm BIOS: service groups', () => {
     expect([...readFileSync(disk).subarray(1024, 1028)]).toEqual([0x5a, 0x5a, 0x5a, 0x5a]);
   });
 
+  it('a guest that polls LSR.DR (no BIOS call, no receive interrupt) gets stdin on COM1', async () => {
+    const r = await runCli(['run', '--timeout', '20s', guest('bios-lsrpoll.boot')], { input: 'hi.' });
+    expect([r.status, r.stdout.toString()]).toEqual([0x42, 'ready\r\nhi.']);
+  });
+
   it('INT 14h: a guest that reads COM1 gets stdin there, not on the keyboard', async () => {
     const r = await runCli(['run', '--timeout', '20s', guest('bios-serial.boot')], { input: 'hi.' });
     expect([r.status, r.stdout.toString()]).toEqual([0x42, 'ready\r\nHI.']);

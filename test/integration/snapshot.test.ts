@@ -4,21 +4,49 @@
  * process; the two outputs together are the uninterrupted run's, so the timers, the interrupt
  * controllers, the UART and memory all came back — with 1, 2 and 4 vCPUs. Also: the library's
  * run.snapshot() and startGuest({ restore }) in one process, save on a debug-exit value, two
- * guests restored from one file, and bad files refused with exit status 2. Imports the built
- * library (dist/), as the other integration tests do.
+ * guests restored from one file, Ctrl-A s on a real pseudo-terminal (test/integration/fixtures/
+ * pty-stdin.py gives the CLI one), a guest booted through tskvm's BIOS saved and restored (its
+ * timer, screen, keyboard and COM1; its disk image checked), and bad files refused with exit
+ * status 2. Imports the built library (dist/), as the other integration tests do.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { runGuest, startGuest, UsageError } from '../../dist/index.js';
-import { ROOT, assertKvm, describeKvm, requireKvm, runCli } from './helpers.js';
+import { CLI, ROOT, assertKvm, describeKvm, guest, requireKvm, runCli, type CliResult } from './helpers.js';
 
 const SNAPTICKS = path.join(ROOT, 'guests', 'build', 'snapticks.elf');
 const TIMEOUT = '15s';
 /** The guest asks to be saved with this debug-exit value (`--append save-request`). */
 const SAVE_REQUEST = 0x5a5a;
 let dir: string;
+
+const PTY_STDIN = path.join(ROOT, 'test', 'integration', 'fixtures', 'pty-stdin.py');
+const BIOS_SNAP = guest('bios-snap.boot');
+/** What an uninterrupted run of bios-snap prints on COM1 (keyboard "k", COM1 input "hi."). */
+const BIOS_SNAP_OUTPUT = `${[1, 2, 3, 4, 5, 6].map((n) => `tick ${n}\r\n`).join('')}key? k\r\nhi.`;
+
+/**
+ * The CLI with its stdin on a pseudo-terminal (stdout and stderr pipes); `onStdout` may type
+ * keys with `type` as the output arrives.
+ */
+function runOnTerminal(args: string[], onStdout: (output: string, type: (keys: string) => void) => void): Promise<CliResult> {
+  const child = spawn('python3', [PTY_STDIN, process.execPath, CLI, ...args], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  const out: Buffer[] = [];
+  let err = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    out.push(chunk);
+    onStdout(Buffer.concat(out).toString(), (keys) => child.stdin.write(keys));
+  });
+  child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+  child.stdin.on('error', () => {});
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (status, signal) => resolve({ status, signal, stdout: Buffer.concat(out), stderr: err }));
+  });
+}
 
 /** What an uninterrupted run of snapticks prints with `cpus` vCPUs. */
 function expectedOutput(cpus: number): string {
@@ -130,6 +158,107 @@ describeKvm('snapshots (CLI and library)', () => {
     // The one saved right at the start restores into a complete run.
     const again = await runGuest({ restore: file, timeoutMs: 60_000 });
     expect(again.serial.endsWith('round 8: pit 400 lapic 400 x 1\n')).toBe(true);
+  });
+
+  it('Ctrl-A s on a terminal saves the guest to --save FILE (no --save-on needed), and the restore goes on', async () => {
+    const file = path.join(dir, 'ctrl-a-s.snap');
+    let typed = false;
+    const saved = await runOnTerminal(['run', '--timeout', TIMEOUT, '--save', file, SNAPTICKS], (output, type) => {
+      if (!typed && output.includes('round 2:')) {
+        typed = true;
+        type('\x01s');
+      }
+    });
+    expect(saved.stderr).toMatch(new RegExp(`tskvm: saved the guest to ${file} `));
+    expect(saved.status).toBe(0);
+    const first = saved.stdout.toString();
+    expect(first).toContain('round 2:');
+    const restored = await runCli(['run', '--timeout', TIMEOUT, '--restore', file]);
+    expect(restored.status).toBe(1);
+    expect(first + restored.stdout.toString()).toBe(expectedOutput(1));
+
+    // Without --save, Ctrl-A s says why nothing was saved and the guest runs on; Ctrl-A x quits.
+    let step = 0;
+    const unsaved = await runOnTerminal(['run', '--timeout', TIMEOUT, SNAPTICKS], (output, type) => {
+      if (step === 0 && output.includes('round 1:')) {
+        step = 1;
+        type('\x01s');
+      } else if (step === 1 && output.includes('round 3:')) {
+        step = 2;
+        type('\x01x');
+      }
+    });
+    expect(unsaved.status).toBe(0);
+    expect(unsaved.stderr).toContain('tskvm: Ctrl-A s: nothing saved: give --save FILE');
+    expect(unsaved.stdout.toString()).toContain('round 3:');
+
+    const piped = await runCli(['run', '--save', path.join(dir, 'never.snap'), SNAPTICKS]);
+    expect(piped.status).toBe(2);
+    expect(piped.stderr).toMatch(/--save needs --save-on PATTERN: .*Ctrl-A s saves it without one; stdin is not a terminal here/);
+  });
+
+  it('a guest booted through the BIOS, saved mid-count and restored in a new process: output, screen and both inputs go on', async () => {
+    const keys = path.join(dir, 'keys.txt');
+    writeFileSync(keys, 'k');
+    const shot = (name: string): string[] => [
+      '--screenshot',
+      path.join(dir, `${name}.txt`),
+      '--screenshot-ansi',
+      path.join(dir, `${name}.ansi`),
+    ];
+    const whole = await runCli(['run', '--timeout', TIMEOUT, '--keys', keys, ...shot('whole'), BIOS_SNAP], { input: 'hi.' });
+    expect([whole.status, whole.stdout.toString()]).toEqual([0x42, BIOS_SNAP_OUTPUT]);
+
+    const file = path.join(dir, 'bios.snap');
+    const saved = await runCli(['run', '--timeout', TIMEOUT, '--save', file, '--save-on', 'tick 3', BIOS_SNAP]);
+    expect(saved.status).toBe(0);
+    expect(saved.stderr).toMatch(/saved the guest to/);
+    const first = saved.stdout.toString();
+    expect(first).toContain('tick 3');
+    expect(first).not.toContain('tick 6');
+    // The keyboard (--keys) and COM1 (stdin) of this run, after the restore.
+    const restored = await runCli(['run', '--timeout', TIMEOUT, '--restore', file, '--keys', keys, ...shot('restored')], { input: 'hi.' });
+    expect(restored.stderr).not.toMatch(/warning/);
+    expect(restored.status).toBe(0x42);
+    expect(first + restored.stdout.toString()).toBe(BIOS_SNAP_OUTPUT);
+    for (const ext of ['txt', 'ansi']) {
+      expect(readFileSync(path.join(dir, `restored.${ext}`), 'utf8')).toBe(readFileSync(path.join(dir, `whole.${ext}`), 'utf8'));
+    }
+    expect(readFileSync(path.join(dir, 'restored.txt'), 'utf8').split('\n')[0]).toBe('1 2 3 4 5 6     k');
+
+    // The library: the console's endpoints are this run's; the BIOS's machine options are not.
+    const again = await runGuest({ restore: file, bios: { keys: 'k' }, serialInput: 'hi.', timeoutMs: 60_000 });
+    expect([again.reason, again.exitCode, first + again.serial]).toEqual(['debug-exit', 0x42, BIOS_SNAP_OUTPUT]);
+    expect(again.bios?.screen.cursor).toMatchObject({ row: 1, column: 0 });
+    await expect(runGuest({ restore: file, bios: { disks: [BIOS_SNAP] } })).rejects.toThrow(
+      /options\.restore cannot be combined with options\.bios\.disks/,
+    );
+    const mixed = await runCli(['run', '--restore', file, '--disk', BIOS_SNAP]);
+    expect([mixed.status, mixed.stderr]).toEqual([2, expect.stringMatching(/--restore cannot be combined with --disk/)]);
+  });
+
+  it("a BIOS guest's disk image must be the one it was saved with: touched is fine, changed or gone is refused", async () => {
+    const disk = path.join(dir, 'boot-disk.img');
+    copyFileSync(BIOS_SNAP, disk);
+    const file = path.join(dir, 'disk.snap');
+    const saved = await runCli(['run', '--timeout', TIMEOUT, '--save', file, '--save-on', 'tick 2', '--disk', disk]);
+    expect(saved.status).toBe(0);
+    const later = new Date(Date.now() + 60_000);
+    utimesSync(disk, later, later); // a copy elsewhere has another time: the contents decide
+    const touched = await runCli(['run', '--timeout', TIMEOUT, '--restore', file, '--keys', path.join(dir, 'keys.txt')], { input: 'hi.' });
+    expect(touched.status).toBe(0x42);
+    expect(saved.stdout.toString() + touched.stdout.toString()).toBe(BIOS_SNAP_OUTPUT);
+
+    const bytes = readFileSync(disk);
+    bytes[400] = bytes[400]! ^ 0xff;
+    writeFileSync(disk, bytes);
+    const changed = await runCli(['run', '--restore', file]);
+    expect(changed.status).toBe(2);
+    expect(changed.stderr).toMatch(/disk '.*boot-disk\.img' \(drive 80h\) changed \(its SHA-256 differs\) since the guest was saved/);
+    rmSync(disk);
+    const gone = await runCli(['run', '--restore', file]);
+    expect(gone.status).toBe(2);
+    expect(gone.stderr).toMatch(/disk '.*boot-disk\.img' \(drive 80h\) is not there/);
   });
 
   it('bad snapshot files: exit status 2 with the reason, never a crash', async () => {

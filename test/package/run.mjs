@@ -57,6 +57,8 @@ const REQUIRED = [
   'dist/index.js.map',
   'dist/kvm/ffi-backend.cjs',
   'dist/vcpu/worker.js',
+  'dist/bundle/cli.js',
+  'dist/bundle/worker.js',
   'guests/build/hello.bin',
 ];
 /** What a user's install has no use for. */
@@ -176,7 +178,8 @@ function checkContents(info) {
     `found: ${junk.slice(0, 20).join(', ')}`,
   );
   const stale = files
-    .filter((file) => file.startsWith('dist/'))
+    // dist/bundle/ is scripts/bundle.mjs's (built from the sources each time), not one file per module.
+    .filter((file) => file.startsWith('dist/') && !file.startsWith('dist/bundle/'))
     .filter((file) => {
       const stem = file.replace(/^dist\//, 'src/').replace(/(\.d)?\.(c?js)(\.map)?$|\.d\.c?ts$/, '');
       return !existsSync(join(ROOT, `${stem}.ts`)) && !existsSync(join(ROOT, `${stem}.cts`));

@@ -18,8 +18,10 @@ import {
   PM_TMR,
   GPE0_EN,
   GPE0_STS,
+  type AcpiPmState,
   type SleepState,
 } from '../../src/devices/acpi-pm.js';
+import { UsageError } from '../../src/errors.js';
 
 class Rig {
   ns = 5_000_000_000n;
@@ -142,5 +144,66 @@ describe('ACPI PM1 registers', () => {
     expect(r.sci).toEqual([true]);
     r.out(GPE0_STS, 2, 2);
     expect(r.sci).toEqual([true, false]);
+  });
+});
+
+describe('ACPI PM: state and restore', () => {
+  it('round-trips through JSON into a new device on another clock: registers, SCI and the timer going on from its count', () => {
+    const r = new Rig();
+    r.out(PM1_EN, 2, PM1_TMR | PM1_RTC);
+    r.out(GPE0_EN, 2, 0x0004);
+    r.pm.raiseGpe(2); // SCI up
+    r.ns += 1_000_000_000n; // a second: 3579545 ticks
+    const saved = JSON.parse(JSON.stringify(r.pm.state())) as AcpiPmState;
+    expect(saved.timer).toBe(PM_TIMER_HZ);
+    const deadlineIn = r.pm.nextDeadlineNs()! - r.ns;
+
+    const other = new Rig();
+    other.ns = 123_456_789_000n;
+    other.pm.restore(saved);
+    expect(other.sci).toEqual([true]);
+    expect(other.in(PM_TMR, 4)).toBe(PM_TIMER_HZ);
+    expect(other.in(PM1_EN, 2)).toBe(PM1_TMR | PM1_RTC);
+    expect(other.in(GPE0_STS, 2)).toBe(0x0004);
+    // The overflow (TMR_STS) comes after the same time as it would have.
+    const otherIn = other.pm.nextDeadlineNs()! - other.ns;
+    expect(Math.abs(Number(otherIn - deadlineIn))).toBeLessThanOrEqual(1);
+    other.ns += otherIn;
+    other.pm.poll();
+    expect(other.in(PM1_STS, 2) & PM1_TMR).toBe(PM1_TMR);
+    expect(other.in(PM_TMR, 4)).toBe(1 << 23);
+  });
+
+  it('saves a timer overflow not yet polled as TMR_STS with the SCI still down, raised after the restore', () => {
+    const r = new Rig();
+    r.out(PM1_EN, 2, PM1_TMR);
+    r.ns += 2_400_000_000n; // past 2^23 ticks (2.34 s): the top bit toggled, unseen
+    const saved = JSON.parse(JSON.stringify(r.pm.state())) as AcpiPmState;
+    expect(r.sci).toEqual([]);
+    expect(saved.sci).toBe(false);
+    expect(saved.pm1Status & PM1_TMR).toBe(PM1_TMR);
+    const other = new Rig();
+    other.pm.restore(saved);
+    expect(other.sci).toEqual([false]);
+    other.pm.poll();
+    expect(other.sci).toEqual([false, true]);
+  });
+
+  it('refuses malformed state with a UsageError', () => {
+    const r = new Rig();
+    const good = r.pm.state();
+    const bad: unknown[] = [
+      null,
+      { ...good, timer32: true }, // this machine's timer has 24 bits
+      { ...good, timer: 1 << 24 },
+      { ...good, timer: -1 },
+      { ...good, pm1Status: 1 << 3 },
+      { ...good, pm1Control: PM1_CNT_SCI_EN | (1 << 13) }, // SLP_EN is a strobe, never kept
+      { ...good, gpeEnable: 0x10000 },
+      { ...good, pm1Enable: '1' },
+      { ...good, sci: undefined },
+    ];
+    for (const state of bad) expect(() => r.pm.restore(state as AcpiPmState), JSON.stringify(state)).toThrow(UsageError);
+    expect(r.pm.state()).toEqual(good);
   });
 });

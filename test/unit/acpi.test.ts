@@ -17,7 +17,13 @@ import {
 } from '../../src/arch/x86/acpi.js';
 import { ACPI_AREA_ADDRESS, ACPI_AREA_END } from '../../src/arch/x86/pc-layout.js';
 import { writeMpTable } from '../../src/arch/x86/pc-tables.js';
+import { registerPcChipset } from '../../src/board/chipset.js';
+import { PM1_CNT_SLP_EN, PM1_TMR, type SleepState } from '../../src/devices/acpi-pm.js';
+import { Bus, PIO_ADDRESS_SPACE_SIZE } from '../../src/devices/bus.js';
+import type { MmioDevice, PioDevice } from '../../src/devices/device.js';
+import { handleIo, handleMmio } from '../../src/devices/dispatch.js';
 import { Hpet } from '../../src/devices/hpet.js';
+import { PORT_A_FAST_RESET, type ResetKind } from '../../src/devices/reset-control.js';
 
 const MiB = 2 ** 20;
 const ram = (): Uint8Array => new Uint8Array(2 * MiB).fill(0xcc);
@@ -223,5 +229,76 @@ describe('AML encoding', () => {
     // NameOp '\' "_S3_" PackageOp PkgLength(6) NumElements(4) One One Zero Zero
     expect([...aml.subarray(0, 13)]).toEqual([0x08, 0x5c, 0x5f, 0x53, 0x33, 0x5f, 0x12, 0x06, 0x04, 0x01, 0x01, 0x00, 0x00]);
     expect([...aml.subarray(13, 26)]).toEqual([0x08, 0x5c, 0x5f, 0x53, 0x35, 0x5f, 0x12, 0x06, 0x04, 0x00, 0x00, 0x00, 0x00]);
+  });
+});
+
+describe('the tables describe the chipset the board builds', () => {
+  /** The chipset on its own buses, driven through the addresses the parsed tables give. */
+  function chipset() {
+    const pio = new Bus<PioDevice>(PIO_ADDRESS_SPACE_SIZE);
+    const mmio = new Bus<MmioDevice>();
+    const resets: ResetKind[] = [];
+    const sleeps: SleepState[] = [];
+    const c = registerPcChipset(
+      { pio, mmio },
+      { connectIrq: () => () => {}, memorySize: 64 * MiB, cpus: 2, reset: (k) => resets.push(k), sleep: (s) => sleeps.push(s) },
+    );
+    const io = (direction: 'in' | 'out', port: number, size: 1 | 2 | 4, value = 0): number => {
+      const data = new Uint8Array(4);
+      new DataView(data.buffer).setUint32(0, value >>> 0, true);
+      handleIo({ direction, port, size, count: 1, data: data.subarray(0, size) }, pio);
+      return new DataView(data.buffer).getUint32(0, true) & (size === 4 ? 0xffffffff : (1 << (size * 8)) - 1);
+    };
+    const mem32 = (address: number): number => {
+      const data = new Uint8Array(4);
+      handleMmio({ physAddr: address, isWrite: false, data }, mmio);
+      return new DataView(data.buffer).getUint32(0, true);
+    };
+    return { c, io, mem32, resets, sleeps };
+  }
+
+  it("answers at the FADT's PM1a, PM timer and reset register, and the HPET table's address", () => {
+    const m = ram();
+    writeAcpiTables(m, { cpus: 2, hpet: { eventTimerBlockId: Hpet.eventTimerBlockId } });
+    const { tables } = parse(m);
+    const v = dv(m);
+    const fadt = tables.get('FACP')!;
+    const { io, mem32, resets, sleeps } = chipset();
+    // The PM timer runs at its port.
+    const pmTimer = v.getUint32(fadt + 76, true);
+    expect(io('in', pmTimer, 4)).toBeLessThan(2 ** 24);
+    // PM1a status and enable at the event block: write 1 to clear, enable bits read back.
+    const pm1a = v.getUint32(fadt + 56, true);
+    io('out', pm1a + 2, 2, PM1_TMR);
+    expect(io('in', pm1a + 2, 2)).toBe(PM1_TMR);
+    // \_S5's SLP_TYP (from the DSDT's package) with SLP_EN at PM1a_CNT powers off.
+    const dsdt = v.getUint32(fadt + 40, true);
+    const aml = m.subarray(dsdt + 36, dsdt + v.getUint32(dsdt + 4, true));
+    const s5 = [...aml].findIndex((_, i) => ascii(aml, i, 4) === '_S5_');
+    expect(s5).toBeGreaterThan(0);
+    const slpTyp = aml[s5 + 7]!; // NameString, PackageOp, PkgLength, NumElements, then SLP_TYPa
+    const pm1aCnt = v.getUint32(fadt + 64, true);
+    io('out', pm1aCnt, 2, (slpTyp << 10) | PM1_CNT_SLP_EN);
+    expect(sleeps).toEqual(['S5']);
+    // RESET_REG / RESET_VALUE: a hard reset, through the PCI host bridge's 0xCF9 byte.
+    const resetPort = Number(v.getBigUint64(fadt + 120, true));
+    io('out', resetPort, 1, m[fadt + 128]!);
+    expect(resets).toEqual(['hard']);
+    // The HPET table's block ID is GCAP_ID's low half at the table's address.
+    const hpet = tables.get('HPET')!;
+    const hpetAddress = Number(v.getBigUint64(hpet + 44, true));
+    expect(mem32(hpetAddress)).toBe(v.getUint32(hpet + 36, true));
+  });
+
+  it('resets on port 0x92 and 0xCF9 as kvm-unit-tests init.c drives them', () => {
+    const { io, resets } = chipset();
+    io('out', 0x92, 1, io('in', 0x92, 1) | PORT_A_FAST_RESET);
+    expect(resets).toEqual(['soft']);
+    expect(io('in', 0x92, 1) & PORT_A_FAST_RESET).toBe(PORT_A_FAST_RESET); // kept across the INIT
+    io('out', 0xcf9, 1, 0);
+    io('out', 0xcf9, 1, 4); // RST_CPU: soft
+    io('out', 0xcf9, 1, 6); // SYS_RST | RST_CPU: hard, which clears port 0x92's FAST_RESET
+    expect(resets).toEqual(['soft', 'soft', 'hard']);
+    expect(io('in', 0x92, 1) & PORT_A_FAST_RESET).toBe(0);
   });
 });

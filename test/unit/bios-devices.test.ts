@@ -4,22 +4,23 @@
  */
 import { describe, expect, it } from 'vitest';
 import {
-  CmosRtc,
-  RTC_A_UIP,
-  RTC_B_24H,
-  RTC_B_DM_BINARY,
-  RTC_B_SET,
+  Mc146818Rtc,
+  REG_A_UIP,
+  REG_B_24H,
+  REG_B_DM_BINARY,
+  REG_B_SET,
   RTC_HOURS,
   RTC_MINUTES,
   RTC_SECONDS,
-  RTC_STATUS_A,
-  RTC_STATUS_B,
+  RTC_REG_A,
+  RTC_REG_B,
   RTC_YEAR,
   RTC_CENTURY,
-  CMOS_EXT_MEMORY_LOW,
-  CMOS_EXT_MEMORY_HIGH,
+  CMOS_EXTMEM_LOW,
+  CMOS_EXTMEM_HIGH,
   CMOS_FLOPPY_TYPES,
-} from '../../src/devices/cmos-rtc.js';
+  type RtcConfig,
+} from '../../src/devices/rtc.js';
 import {
   I8042,
   I8042_CCB_KBDINT,
@@ -103,49 +104,56 @@ describe('Vga', () => {
   });
 });
 
-describe('CmosRtc', () => {
+describe('the CMOS clock the BIOS uses (MC146818, local time)', () => {
   const time = new Date(2025, 11, 31, 23, 59, 58, 500).getTime();
-  const read = (rtc: CmosRtc, index: number): number => {
+  const NS_PER_MS = 1_000_000;
+  /** An RTC whose host clock starts at `time` and moves by `clock.ms`. */
+  const cmos = (config: RtcConfig, clock = { ms: 0 }): Mc146818Rtc =>
+    new Mc146818Rtc({ nowNs: () => BigInt(Math.round(clock.ms * NS_PER_MS)), wallClockMs: () => time }, { base: 'localtime', ...config });
+  const read = (rtc: Mc146818Rtc, index: number): number => {
     rtc.pioWrite(0, 1, index);
     return rtc.pioRead(1, 1);
   };
-  const write = (rtc: CmosRtc, index: number, value: number): void => {
+  const write = (rtc: Mc146818Rtc, index: number, value: number): void => {
     rtc.pioWrite(0, 1, index);
     rtc.pioWrite(1, 1, value);
   };
 
   it('reads the host time in BCD, 24-hour, with the century', () => {
-    const rtc = new CmosRtc({ memorySize: 16 << 20 }, () => time);
+    const rtc = cmos({ memorySize: 16 << 20 });
     expect([read(rtc, RTC_HOURS), read(rtc, RTC_MINUTES), read(rtc, RTC_SECONDS)]).toEqual([0x23, 0x59, 0x58]);
     expect([read(rtc, RTC_CENTURY), read(rtc, RTC_YEAR)]).toEqual([0x20, 0x25]);
   });
 
   it('reads binary and 12-hour forms as status B asks', () => {
-    const rtc = new CmosRtc({ memorySize: 16 << 20 }, () => time);
-    write(rtc, RTC_STATUS_B, RTC_B_DM_BINARY);
+    const rtc = cmos({ memorySize: 16 << 20 });
+    write(rtc, RTC_REG_B, REG_B_DM_BINARY);
     expect(read(rtc, RTC_HOURS)).toBe(0x80 | 11); // 11 PM
-    write(rtc, RTC_STATUS_B, RTC_B_DM_BINARY | RTC_B_24H);
+    write(rtc, RTC_REG_B, REG_B_DM_BINARY | REG_B_24H);
     expect(read(rtc, RTC_MINUTES)).toBe(59);
   });
 
   it('keeps a time the guest sets as an offset from the host clock', () => {
-    let now = time;
-    const rtc = new CmosRtc({ memorySize: 16 << 20 }, () => now);
-    write(rtc, RTC_STATUS_B, RTC_B_SET | RTC_B_24H);
+    const clock = { ms: 0 };
+    const rtc = cmos({ memorySize: 16 << 20 }, clock);
+    write(rtc, RTC_REG_B, REG_B_SET | REG_B_24H);
     write(rtc, RTC_HOURS, 0x08);
     write(rtc, RTC_MINUTES, 0x30);
-    write(rtc, RTC_STATUS_B, RTC_B_24H);
-    now += 60_000;
+    write(rtc, RTC_REG_B, REG_B_24H);
+    clock.ms += 60_000;
     expect([read(rtc, RTC_HOURS), read(rtc, RTC_MINUTES)]).toEqual([0x08, 0x31]);
   });
 
   it('sets UIP just before the second changes, and reports memory and floppies', () => {
-    let now = time + 499.9; // 999.9 ms into the second
-    const rtc = new CmosRtc({ memorySize: 32 << 20, floppies: [4, 0] }, () => now);
-    expect(read(rtc, RTC_STATUS_A) & RTC_A_UIP).toBe(RTC_A_UIP);
-    now = time;
-    expect(read(rtc, RTC_STATUS_A) & RTC_A_UIP).toBe(0);
-    expect(read(rtc, CMOS_EXT_MEMORY_LOW) | (read(rtc, CMOS_EXT_MEMORY_HIGH) << 8)).toBe(31 * 1024);
+    const clock = { ms: 0 };
+    const rtc = cmos({ memorySize: 32 << 20, floppies: [4, 0] }, clock);
+    expect(read(rtc, RTC_REG_A) & REG_A_UIP).toBe(0);
+    clock.ms = 499.9; // 999.9 ms into the second
+    expect(read(rtc, RTC_REG_A) & REG_A_UIP).toBe(REG_A_UIP);
+    clock.ms = 500; // the update: the next second
+    expect(read(rtc, RTC_REG_A) & REG_A_UIP).toBe(0);
+    expect(read(rtc, RTC_SECONDS)).toBe(0x59);
+    expect(read(rtc, CMOS_EXTMEM_LOW) | (read(rtc, CMOS_EXTMEM_HIGH) << 8)).toBe(31 * 1024);
     expect(read(rtc, CMOS_FLOPPY_TYPES)).toBe(0x40);
   });
 });

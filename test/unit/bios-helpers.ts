@@ -13,7 +13,7 @@ import type { BiosMachine } from '../../src/bios/machine.js';
 import { GuestRam } from '../../src/bios/memory.js';
 import { biosRom, writePostMemory } from '../../src/bios/post.js';
 import { Bus } from '../../src/devices/bus.js';
-import { CmosRtc } from '../../src/devices/cmos-rtc.js';
+import { Mc146818Rtc } from '../../src/devices/rtc.js';
 import { PIO_ALL_ONES, type PioDevice, type PioSize } from '../../src/devices/device.js';
 import { I8042, I8042_DATA_PORT, I8042_PORT_COUNT, type KeyboardSource } from '../../src/devices/i8042.js';
 import { Vga } from '../../src/devices/vga.js';
@@ -41,7 +41,7 @@ export interface TestBios {
   memory: Uint8Array;
   ram: GuestRam;
   vga: Vga;
-  rtc: CmosRtc;
+  rtc: Mc146818Rtc;
   disks: DiskSet;
   machine: BiosMachine;
   trap: BiosTrap;
@@ -70,7 +70,7 @@ export function makeBios(
     (options.disks ?? []).map((d) => new Disk(new MemoryDiskBackend(d.bytes), { drive: d.drive, writeThrough: d.writeThrough ?? false })),
   );
   const clock = { now: 1000 };
-  const rtc = new CmosRtc({ memorySize }, () => FIXED_DATE);
+  const rtc = new Mc146818Rtc({ nowNs: () => 0n, wallClockMs: () => FIXED_DATE }, { base: 'localtime', memorySize });
   const pio = new Bus<PioDevice>(0x10000);
   let resets = 0;
   const i8042 = new I8042(() => resets++, { ...(options.keyboard ? { keyboard: options.keyboard } : {}), now: () => clock.now });

@@ -60,7 +60,7 @@ describe('BootDataAllocator', () => {
     const a = new BootDataAllocator(0x10000, [{ start: 0x500, end: 0x10000 }]);
     expect(loaderError(() => a.allocate(0x6000, 0x1000, [{ start: 0, end: 0x10000 }], 'the long-mode page tables')).message).toBe(
       'there is no room in guest RAM (65536 bytes) for the long-mode page tables (24576 bytes): the kernel, its modules and the ' +
-        "PC's own areas use 0x0-0x500, 0x500-0x10000, 0x9fc00-0xc0000, 0xf0000-0x100000; raise --memory or link the kernel elsewhere",
+        "PC's own areas use 0x0-0x500, 0x500-0x10000, 0x9fc00-0xc0000, 0xf0000-0x100000; raise options.memory or link the kernel elsewhere",
     );
   });
 

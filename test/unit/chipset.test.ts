@@ -7,10 +7,12 @@
 import { describe, expect, it } from 'vitest';
 import { facsWakingVector, findFacs, writeAcpiTables } from '../../src/arch/x86/acpi.js';
 import { applyResetState, type BootCpu } from '../../src/arch/x86/boot-cpu.js';
+import { restoreBoardState, saveBoardState, type BoardState } from '../../src/board/board-state.js';
 import { connectPcChipset, type PcChipsetBoard } from '../../src/board/chipset.js';
 import { Bus, PIO_ADDRESS_SPACE_SIZE } from '../../src/devices/bus.js';
 import type { MmioDevice, PioDevice } from '../../src/devices/device.js';
 import { handleIo, handleMmio } from '../../src/devices/dispatch.js';
+import { CMOS_CPU_COUNT, Mc146818Rtc } from '../../src/devices/rtc.js';
 import { KVM_REGS_FIELDS, type KvmRegs, type KvmSegment, type KvmSregs } from '../../src/kvm/structs.js';
 
 function rig() {
@@ -63,6 +65,38 @@ describe('the PC chipset on the board', () => {
     expect(pio.find(0x70)?.name).toBe('bios cmos');
   });
 
+  it('takes over an MC146818 the BIOS registered, with the CPU count in CMOS', () => {
+    const pio = new Bus<PioDevice>(PIO_ADDRESS_SPACE_SIZE);
+    const biosRtc = new Mc146818Rtc({}, { base: 'localtime' });
+    pio.register(0x70, 2, biosRtc, 'cmos-rtc');
+    const board: PcChipsetBoard = { memory: new Uint8Array(0), pio, mmio: new Bus<MmioDevice>(), stop: undefined, inputPolls: [] };
+    const chipset = connectPcChipset(board, { connectIrq: () => () => {}, memorySize: 0, cpus: 4 });
+    expect(chipset.rtc).toBe(biosRtc);
+    expect(biosRtc.readRegister(CMOS_CPU_COUNT)).toBe(3);
+  });
+
+  it('saves every device on its buses, and a fresh chipset takes the state back (JSON, nothing left out)', () => {
+    const a = rig();
+    a.io('out', 0xcf8, 4, 0x80001000);
+    a.io('out', 0x92, 1, 0x02); // A20
+    a.io('out', 0xe0, 4, 0x12345678); // pc-testdev's scratch register
+    a.io('out', 0x602, 2, 0x0001); // TMR_EN
+    const hpetConf = new Uint8Array(8);
+    hpetConf[0] = 1;
+    handleMmio({ physAddr: 0xfed00010, isWrite: true, data: hpetConf }, a.board.mmio);
+    const stateful = { serial: [], pio: a.board.pio, mmio: a.board.mmio };
+    const saved = JSON.parse(JSON.stringify(saveBoardState(stateful, []))) as BoardState;
+    expect(saved.unsaved).toEqual([]);
+    const b = rig();
+    restoreBoardState({ serial: [], pio: b.board.pio, mmio: b.board.mmio }, [], saved);
+    expect(b.io('in', 0xcf8, 4)).toBe(0x80001000);
+    expect(b.io('in', 0x92, 1) & 0xff).toBe(0x02);
+    expect(b.io('in', 0xe0, 4)).toBe(0x12345678);
+    expect(b.io('in', 0x602, 2) & 0xffff).toBe(0x0001);
+    expect(b.chipset.hpet.enabled).toBe(true);
+    expect(b.board.stop).toBeUndefined(); // restoring the reset latches reset nothing
+  });
+
   it('ends the run with reset for port 0x92 and the FADT reset value at 0xCF9', () => {
     for (const [port, value] of [
       [0x92, 1],
@@ -109,12 +143,12 @@ describe('the PC chipset on the board', () => {
     io('out', 0x71, 1, b | 0x20); // AIE
     io('out', 0x604, 2, 0x2400); // SLP_TYP 1 | SLP_EN
     expect(chipset.sleepRequested).toBe('S3');
-    expect(chipset.rtc!.read(0x0f)).toBe(0xfe); // the shutdown status says "resume"
+    expect(chipset.rtc!.readRegister(0x0f)).toBe(0xfe); // the shutdown status says "resume"
     const resumed = chipset.resumeFromS3(() => false);
     expect(resumed).toEqual({ kind: 'wake', entry: { cs: 0x100, ip: 0, ds: 0, es: 0, fs: 0, gs: 0, ss: 0, sp: 0, bp: 0, dx: 0 } });
     expect(chipset.sleepRequested).toBeUndefined();
     expect(io('in', 0x600, 2) & 0x8400).toBe(0x8400); // WAK_STS | RTC_STS
-    expect(chipset.rtc!.read(0x0f)).toBe(0);
+    expect(chipset.rtc!.readRegister(0x0f)).toBe(0);
   });
 
   it('stops sleeping when asked to, and reboots when the OS left no waking vector', () => {

@@ -1,7 +1,8 @@
 /**
  * The exit loop against a fake vCPU (no KVM): each exit kind reaches the right handler, kicks
- * carry the main thread's requests (stop, pause, poll-halt, poll-input), requests made before the
- * loop starts are answered, and crashes are described.
+ * carry the main thread's requests (stop, pause, poll-halt, poll-input, poll-timers), requests
+ * made before the loop starts are answered, crashes are described, an I/O exit's registers are
+ * fetched only for the device that asks (vmport), and a sleeping machine goes to the suspend hook.
  */
 import { describe, expect, it } from 'vitest';
 import { createPcBoard, localDevices, UNCONNECTED_SERIAL } from '../../src/board/pc-board.js';
@@ -11,6 +12,9 @@ import { KVM_REGS_FIELDS, RFLAGS_IF, type KvmRegs } from '../../src/kvm/structs.
 import { KVM_MP_STATE_HALTED, KVM_MP_STATE_RUNNABLE } from '../../src/kvm/x86.js';
 import { VcpuControl, type ThreadOps } from '../../src/vcpu/control.js';
 import { runVcpu, type DebugStop, type LoopVcpu } from '../../src/vcpu/exit-loop.js';
+import { VMPORT_CMD_GETVERSION, VMPORT_MAGIC, VMPORT_PORT, VMPORT_VERSION } from '../../src/devices/vmport.js';
+import { PM1_CNT, PM1_CNT_SLP_EN, PM1_CNT_SLP_TYP_SHIFT, SLP_TYP_S5 } from '../../src/devices/acpi-pm.js';
+import { PM_IO_BASE } from '../../src/arch/x86/pc-layout.js';
 
 /** One step of the fake vCPU's script: an exit, or a kick (KVM_RUN returning -EINTR). */
 type Step = VcpuExit | { kick: true; before?: () => void };
@@ -24,6 +28,8 @@ class FakeVcpu implements LoopVcpu {
   immediateExitCleared = 0;
   mpState = KVM_MP_STATE_RUNNABLE;
   regs = zeroRegs();
+  getRegsCalls = 0;
+  setRegsCalls: KvmRegs[] = [];
   private current: VcpuExit | undefined;
   constructor(private readonly script: Step[]) {}
   run(): boolean {
@@ -47,7 +53,12 @@ class FakeVcpu implements LoopVcpu {
     return this.mpState;
   }
   getRegs(): KvmRegs {
-    return this.regs;
+    this.getRegsCalls++;
+    return { ...this.regs };
+  }
+  setRegs(regs: KvmRegs): void {
+    this.setRegsCalls.push({ ...regs });
+    this.regs = { ...regs };
   }
 }
 
@@ -56,6 +67,8 @@ class RecordingDevices {
   io: IoAccess[] = [];
   mmio: MmioAccess[] = [];
   polls = 0;
+  timerPolls = 0;
+  suspended = false;
   stop: ExitDevices['stop'] = undefined;
   constructor(private readonly inValue = 0x5a) {}
   ioHandler = (access: IoAccess): string | undefined => {
@@ -77,8 +90,14 @@ function devicesOf(rec: RecordingDevices): ExitDevices {
     pollInput: () => {
       rec.polls++;
     },
+    pollTimers: () => {
+      rec.timerPolls++;
+    },
     get stop() {
       return rec.stop;
+    },
+    get suspended() {
+      return rec.suspended;
     },
   };
 }
@@ -242,5 +261,65 @@ describe('runVcpu with a fake vCPU', () => {
     expect([...(rbr as { data: Uint8Array }).data]).toEqual([0x41]);
     expect(out).toEqual([0x42]);
     expect(result.outcome).toEqual({ reason: 'debug-exit', exitCode: 9 });
+  });
+
+  it('lets the timer devices raise what is due on a poll-timers kick', () => {
+    const { control } = fakeControl();
+    const rec = new RecordingDevices();
+    const vcpu = new FakeVcpu([{ kick: true, before: () => control.request('poll-timers', 0n) }, KICK, io('out', 0xf4, [0])]);
+    runVcpu(vcpu, devicesOf(rec), control);
+    expect([rec.timerPolls, rec.polls]).toEqual([1, 0]);
+  });
+
+  it('fetches no registers for exits whose device does not ask for them', () => {
+    const board = createPcBoard({ serial: [UNCONNECTED_SERIAL] });
+    const vcpu = new FakeVcpu([io('out', 0x3f8, [0x42]), io('in', 0x3fd, 1), io('out', 0x80, [1]), io('out', 0xf4, [0])]);
+    runVcpu(vcpu, localDevices(board), fakeControl().control);
+    expect([vcpu.getRegsCalls, vcpu.setRegsCalls.length]).toEqual([0, 0]);
+  });
+
+  it("gives vmport the vCPU's registers: CMD_GETVERSION answers in EAX and EBX, written back before the next KVM_RUN", () => {
+    const board = createPcBoard({ serial: [UNCONNECTED_SERIAL], memory: new Uint8Array(0x100000) });
+    const backdoor = io('in', VMPORT_PORT, 4, 4);
+    const vcpu = new FakeVcpu([backdoor, io('out', 0x80, [1]), io('out', 0xf4, [0])]);
+    vcpu.regs.rax = BigInt(VMPORT_MAGIC);
+    vcpu.regs.rcx = BigInt(VMPORT_CMD_GETVERSION);
+    vcpu.regs.rdx = BigInt(VMPORT_PORT);
+    runVcpu(vcpu, localDevices(board), fakeControl().control);
+    // Fetched once for the backdoor exit, written once; the port write after it fetched nothing.
+    expect([vcpu.getRegsCalls, vcpu.setRegsCalls.length]).toEqual([1, 1]);
+    expect(vcpu.setRegsCalls[0]).toMatchObject({ rax: BigInt(VMPORT_VERSION), rbx: BigInt(VMPORT_MAGIC), rdx: BigInt(VMPORT_PORT) });
+    // The `in` data is the answer too: KVM merges it into the RAX it finds.
+    expect([...(backdoor as { data: Uint8Array }).data]).toEqual([VMPORT_VERSION, 0, 0, 0]);
+  });
+
+  it('ends with poweroff when the guest writes SLP_EN with the S5 type to PM1a control', () => {
+    const board = createPcBoard({ serial: [UNCONNECTED_SERIAL] });
+    const s5 = (SLP_TYP_S5 << PM1_CNT_SLP_TYP_SHIFT) | PM1_CNT_SLP_EN;
+    const vcpu = new FakeVcpu([io('out', PM_IO_BASE + PM1_CNT, [s5 & 0xff, s5 >> 8], 2)]);
+    expect(runVcpu(vcpu, localDevices(board), fakeControl().control).outcome).toEqual({ reason: 'poweroff' });
+  });
+
+  it('hands a sleeping machine to the suspend hook, which resumes it or ends the run', () => {
+    const rec = new RecordingDevices();
+    const seen: string[] = [];
+    const vcpu = new FakeVcpu([io('out', 0x604, [0x00, 0x24], 2), io('out', 0x80, [1]), io('out', 0x604, [0x00, 0x24], 2)]);
+    const original = rec.ioHandler;
+    rec.ioHandler = (access) => {
+      const name = original(access);
+      if (access.port === 0x604) rec.suspended = true;
+      return name;
+    };
+    let sleeps = 0;
+    const result = runVcpu(vcpu, devicesOf(rec), fakeControl().control, {
+      suspend: (stopRequested) => {
+        seen.push(`suspend ${stopRequested()}`);
+        rec.suspended = false; // woken: the chipset has left S3
+        return ++sleeps === 1 ? undefined : { reason: 'reset' };
+      },
+    });
+    expect(seen).toEqual(['suspend false', 'suspend false']);
+    expect(result.outcome).toEqual({ reason: 'reset' });
+    expect(result.exits.io).toBe(3);
   });
 });

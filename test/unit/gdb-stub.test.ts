@@ -3,15 +3,26 @@ import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { CpuMode, DebugTarget, HwBreakpointKind, StopReason } from '../../src/gdb/target.js';
+import type { CpuMode, DebugTarget, HwBreakpointKind, ResumeAction, StopEvent, StopReason } from '../../src/gdb/target.js';
 import type { KvmRegs, KvmSegment, KvmSregs } from '../../src/kvm/structs.js';
 import { KVM_REGS_FIELDS } from '../../src/kvm/structs.js';
 import { PacketDecoder, checksum, encodePacket, fromLittleEndianHex, toLittleEndianHex } from '../../src/gdb/packet.js';
 import { I386_LAYOUT, X86_64_LAYOUT, type RegisterLayout } from '../../src/gdb/registers.js';
-import { GdbStub, MAX_OUTPUT_BACKLOG, MAX_PACKET_SIZE, MAX_QUEUED_PACKETS, startGdbServer, type GdbServer } from '../../src/gdb/stub.js';
+import { layoutForImage } from '../../src/gdb/image-layout.js';
+import {
+  GdbStub,
+  MAX_OUTPUT_BACKLOG,
+  MAX_PACKET_SIZE,
+  MAX_QUEUED_PACKETS,
+  startGdbServer,
+  type GdbServer,
+  type GdbServerOptions,
+} from '../../src/gdb/stub.js';
 import { VcpuDebugTarget } from '../../src/gdb/debug-target.js';
 import type { GuestMemory } from '../../src/memory/guest-memory.js';
 import type { Vcpu } from '../../src/vcpu/vcpu.js';
+import type { DebugStop } from '../../src/vcpu/exit-loop.js';
+import { KVM_GUESTDBG_SINGLESTEP, KVM_GUESTDBG_USE_HW_BP, KVM_MP_STATE_RUNNABLE, type GuestDebug } from '../../src/kvm/x86.js';
 
 const GDB = '/usr/bin/gdb';
 const GDB_TIMEOUT_MS = 20_000;
@@ -70,75 +81,116 @@ interface Breakpoint {
   length: number;
 }
 
-/** A pretend vCPU: 2 MiB of identity-mapped memory, 1-byte instructions, four debug registers. */
-class FakeTarget implements DebugTarget {
+/** One pretend vCPU's registers. */
+interface FakeCpu {
   regs: KvmRegs;
   sregs: KvmSregs;
+  alive: boolean;
+}
+
+/**
+ * Pretend vCPUs sharing 2 MiB of identity-mapped memory, 1-byte instructions, four debug
+ * registers. vCPU 0 runs the scripted resumes below; `resumes` records every resume's actions.
+ */
+class FakeTarget implements DebugTarget {
+  cpus: FakeCpu[];
   memory = new Uint8Array(MEMORY_SIZE);
   breakpoints: Breakpoint[] = [];
   calls: string[] = [];
+  resumes: [number, ResumeAction][][] = [];
   killed = false;
   detached = false;
   /** What the next `continue` does when no breakpoint is set: wait for interrupt() or end the guest. */
   onContinue: 'wait' | StopReason = 'wait';
-  private pending: ((reason: StopReason) => void) | undefined;
+  /** When set, a resume's stop (and its vCPU) come from here instead of the script. */
+  onResume: ((actions: ReadonlyMap<number, ResumeAction>) => StopEvent) | undefined;
+  private pending: ((event: StopEvent) => void) | undefined;
 
-  constructor(private cpuMode: CpuMode = 'long') {
-    const r = {} as KvmRegs;
-    for (const name of KVM_REGS_FIELDS) r[name] = 0n;
-    this.regs = { ...r, rip: cpuMode === 'real' ? 0n : ENTRY, rflags: 0x2n, rsp: 0x8000n, rax: 0x1122334455667788n };
-    this.sregs = cpuMode === 'long' ? longModeSregs() : realModeSregs();
+  constructor(
+    private cpuMode: CpuMode = 'long',
+    cpuCount = 1,
+  ) {
+    this.cpus = Array.from({ length: cpuCount }, (_, cpu) => {
+      const r = {} as KvmRegs;
+      for (const name of KVM_REGS_FIELDS) r[name] = 0n;
+      const regs = { ...r, rip: cpuMode === 'real' ? 0n : ENTRY, rflags: 0x2n, rsp: 0x8000n, rax: 0x1122334455667788n, rbx: BigInt(cpu) };
+      return { regs, sregs: cpuMode === 'long' ? longModeSregs() : realModeSregs(), alive: true };
+    });
     this.memory.set([0x90, 0x90, 0xf4, 0xcc], Number(ENTRY));
     this.memory.set([0xde, 0xad, 0xbe, 0xef], 0x1000);
   }
 
+  /** vCPU 0's registers, as most tests look at them. */
+  get regs(): KvmRegs {
+    return this.cpus[0]!.regs;
+  }
+  set regs(regs: KvmRegs) {
+    this.cpus[0]!.regs = regs;
+  }
+  get sregs(): KvmSregs {
+    return this.cpus[0]!.sregs;
+  }
+
+  get cpuCount(): number {
+    return this.cpus.length;
+  }
+  alive(cpu: number): boolean {
+    return this.cpus[cpu]?.alive === true;
+  }
+  describe(cpu: number): string {
+    return `CPU#${cpu} [fake]`;
+  }
   mode(): CpuMode {
     return this.cpuMode;
   }
-  getRegs(): KvmRegs {
-    return { ...this.regs };
+  getRegs(cpu: number): KvmRegs {
+    return { ...this.cpus[cpu]!.regs };
   }
-  setRegs(regs: KvmRegs): void {
-    this.calls.push('setRegs');
-    this.regs = { ...regs };
+  setRegs(cpu: number, regs: KvmRegs): void {
+    this.calls.push(`setRegs ${cpu}`);
+    this.cpus[cpu]!.regs = { ...regs };
   }
-  getSregs(): KvmSregs {
-    return structuredClone(this.sregs);
+  getSregs(cpu: number): KvmSregs {
+    return structuredClone(this.cpus[cpu]!.sregs);
   }
-  setSregs(sregs: KvmSregs): void {
-    this.calls.push('setSregs');
-    this.sregs = structuredClone(sregs);
+  setSregs(cpu: number, sregs: KvmSregs): void {
+    this.calls.push(`setSregs ${cpu}`);
+    this.cpus[cpu]!.sregs = structuredClone(sregs);
   }
 
-  readMemory(address: bigint, length: number): Uint8Array | undefined {
+  readMemory(_cpu: number, address: bigint, length: number): Uint8Array | undefined {
     if (address < 0n || address + BigInt(length) > BigInt(MEMORY_SIZE)) return undefined;
     return this.memory.slice(Number(address), Number(address) + length);
   }
 
-  writeMemory(address: bigint, data: Uint8Array): boolean {
+  writeMemory(_cpu: number, address: bigint, data: Uint8Array): boolean {
     if (address < 0n || address + BigInt(data.length) > BigInt(MEMORY_SIZE)) return false;
     this.memory.set(data, Number(address));
     return true;
   }
 
-  resume(how: 'continue' | 'step'): Promise<StopReason> {
+  resume(actions: ReadonlyMap<number, ResumeAction>): Promise<StopEvent> {
+    this.resumes.push([...actions]);
+    if (this.onResume) return Promise.resolve(this.onResume(actions));
+    const [cpu, how] = [...actions][0] ?? [0, 'continue'];
     this.calls.push(how);
+    const regs = this.cpus[cpu]!.regs;
     if (how === 'step') {
-      this.regs.rip += 1n;
-      return Promise.resolve({ kind: 'step' });
+      regs.rip += 1n;
+      return Promise.resolve({ cpu, reason: { kind: 'step' } });
     }
-    const exec = this.breakpoints.find((b) => b.kind === 'exec' && b.address > this.regs.rip);
+    const exec = this.breakpoints.find((b) => b.kind === 'exec' && b.address > regs.rip);
     if (exec) {
-      this.regs.rip = exec.address;
-      return Promise.resolve({ kind: 'breakpoint', address: exec.address });
+      regs.rip = exec.address;
+      return Promise.resolve({ cpu, reason: { kind: 'breakpoint', address: exec.address } });
     }
     const watch = this.breakpoints.find((b) => b.kind !== 'exec');
     if (watch) {
       // Pretend the guest wrote the watched byte: gdb resumes silently from a write that changed nothing.
       this.memory[Number(watch.address)]! += 1;
-      return Promise.resolve({ kind: 'watchpoint', watch: watch.kind as 'write', address: watch.address });
+      return Promise.resolve({ cpu, reason: { kind: 'watchpoint', watch: watch.kind as 'write', address: watch.address } });
     }
-    if (this.onContinue !== 'wait') return Promise.resolve(this.onContinue);
+    if (this.onContinue !== 'wait') return Promise.resolve({ cpu: 0, reason: this.onContinue });
     return new Promise((resolve) => {
       this.pending = resolve;
     });
@@ -146,7 +198,7 @@ class FakeTarget implements DebugTarget {
 
   interrupt(): void {
     this.calls.push('interrupt');
-    this.pending?.({ kind: 'interrupt' });
+    this.pending?.({ cpu: 0, reason: { kind: 'interrupt' } });
     this.pending = undefined;
   }
 
@@ -236,8 +288,8 @@ afterEach(async () => {
   server = undefined;
 });
 
-async function connect(target: FakeTarget): Promise<RspClient> {
-  server = await startGdbServer(0, target);
+async function connect(target: FakeTarget, options: GdbServerOptions = {}): Promise<RspClient> {
+  server = await startGdbServer(0, target, options);
   return RspClient.connect(server.port);
 }
 
@@ -341,7 +393,7 @@ describe('GdbStub over TCP', () => {
     );
     expect(client.raw.join('').startsWith('-+')).toBe(true);
     expect(await client.request('vMustReplyEmpty')).toBe('');
-    expect(await client.request('vCont?')).toBe('');
+    expect(await client.request('vCont?')).toBe('vCont;c;C;s;S');
     expect(await client.request('qAttached')).toBe('1');
     expect(await client.request('qC')).toBe('QC01');
     expect(await client.request('qfThreadInfo')).toBe('m01');
@@ -481,7 +533,7 @@ describe('GdbStub over TCP', () => {
     await client.request('z2,2000,4');
     await client.request('Z1,100040,1');
     expect(await client.request('c100030')).toBe('T05thread:01;hwbreak:;');
-    expect(target.calls).toContain('setRegs');
+    expect(target.calls).toContain('setRegs 0');
   });
 
   it('stays responsive to Ctrl-C while a continue is in flight', async () => {
@@ -552,6 +604,445 @@ describe('GdbStub over TCP', () => {
     const first = await RspClient.connect(server.port);
     expect(await first.request('?')).toBe('T05thread:01;');
     await expect(RspClient.connect(server.port)).rejects.toThrow();
+  });
+});
+
+describe('threads: one per vCPU', () => {
+  it('lists live vCPUs as threads 1..N and answers T, qC and qThreadExtraInfo', async () => {
+    const target = new FakeTarget('long', 3);
+    const client = await connect(target);
+    expect(await client.request('qfThreadInfo')).toBe('m01,02,03');
+    expect(await client.request('qsThreadInfo')).toBe('l');
+    expect(await client.request('qC')).toBe('QC01');
+    expect(await client.request('T02')).toBe('OK');
+    expect(await client.request('T04')).toBe('E03');
+    expect(await client.request('T0')).toBe('E03');
+    expect(await client.request('qThreadExtraInfo,02')).toBe(Buffer.from('CPU#1 [fake]').toString('hex'));
+    expect(await client.request('qThreadExtraInfo,09')).toBe('E03');
+    target.cpus[1]!.alive = false; // an AP that halted for good
+    expect(await client.request('qfThreadInfo')).toBe('m01,03');
+    expect(await client.request('T02')).toBe('E03');
+    expect(await client.request('Hg02')).toBe('E03');
+  });
+
+  it('Hg picks the vCPU whose registers and memory g, G, p, P and m use', async () => {
+    const target = new FakeTarget('long', 2);
+    const reads: number[] = [];
+    const read = target.readMemory.bind(target);
+    target.readMemory = (cpu, address, length) => (reads.push(cpu), read(cpu, address, length));
+    const client = await connect(target);
+    const [rbxAt, rbxLen] = regOffset(X86_64_LAYOUT, 'rbx');
+    expect(fromLittleEndianHex((await client.request('g')).slice(rbxAt, rbxAt + rbxLen))).toBe(0n);
+    expect(await client.request('Hg02')).toBe('OK');
+    expect(await client.request('qC')).toBe('QC02');
+    expect(fromLittleEndianHex((await client.request('g')).slice(rbxAt, rbxAt + rbxLen))).toBe(1n); // the fake's rbx = vCPU index
+    expect(await client.request(`P${regnum(X86_64_LAYOUT, 'rcx')}=${toLittleEndianHex(0x77n, 8)}`)).toBe('OK');
+    expect(target.cpus[1]!.regs.rcx).toBe(0x77n);
+    expect(target.cpus[0]!.regs.rcx).toBe(0n);
+    expect(await client.request('m1000,2')).toBe('dead');
+    expect(reads).toEqual([1]);
+    // Hg0 (any) and Hg-1 (all) keep the current thread.
+    expect(await client.request('Hg0')).toBe('OK');
+    expect(await client.request('qC')).toBe('QC02');
+    expect(await client.request('Hgzz')).toBe('E16');
+    expect(await client.request('Hx1')).toBe('E16');
+  });
+
+  it('vCont applies the leftmost action naming each thread; others stay stopped', async () => {
+    const target = new FakeTarget('long', 3);
+    target.onResume = () => ({ cpu: 0, reason: { kind: 'step' } });
+    const client = await connect(target);
+    expect(await client.request('vCont?')).toBe('vCont;c;C;s;S');
+    expect(await client.request('vCont;s:2;c')).toBe('T05thread:01;');
+    expect(await client.request('vCont;c:1')).toBe('T05thread:01;');
+    expect(await client.request('vCont;S05:3;c:3')).toBe('T05thread:01;');
+    expect(await client.request('vCont;C05')).toBe('T05thread:01;');
+    expect(await client.request('vCont;s:0')).toBe('T05thread:01;'); // 0: any one thread
+    expect(target.resumes).toEqual([
+      [
+        [1, 'step'],
+        [0, 'continue'],
+        [2, 'continue'],
+      ],
+      [[0, 'continue']],
+      [[2, 'step']],
+      [
+        [0, 'continue'],
+        [1, 'continue'],
+        [2, 'continue'],
+      ],
+      [[0, 'step']],
+    ]);
+    expect(await client.request('vCont;x')).toBe('E16');
+    expect(await client.request('vCont;c:zz')).toBe('E16');
+    expect(target.resumes).toHaveLength(5);
+  });
+
+  it('c resumes every vCPU, s only the Hc thread (else the Hg one), c ADDR moves that thread', async () => {
+    const target = new FakeTarget('long', 2);
+    target.onResume = () => ({ cpu: 1, reason: { kind: 'step' } });
+    const client = await connect(target);
+    await client.request('c');
+    await client.request('Hc02');
+    await client.request('s');
+    await client.request('Hc-1');
+    await client.request('Hg01');
+    await client.request('s100040');
+    expect(target.resumes).toEqual([
+      [
+        [0, 'continue'],
+        [1, 'continue'],
+      ],
+      [[1, 'step']],
+      [[0, 'step']],
+    ]);
+    expect(target.cpus[0]!.regs.rip).toBe(0x100040n);
+    expect(target.cpus[1]!.regs.rip).toBe(ENTRY);
+  });
+
+  it('stop replies name the vCPU that stopped, which becomes the current thread', async () => {
+    const target = new FakeTarget('long', 2);
+    target.onResume = () => ({ cpu: 1, reason: { kind: 'breakpoint', address: 0x100010n } });
+    const client = await connect(target);
+    await client.request('qSupported:hwbreak+');
+    expect(await client.request('vCont;c')).toBe('T05thread:02;hwbreak:;');
+    expect(await client.request('?')).toBe('T05thread:02;hwbreak:;');
+    expect(await client.request('qC')).toBe('QC02');
+    target.onResume = () => ({ cpu: 1, reason: { kind: 'watchpoint', watch: 'read', address: 0x2000n } });
+    expect(await client.request('c')).toBe('T05thread:02;rwatch:2000;');
+    target.onResume = () => ({ cpu: 0, reason: { kind: 'interrupt' } });
+    expect(await client.request('c')).toBe('T02thread:01;');
+    expect(await client.request('qC')).toBe('QC01');
+    target.onResume = () => ({ cpu: 0, reason: { kind: 'exited', code: 3 } });
+    expect(await client.request('vCont;c')).toBe('W03');
+  });
+});
+
+describe('register layouts: chosen, from the image, or from the mode', () => {
+  it('x86-64 chosen for a vCPU in 32-bit mode: 64-bit registers with the upper halves zero, as QEMU shows them', async () => {
+    const target = new FakeTarget('protected');
+    target.regs.r8 = 0x55n;
+    const client = await connect(target, { arch: 'x86-64' });
+    expect((await client.request('qXfer:features:read:target.xml:0,4000')).slice(1)).toBe(X86_64_LAYOUT.targetXml);
+    const g = await client.request('g');
+    expect(g.length).toBe(X86_64_LAYOUT.totalBytes * 2);
+    const field = (name: string): bigint => {
+      const [at, len] = regOffset(X86_64_LAYOUT, name);
+      return fromLittleEndianHex(g.slice(at, at + len))!;
+    };
+    expect(field('rax')).toBe(0x55667788n);
+    expect(field('rip')).toBe(ENTRY);
+    expect(field('r8')).toBe(0n);
+    // A write sets the low half and clears the upper one, as a 32-bit write does; r8 ignores writes.
+    expect(await client.request(`P${regnum(X86_64_LAYOUT, 'rax')}=${toLittleEndianHex(0x123456789an, 8)}`)).toBe('OK');
+    expect(target.regs.rax).toBe(0x3456789an);
+    expect(await client.request(`P${regnum(X86_64_LAYOUT, 'r8')}=${toLittleEndianHex(1n, 8)}`)).toBe('OK');
+    expect(target.regs.r8).toBe(0x55n);
+  });
+
+  it('i386 chosen for a vCPU in long mode: the low halves', async () => {
+    const client = await connect(new FakeTarget('long'), { arch: 'i386' });
+    const g = await client.request('g');
+    expect(g.length).toBe(I386_LAYOUT.totalBytes * 2);
+    const [eaxAt] = regOffset(I386_LAYOUT, 'eax');
+    expect(fromLittleEndianHex(g.slice(eaxAt, eaxAt + 8))).toBe(0x55667788n);
+  });
+
+  it('follows the image: ELF64 is x86-64, ELF32 i386, anything else undecided', () => {
+    const elf = (klass: number): Uint8Array => Uint8Array.from([0x7f, 0x45, 0x4c, 0x46, klass, 1, 1, 0]);
+    expect(layoutForImage(elf(2))).toBe('x86-64');
+    expect(layoutForImage(elf(1))).toBe('i386');
+    expect(layoutForImage(elf(0))).toBeUndefined();
+    expect(layoutForImage(Uint8Array.from([0xb0, 0x07, 0xe6, 0xf4, 0xf4]))).toBeUndefined();
+    expect(layoutForImage(Uint8Array.from([0x7f, 0x45]))).toBeUndefined();
+    expect(layoutForImage(undefined)).toBeUndefined();
+  });
+
+  /** An ELF32 with a .debug_info section whose first compilation unit has this DWARF version and address size. */
+  function elf32WithDwarf(version: number, addressSize: number): Uint8Array {
+    const names = Buffer.from('\0.debug_info\0.shstrtab\0', 'latin1');
+    const cu = Buffer.alloc(12);
+    cu.writeUInt32LE(8, 0); // unit_length (what follows: a header, no DIEs)
+    cu.writeUInt16LE(version, 4);
+    if (version >= 5)
+      cu.set([1, addressSize], 6); // unit_type DW_UT_compile, address_size
+    else cu[10] = addressSize; // after the 4-byte debug_abbrev_offset
+    const elfHeader = 52;
+    const infoAt = elfHeader;
+    const namesAt = infoAt + cu.length;
+    const shoff = namesAt + names.length;
+    const image = Buffer.alloc(shoff + 3 * 40);
+    image.set([0x7f, 0x45, 0x4c, 0x46, 1, 1, 1]);
+    image.writeUInt32LE(shoff, 0x20);
+    image.writeUInt16LE(40, 0x2e);
+    image.writeUInt16LE(3, 0x30);
+    image.writeUInt16LE(2, 0x32); // e_shstrndx
+    cu.copy(image, infoAt);
+    names.copy(image, namesAt);
+    const section = (n: number, name: number, offset: number, size: number): void => {
+      image.writeUInt32LE(name, shoff + n * 40);
+      image.writeUInt32LE(offset, shoff + n * 40 + 16);
+      image.writeUInt32LE(size, shoff + n * 40 + 20);
+    };
+    section(1, 1, infoAt, cu.length);
+    section(2, 12, namesAt, names.length);
+    return image;
+  }
+
+  it('an ELF32 whose DWARF has 8-byte addresses (kvm-unit-tests .flat: an x86-64 .elf in an ELF32) is x86-64', () => {
+    expect(layoutForImage(elf32WithDwarf(5, 8))).toBe('x86-64');
+    expect(layoutForImage(elf32WithDwarf(4, 8))).toBe('x86-64');
+    expect(layoutForImage(elf32WithDwarf(5, 4))).toBe('i386');
+    expect(layoutForImage(elf32WithDwarf(2, 4))).toBe('i386');
+    // Section headers that point outside the file: undecided debug information, so i386.
+    const broken = elf32WithDwarf(5, 8);
+    Buffer.from(broken.buffer).writeUInt32LE(0xfffffff0, 0x20);
+    expect(layoutForImage(broken)).toBe('i386');
+  });
+});
+
+describe('the --gdb-arch hint', () => {
+  async function session(arch: 'i386' | 'x86-64', target = new FakeTarget('protected')) {
+    const hints: string[] = [];
+    const client = await connect(target, { arch, onHint: (message) => hints.push(message) });
+    return { client, hints, target };
+  }
+
+  it('when gdb asks for a register past the layout, once a session', async () => {
+    const { client, hints } = await session('i386');
+    expect(await client.request('p40')).toBe('E16');
+    expect(await client.request('p41')).toBe('E16');
+    expect(hints).toHaveLength(1);
+    expect(hints[0]).toMatch(
+      /^gdb asked for register 64: gdb seems to use the x86-64 register layout .* --gdb-arch x86-64 \(options\.gdb\.arch\)$/,
+    );
+  });
+
+  it('when gdb writes a register of another size', async () => {
+    const { client, hints } = await session('i386');
+    expect(await client.request(`P0=${toLittleEndianHex(1n, 8)}`)).toBe('E16');
+    expect(hints[0]).toMatch(/^gdb wrote 64 bits to the 32-bit eax: .*--gdb-arch x86-64/);
+  });
+
+  it('when gdb reads memory at the pc its own layout finds in the g reply', async () => {
+    const { client, hints } = await session('i386');
+    await client.request('g');
+    expect(await client.request('m0,1')).toBe('00'); // an x86-64 gdb finds rip in our x87 block: 0
+    expect(hints[0]).toMatch(/^gdb read memory at 0x0, the pc that the x86-64 layout finds .*--gdb-arch x86-64/);
+  });
+
+  it('when gdb continues at its own breakpoint without stepping over it', async () => {
+    const { client, hints, target } = await session('x86-64', new FakeTarget('long'));
+    await client.request('Z1,100010,1');
+    expect(await client.request('c')).toMatch(/^T05/);
+    expect(hints).toEqual([]);
+    target.onContinue = { kind: 'exited', code: 0 };
+    await client.request('c');
+    expect(hints[0]).toMatch(/^gdb continued at its breakpoint at 0x100010 without stepping over it: .*--gdb-arch i386/);
+  });
+
+  it('when gdb hangs up right after its first g (its layout is shorter)', async () => {
+    const { client, hints } = await session('x86-64');
+    await client.request('g');
+    client.socket.destroy();
+    await server!.connection;
+    expect(hints[0]).toMatch(/^gdb hung up right after reading the registers: gdb seems to use the i386 register layout/);
+  });
+
+  it('never for a gdb that follows the layout', async () => {
+    const { client, hints, target } = await session('x86-64', new FakeTarget('long'));
+    await client.request('g');
+    await client.request('m100000,1');
+    await client.request(`p${regnum(X86_64_LAYOUT, 'idtr_limit')}`);
+    await client.request(`P${regnum(X86_64_LAYOUT, 'rbx')}=${toLittleEndianHex(5n, 8)}`);
+    await client.request('Z1,100010,1');
+    await client.request('c');
+    // gdb steps over its breakpoint: out, step, in, continue.
+    await client.request('z1,100010,1');
+    await client.request('s');
+    await client.request('Z1,100010,1');
+    target.onContinue = { kind: 'exited', code: 0 };
+    expect(await client.request('c')).toBe('W00');
+    client.socket.destroy();
+    await server!.connection;
+    expect(hints).toEqual([]);
+  });
+});
+
+/** A vCPU as VcpuDebugTarget drives it: pause() makes the "thread" report a stop soon after, as the exit loop does. */
+class FakeVcpu {
+  paused = true;
+  resumes = 0;
+  pauses = 0;
+  debug: GuestDebug[] = [];
+  regs = new FakeTarget().regs;
+  onPauseRequest: (() => void) | undefined;
+  private waiters: (() => void)[] = [];
+
+  constructor(readonly id: number) {}
+
+  /** The run has ended (Vcpu.state 'stopped'). */
+  ended = false;
+  /** Vcpu.pauseRequested: a pause request is still waiting to be taken. */
+  pauseRequested = false;
+  get state(): 'paused' | 'running' | 'stopped' {
+    return this.ended ? 'stopped' : this.paused ? 'paused' : 'running';
+  }
+
+  getRegs = (): KvmRegs => ({ ...this.regs });
+  getSregs = (): KvmSregs => longModeSregs();
+  setGuestDebug(debug: GuestDebug): void {
+    this.debug.push(debug);
+  }
+  fd = { getMpState: () => KVM_MP_STATE_RUNNABLE, translate: (linear: bigint) => Number(linear) };
+  resume(): void {
+    this.resumes++;
+    this.paused = false;
+  }
+  pause(): Promise<void> {
+    if (this.paused) return Promise.resolve();
+    this.pauses++;
+    queueMicrotask(() => this.onPauseRequest?.());
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+  /** The vCPU thread stopped: Vcpu's onPaused, as run.ts wires it to the target. */
+  stopped(target: VcpuDebugTarget, why: DebugStop): void {
+    this.paused = true;
+    target.onDebugStop(this.id, why);
+    for (const resolve of this.waiters.splice(0)) resolve();
+  }
+  stop(): void {}
+}
+
+describe('VcpuDebugTarget: all-stop over several vCPUs', () => {
+  const DR6_B0 = 1n;
+  const DR6_BS = 1n << 14n;
+  async function machine(count: number) {
+    const vcpus = Array.from({ length: count }, (_, id) => new FakeVcpu(id));
+    const target = new VcpuDebugTarget(vcpus as unknown as Vcpu[], { bytes: new Uint8Array(MEMORY_SIZE) } as unknown as GuestMemory);
+    // A paused-for-someone-else vCPU reports an interrupt stop, as the exit loop's pause does.
+    for (const vcpu of vcpus) vcpu.onPauseRequest = () => vcpu.stopped(target, { kind: 'interrupt' });
+    await target.waitForStop(); // as when gdb connects: every vCPU (paused already here) is stopped
+    return { vcpus, target };
+  }
+  const settled = async <T>(promise: Promise<T>): Promise<T | 'pending'> =>
+    Promise.race([promise, new Promise<'pending'>((resolve) => setTimeout(() => resolve('pending'), 20))]);
+
+  it('a breakpoint on one vCPU stops the others, then reports that vCPU; debug registers go to every vCPU that runs', async () => {
+    const { vcpus, target } = await machine(3);
+    expect(target.insertBreakpoint('exec', 0x100010n, 1)).toBe(true);
+    const stop = target.resume(
+      new Map([
+        [0, 'continue'],
+        [1, 'continue'],
+        [2, 'step'],
+      ]),
+    );
+    expect(vcpus.map((v) => v.resumes)).toEqual([1, 1, 1]);
+    for (const vcpu of vcpus) expect(vcpu.debug.at(-1)!.debugreg[0]).toBe(0x100010n);
+    expect(vcpus[2]!.debug.at(-1)!.control & KVM_GUESTDBG_SINGLESTEP).toBe(KVM_GUESTDBG_SINGLESTEP);
+    expect(vcpus[0]!.debug.at(-1)!.control & (KVM_GUESTDBG_SINGLESTEP | KVM_GUESTDBG_USE_HW_BP)).toBe(KVM_GUESTDBG_USE_HW_BP);
+    vcpus[1]!.stopped(target, { kind: 'debug', exception: 1, pc: 0x100010n, dr6: DR6_B0 });
+    expect(await stop).toEqual({ cpu: 1, reason: { kind: 'breakpoint', address: 0x100010n } });
+    expect(vcpus.map((v) => v.pauses)).toEqual([1, 0, 1]);
+    expect(vcpus.every((v) => v.paused)).toBe(true);
+  });
+
+  it('steps one vCPU alone, the others staying stopped', async () => {
+    const { vcpus, target } = await machine(2);
+    const stop = target.resume(new Map([[1, 'step']]));
+    expect(vcpus.map((v) => v.resumes)).toEqual([0, 1]);
+    vcpus[1]!.stopped(target, { kind: 'debug', exception: 1, pc: 0x100001n, dr6: DR6_BS });
+    expect(await stop).toEqual({ cpu: 1, reason: { kind: 'step' } });
+    expect(vcpus[0]!.pauses).toBe(0);
+  });
+
+  it("a pause request that crossed a stop is answered silently; someone else's pause is not gdb's", async () => {
+    const { vcpus, target } = await machine(1);
+    const vcpu = vcpus[0]!;
+    const step = target.resume(new Map([[0, 'step']]));
+    vcpu.pauseRequested = true; // a pause was asked for while this stop was on its way
+    vcpu.stopped(target, { kind: 'debug', exception: 1, pc: 0x100001n, dr6: DR6_BS });
+    expect(await step).toEqual({ cpu: 0, reason: { kind: 'step' } });
+    vcpu.pauseRequested = false;
+    const run = target.resume(new Map([[0, 'continue']]));
+    expect(vcpu.resumes).toBe(2);
+    vcpu.stopped(target, { kind: 'interrupt' }); // the leftover request, taken at once: go on
+    expect(vcpu.resumes).toBe(3);
+    vcpu.stopped(target, { kind: 'interrupt' }); // a snapshot's pause: left paused, not reported
+    expect(await settled(run)).toBe('pending');
+    expect(vcpu.resumes).toBe(3);
+    target.interrupt(); // gdb's Ctrl-C still ends the continue, with nothing left running
+    expect(await run).toEqual({ cpu: 0, reason: { kind: 'interrupt' } });
+  });
+
+  it('Ctrl-C stops the vCPUs that run and reports the first to stop', async () => {
+    const { vcpus, target } = await machine(2);
+    const run = target.resume(
+      new Map([
+        [0, 'continue'],
+        [1, 'continue'],
+      ]),
+    );
+    target.interrupt();
+    expect(await run).toMatchObject({ reason: { kind: 'interrupt' } });
+    expect(vcpus.every((v) => v.paused && v.pauses > 0)).toBe(true);
+  });
+
+  it('keeps a watchpoint that fired while the vCPU was being stopped for its next resume', async () => {
+    const { vcpus, target } = await machine(2);
+    expect(target.insertBreakpoint('write', 0x2000n, 4)).toBe(true);
+    vcpus[1]!.onPauseRequest = () => vcpus[1]!.stopped(target, { kind: 'debug', exception: 1, pc: 0x100005n, dr6: DR6_B0 });
+    const first = target.resume(
+      new Map([
+        [0, 'step'],
+        [1, 'continue'],
+      ]),
+    );
+    vcpus[0]!.stopped(target, { kind: 'debug', exception: 1, pc: 0x100001n, dr6: DR6_BS });
+    expect(await first).toEqual({ cpu: 0, reason: { kind: 'step' } });
+    const resumes = vcpus.map((v) => v.resumes);
+    expect(await target.resume(new Map([[1, 'continue']]))).toEqual({
+      cpu: 1,
+      reason: { kind: 'watchpoint', watch: 'write', address: 0x2000n },
+    });
+    expect(vcpus.map((v) => v.resumes)).toEqual(resumes); // reported without running
+  });
+
+  it('a vCPU whose run ends is a thread gone; with nothing left running gdb hears a stop on a live one', async () => {
+    const { vcpus, target } = await machine(2);
+    const stop = target.resume(new Map([[1, 'continue']]));
+    vcpus[1]!.ended = true;
+    target.onVcpuEnd(1);
+    expect(await stop).toEqual({ cpu: 0, reason: { kind: 'interrupt' } });
+    expect([target.alive(0), target.alive(1)]).toEqual([true, false]);
+    expect(target.describe(1)).toBe('CPU#1 [ended]');
+    expect(target.describe(0)).toBe('CPU#0 [long mode]');
+  });
+
+  it("when every vCPU's run ends (the machine's end), only the run's end is reported", async () => {
+    const { vcpus, target } = await machine(2);
+    const stop = target.resume(
+      new Map([
+        [0, 'continue'],
+        [1, 'continue'],
+      ]),
+    );
+    // Both runs are over before either onVcpuEnd is called, as when a debug exit ends the machine.
+    for (const vcpu of vcpus) vcpu.ended = true;
+    target.onVcpuEnd(0);
+    target.onVcpuEnd(1);
+    expect(await settled(stop)).toBe('pending');
+    target.onRunEnd({ outcome: { reason: 'debug-exit', exitCode: 2 }, exits: {} as never });
+    expect(await stop).toEqual({ cpu: 0, reason: { kind: 'exited', code: 2 } });
+  });
+
+  it("the run's end answers a resume in flight", async () => {
+    const { target } = await machine(2);
+    const stop = target.resume(new Map([[0, 'continue']]));
+    target.onRunEnd({ outcome: { reason: 'debug-exit', exitCode: 9 }, exits: {} as never });
+    expect(await stop).toEqual({ cpu: 0, reason: { kind: 'exited', code: 9 } });
+    expect(target.alive(0)).toBe(false);
   });
 });
 
@@ -635,7 +1126,7 @@ describe('GdbStub bounds', () => {
     const target = new FakeTarget();
     const asked: number[] = [];
     const read = target.readMemory.bind(target);
-    target.readMemory = (address, length) => (asked.push(length), read(address, length));
+    target.readMemory = (cpu, address, length) => (asked.push(length), read(cpu, address, length));
     const client = await connect(target);
     expect((await client.request('m0,ffffffffffffffffffff')).length).toBe(MAX_PACKET_SIZE);
     expect(asked).toEqual([MAX_PACKET_SIZE / 2]);
@@ -721,7 +1212,7 @@ describe('VcpuDebugTarget through the stub', () => {
     const { vcpu, translated } = fakeVcpu(la57);
     const bytes = new Uint8Array(MEMORY_SIZE);
     bytes.set([0x11, 0x22, 0x33, 0x44], 0x100000);
-    const target = new VcpuDebugTarget(vcpu, { bytes } as unknown as GuestMemory);
+    const target = new VcpuDebugTarget([vcpu], { bytes } as unknown as GuestMemory);
     server = await startGdbServer(0, target);
     return { client: await RspClient.connect(server.port), bytes, translated };
   }

@@ -18,7 +18,14 @@ import {
   HPET_TN_32MODE,
   HPET_TN_TYPE_PERIODIC,
   HPET_TN_VAL_SET,
+  type HpetState,
+  type HpetTimerState,
 } from '../../src/devices/hpet.js';
+import { registerPcChipset } from '../../src/board/chipset.js';
+import { Bus, PIO_ADDRESS_SPACE_SIZE } from '../../src/devices/bus.js';
+import type { MmioDevice, PioDevice } from '../../src/devices/device.js';
+import { REG_B_24H, REG_B_UIE, RTC_REG_B } from '../../src/devices/rtc.js';
+import { UsageError } from '../../src/errors.js';
 
 const timer = (n: number, reg: number): number => 0x100 + 0x20 * n + reg;
 const CONF = 0;
@@ -187,14 +194,18 @@ describe('HPET registers', () => {
     r.write64(timer(2, CONF), HPET_TN_INT_ENB | HPET_TN_32MODE | (16n << HPET_TN_INT_ROUTE_SHIFT));
     r.write64(timer(2, CMP), 0x1_0000_0010n);
     expect(r.read64(timer(2, CMP))).toBe(0x10n);
-    // A 32-bit one-shot matches the low half: counter 0x10, then again 2^32 ticks later.
+    // A 32-bit one-shot matches the low half: counter 0x10, then at the 32-bit wrap, then 0x10 again.
     r.write64(HPET_GEN_CONF, HPET_CFG_ENABLE);
     r.advanceNs(160n);
     expect(r.edges).toEqual([
       [16, true],
       [16, false],
     ]);
-    expect(r.hpet.nextDeadlineNs()).toBe(r.ns + 2n ** 32n * 10n);
+    expect(r.hpet.nextDeadlineNs()).toBe(r.ns + (2n ** 32n - 0x10n) * 10n);
+    r.advanceNs((2n ** 32n - 0x10n) * 10n);
+    expect(r.read64(HPET_MAIN_COUNTER)).toBe(2n ** 32n);
+    expect(r.edges.length).toBe(4);
+    expect(r.hpet.nextDeadlineNs()).toBe(r.ns + 0x10n * 10n);
   });
 
   it('does nothing with writes to read-only registers', () => {
@@ -203,5 +214,188 @@ describe('HPET registers', () => {
     expect(r.read64(HPET_GCAP_ID)).toBe(Hpet.capabilities);
     r.write64(0x3f8, 0xffn); // reserved
     expect(r.read64(0x3f8)).toBe(0n);
+  });
+});
+
+describe('HPET: rate, 32-bit periodic, deadlines', () => {
+  it('advances the main counter one tick per COUNTER_CLK_PERIOD of GCAP_ID against a fake clock', () => {
+    const r = new Rig();
+    const periodFs = r.read64(HPET_GCAP_ID) >> 32n;
+    r.write64(HPET_GEN_CONF, HPET_CFG_ENABLE);
+    for (const ns of [1n, 999n, 123_456_789n, 10n ** 12n]) {
+      const before = r.read64(HPET_MAIN_COUNTER);
+      const start = r.ns;
+      r.advanceNs(ns);
+      const elapsedFs = (r.ns - start) * 1_000_000n;
+      // The counter moved by the whole periods that passed (one tick's rounding at most).
+      const ticks = r.read64(HPET_MAIN_COUNTER) - before;
+      expect(ticks * periodFs).toBeLessThanOrEqual(elapsedFs + periodFs);
+      expect(ticks * periodFs).toBeGreaterThan(elapsedFs - periodFs);
+    }
+  });
+
+  it('runs a 32-bit periodic timer through the 32-bit wrap, with VAL_SET setting the first match', () => {
+    const r = new Rig();
+    r.write64(HPET_MAIN_COUNTER, 0xffff_ff00n);
+    r.write64(
+      timer(0, CONF),
+      HPET_TN_INT_ENB | HPET_TN_TYPE_PERIODIC | HPET_TN_VAL_SET | HPET_TN_32MODE | (20n << HPET_TN_INT_ROUTE_SHIFT),
+    );
+    r.write32(timer(0, CMP), 0xffff_ff80); // first match, 128 ticks away
+    r.write32(timer(0, CMP), 0x100); // period (VAL_SET was cleared by the first write)
+    expect(r.read64(timer(0, CONF)) & HPET_TN_VAL_SET).toBe(0n);
+    r.write64(HPET_GEN_CONF, HPET_CFG_ENABLE);
+    expect(r.hpet.nextDeadlineNs()).toBe(r.ns + 128n * 10n);
+    r.advanceNs(1280n);
+    expect(r.edges).toEqual([
+      [20, true],
+      [20, false],
+    ]);
+    expect(r.read64(timer(0, CMP))).toBe(0x80n); // 0xFFFFFF80 + 0x100, in 32 bits
+    expect(r.hpet.nextDeadlineNs()).toBe(r.ns + 0x100n * 10n);
+  });
+
+  it('lowers level-mode lines while ENABLE_CNF is clear (all timer interrupts disabled), and raises them again with it', () => {
+    const r = new Rig();
+    r.write64(timer(2, CONF), HPET_TN_INT_ENB | HPET_TN_INT_TYPE_LEVEL | (20n << HPET_TN_INT_ROUTE_SHIFT));
+    r.write64(timer(2, CMP), 10n);
+    r.write64(HPET_GEN_CONF, HPET_CFG_ENABLE);
+    r.advanceNs(100n);
+    expect(r.edges).toEqual([[20, true]]);
+    r.write64(HPET_GEN_CONF, 0n);
+    expect(r.edges).toEqual([
+      [20, true],
+      [20, false],
+    ]);
+    expect(r.read64(HPET_GINTR_STA)).toBe(4n); // the status stays
+    r.write64(HPET_GEN_CONF, HPET_CFG_ENABLE);
+    expect(r.edges.at(-1)).toEqual([20, true]);
+  });
+
+  it('gives no deadline for a timer whose interrupt is off, or while the counter is halted', () => {
+    const r = new Rig();
+    r.write64(timer(1, CONF), 0n);
+    r.write64(timer(1, CMP), 50n);
+    r.write64(HPET_GEN_CONF, HPET_CFG_ENABLE);
+    expect(r.hpet.nextDeadlineNs()).toBeUndefined();
+    r.write64(timer(1, CONF), HPET_TN_INT_ENB | (17n << HPET_TN_INT_ROUTE_SHIFT));
+    expect(r.hpet.nextDeadlineNs()).toBe(r.ns + 500n);
+    r.write64(HPET_GEN_CONF, 0n);
+    expect(r.hpet.nextDeadlineNs()).toBeUndefined();
+  });
+});
+
+describe('HPET: state and restore', () => {
+  it('round-trips through JSON into a new HPET whose host clock is elsewhere: the counter and comparators go on', () => {
+    const r = new Rig();
+    r.write64(HPET_GEN_CONF, HPET_CFG_LEGACY);
+    r.write64(timer(0, CONF), HPET_TN_INT_ENB | HPET_TN_TYPE_PERIODIC | HPET_TN_VAL_SET);
+    r.write64(timer(0, CMP), 1000n);
+    r.write64(timer(0, CMP), 1000n);
+    r.write64(timer(2, CONF), HPET_TN_INT_ENB | HPET_TN_INT_TYPE_LEVEL | (21n << HPET_TN_INT_ROUTE_SHIFT));
+    r.write64(timer(2, CMP), 300n);
+    r.write64(HPET_GEN_CONF, HPET_CFG_ENABLE | HPET_CFG_LEGACY);
+    r.advanceNs(4000n); // counter 400: timer 2 fired (level, still asserted), timer 0 due at 1000
+    const saved = JSON.parse(JSON.stringify(r.hpet.state())) as HpetState;
+    expect(saved.counter).toBe('400');
+
+    const other = new Rig();
+    other.ns = 77n * 10n ** 12n;
+    other.hpet.restore(saved);
+    expect(other.legacy).toEqual([true]); // the board hears that the HPET owns IRQ0 again
+    expect(other.edges).toEqual([[21, true]]); // the level-mode line comes back up
+    expect(other.read64(HPET_MAIN_COUNTER)).toBe(400n);
+    expect(other.read64(HPET_GINTR_STA)).toBe(4n);
+    expect(other.hpet.nextDeadlineNs()).toBe(other.ns + 6000n);
+    other.advanceNs(6000n);
+    expect(other.edges.slice(1)).toEqual([
+      [2, true],
+      [2, false],
+    ]);
+    expect(other.read64(timer(0, CMP))).toBe(2000n);
+    expect(other.hpet.state().timers[1]).toEqual(saved.timers[1]);
+  });
+
+  it('keeps a match that fell due since the last poll pending through a save, and delivers it after the restore', () => {
+    const r = new Rig();
+    r.write64(timer(1, CONF), HPET_TN_INT_ENB | (17n << HPET_TN_INT_ROUTE_SHIFT));
+    r.write64(timer(1, CMP), 100n);
+    r.write64(HPET_GEN_CONF, HPET_CFG_ENABLE);
+    r.ns += 2000n; // counter 200: due, not polled
+    const saved = JSON.parse(JSON.stringify(r.hpet.state())) as HpetState;
+    expect(r.edges).toEqual([]);
+    const other = new Rig();
+    other.hpet.restore(saved);
+    expect(other.edges).toEqual([]);
+    other.hpet.poll();
+    expect(other.edges).toEqual([
+      [17, true],
+      [17, false],
+    ]);
+  });
+
+  it('refuses malformed state with a UsageError and keeps its own', () => {
+    const r = new Rig();
+    const good = r.hpet.state();
+    const timersWith = (t: Partial<HpetTimerState>): HpetTimerState[] => [{ ...good.timers[0]!, ...t }, good.timers[1]!, good.timers[2]!];
+    const bad: unknown[] = [
+      undefined,
+      42,
+      { ...good, config: 1 },
+      { ...good, config: '4' }, // not a GEN_CONF bit
+      { ...good, counter: '-1' },
+      { ...good, counter: (2n ** 64n).toString() },
+      { ...good, isr: '8' },
+      { ...good, timers: good.timers.slice(1) },
+      { ...good, timers: timersWith({ config: '0' }) }, // lost its capability bits
+      {
+        ...good,
+        timers: [
+          good.timers[0]!,
+          { ...good.timers[1]!, config: (BigInt(good.timers[1]!.config) | HPET_TN_TYPE_PERIODIC).toString() },
+          good.timers[2]!,
+        ],
+      },
+      { ...good, timers: timersWith({ nextFire: 'soon' }) },
+      { ...good, timers: timersWith({ comparator: undefined as unknown as string }) },
+    ];
+    for (const state of bad) expect(() => r.hpet.restore(state as HpetState), JSON.stringify(state)).toThrow(UsageError);
+    expect(r.hpet.state()).toEqual(good);
+  });
+});
+
+describe('HPET legacy replacement on the PC chipset', () => {
+  it("calls the board's hook (the PIT's IRQ0) and takes IRQ8 from the RTC while LEG_RT_CNF is set", () => {
+    const pio = new Bus<PioDevice>(PIO_ADDRESS_SPACE_SIZE);
+    const mmio = new Bus<MmioDevice>();
+    const lines: [number, boolean][] = [];
+    const legacy: boolean[] = [];
+    const chipset = registerPcChipset(
+      { pio, mmio },
+      {
+        connectIrq: (irq) => (level) => lines.push([irq, level]),
+        memorySize: 64 << 20,
+        cpus: 1,
+        reset: () => {},
+        sleep: () => {},
+        hpetLegacy: (on) => legacy.push(on),
+      },
+    );
+    const rtc = chipset.rtc!;
+    rtc.writeRegister(RTC_REG_B, REG_B_24H | REG_B_UIE);
+    const conf = new Uint8Array(8);
+    conf[0] = Number(HPET_CFG_LEGACY);
+    chipset.hpet.mmioWrite(HPET_GEN_CONF, conf);
+    expect(legacy).toEqual([true]);
+    // The RTC's update interrupt comes while the HPET owns IRQ8: IRQF sets, IRQ 8 stays low.
+    expect(chipset.nextDeadlineNs()).toBe(rtc.nextDeadlineNs());
+    // On the host's clock: a state 1 ns before the update makes it due at once.
+    rtc.restore({ ...rtc.state(), phaseNs: 999_999_999 });
+    while (!rtc.irq) chipset.poll();
+    expect(lines.filter(([irq]) => irq === 8)).toEqual([]);
+    conf[0] = 0;
+    chipset.hpet.mmioWrite(HPET_GEN_CONF, conf);
+    expect(legacy).toEqual([true, false]);
+    expect(lines.filter(([irq]) => irq === 8)).toEqual([[8, true]]); // given back: the pending interrupt arrives
   });
 });

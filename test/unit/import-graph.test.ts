@@ -26,7 +26,7 @@ export const LAYERS: readonly (readonly string[])[] = [
   ['gdb', 'snapshot'],
   ['machine', 'doctor.ts'],
   ['index.ts', 'domains'],
-  ['cli', 'testing'],
+  ['cli', 'testing', 'qemu'],
 ];
 
 function walk(dir: string): string[] {

@@ -403,6 +403,44 @@ describe('KvmRun', () => {
     expect((exit as { data: Uint8Array }).data.byteOffset).toBe(0x100);
   });
 
+  it('refills one io exit object for every io exit (nothing allocated per exit)', () => {
+    const { run, view } = runPage();
+    view.setUint32(8, KVM_EXIT_IO, true);
+    view.setUint8(32, KVM_EXIT_IO_OUT);
+    view.setUint8(33, 1);
+    view.setUint16(34, 0x3f8, true);
+    view.setUint32(36, 1, true);
+    view.setBigUint64(40, 0x1000n, true);
+    const first = run.exit();
+    view.setUint8(32, KVM_EXIT_IO_IN);
+    view.setUint8(33, 2);
+    view.setUint16(34, 0x64, true);
+    const second = run.exit();
+    expect(second).toBe(first);
+    expect(second).toMatchObject({ kind: 'io', direction: 'in', size: 2, port: 0x64, count: 1 });
+    const secondData = (second as { data: Uint8Array }).data;
+    expect(secondData.length).toBe(2);
+    // Same offset and length as the exit before: the same view as well.
+    view.setUint16(34, 0x60, true);
+    expect(run.exit()).toMatchObject({ port: 0x60, data: secondData });
+    expect((run.exit() as { data: Uint8Array }).data).toBe(secondData);
+    // The other exits still decode to their own kinds in between.
+    view.setUint32(8, KVM_EXIT_HLT, true);
+    expect(run.exit()).toEqual({ kind: 'hlt' });
+  });
+
+  it('clamps an I/O data offset whose high half is set instead of wrapping it into the page', () => {
+    const { run, view } = runPage();
+    view.setUint32(8, KVM_EXIT_IO, true);
+    view.setUint8(32, KVM_EXIT_IO_IN);
+    view.setUint8(33, 1);
+    view.setUint32(36, 1, true);
+    view.setBigUint64(40, 0x1_0000_0100n, true);
+    const exit = run.exit() as { data: Uint8Array };
+    expect(exit.data.length).toBe(0);
+    expect(exit.data.byteOffset).toBe(2 * 4096);
+  });
+
   it('clamps an I/O data offset past the kvm_run mapping instead of reading beyond it', () => {
     const { run, view } = runPage();
     view.setUint32(8, KVM_EXIT_IO, true);

@@ -1,7 +1,7 @@
 /**
  * The SMP mailbox without KVM: a vCPU-side access crosses to a board thread (a real worker
  * running serveMailbox over a real PC board) and back, with its data, the device's name and the
- * stop it caused.
+ * stop it caused; and the devices a vCPU thread keeps for itself (vmport) never cross.
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -9,6 +9,9 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DeviceMailbox, Doorbell, remoteDevices } from '../../src/board/mailbox.js';
+import { createVcpuLocalBus } from '../../src/board/pc-board.js';
+import type { IoCpu, IoCpuRegister } from '../../src/devices/device.js';
+import { VMPORT_CMD_GETVERSION, VMPORT_MAGIC, VMPORT_PORT, VMPORT_VERSION } from '../../src/devices/vmport.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const distMailbox = path.join(root, 'dist', 'board', 'mailbox.js');
@@ -92,5 +95,27 @@ describe.runIf(existsSync(distMailbox))('the device mailbox between a vCPU threa
 describe('the mailbox built', () => {
   it('dist/board/mailbox.js exists (npm run build:ts), so the round trip above ran', () => {
     expect(existsSync(distMailbox), `${distMailbox} is missing: run npm run build:ts`).toBe(true);
+  });
+});
+
+describe("the vCPU thread's own devices (vmport) with a shared board", () => {
+  it('performs an access to a local port in the vCPU thread, with its registers, and never rings the board', () => {
+    const mailbox = new DeviceMailbox();
+    const doorbell = new Doorbell();
+    const devices = remoteDevices(mailbox, doorbell, [], createVcpuLocalBus(0x1000_0000));
+    const regs: Record<IoCpuRegister, bigint> = {
+      rax: BigInt(VMPORT_MAGIC),
+      rbx: 0n,
+      rcx: BigInt(VMPORT_CMD_GETVERSION),
+      rdx: 0n,
+      rsi: 0n,
+      rdi: 0n,
+    };
+    const cpu: IoCpu = { get: (r) => regs[r], set: (r, v) => void (regs[r] = v) };
+    const data = new Uint8Array(4);
+    expect(devices.io({ direction: 'in', size: 4, port: VMPORT_PORT, count: 1, data }, cpu)).toBe('vmport');
+    expect([regs.rax, regs.rbx]).toEqual([BigInt(VMPORT_VERSION), BigInt(VMPORT_MAGIC)]);
+    expect(doorbell.rings).toBe(0);
+    expect(mailbox.pending).toBe(false);
   });
 });

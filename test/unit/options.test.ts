@@ -62,6 +62,12 @@ describe('validateRunOptions', () => {
     expect(config.trace).toEqual({ fd: 2, kinds: ['io', 'hlt'], ports: [[0x3f8, 0x3ff]] });
     expect(config.step).toEqual({ fd: 2 });
     expect(config.gdb).toEqual({ port: 0, wait: true });
+    // gdb with several vCPUs (each a thread), and a register layout chosen.
+    expect(validateRunOptions({ image: 'x', cpus: 2, gdb: { port: 0, arch: 'x86-64' } }).gdb).toEqual({
+      port: 0,
+      wait: false,
+      arch: 'x86-64',
+    });
     expect(config.timeoutMs).toBe(2 ** 40); // longer than setTimeout's limit: the run chains timers
     expect(validateRunOptions({ image: 'x', serialInput: 'typed', onSerial: output }).serial.COM1).toEqual({ input: 'typed', output });
   });
@@ -107,7 +113,8 @@ describe('validateRunOptions', () => {
     bad({ image: 'x', step: 1 }, /invalid options\.step/);
     bad({ image: 'x', gdb: { port: 65536 } }, /invalid options\.gdb\.port/);
     bad({ image: 'x', gdb: { port: 1, onListening: 1 } }, /onListening/);
-    bad({ image: 'x', gdb: { port: 1 }, cpus: 2 }, /options\.gdb supports one vCPU/);
+    bad({ image: 'x', gdb: { port: 1, arch: 'arm' } }, /invalid options\.gdb\.arch .*'arm'.*use one of i386, x86-64/);
+    bad({ image: 'x', gdb: { port: 1, onHint: 'stderr' } }, /invalid options\.gdb\.onHint/);
     bad({ image: 'x', cmdline: 7 }, /invalid options\.cmdline/);
   });
 });

@@ -13,6 +13,7 @@ import {
   PcTestdevIrqLines,
   PcTestdevPorts,
 } from '../../src/devices/pc-testdev.js';
+import { UsageError } from '../../src/errors.js';
 
 function rig() {
   const lines: [number, boolean][] = [];
@@ -107,5 +108,46 @@ describe('pc-testdev', () => {
     const last = new Uint8Array(1);
     mem.mmioRead(PC_TESTDEV_IOMEM_SIZE - 1, last);
     expect(last[0]).toBe(9);
+  });
+});
+
+describe('pc-testdev: state and restore', () => {
+  it('round-trips the register, the line levels (driven again) and the iomem through JSON', () => {
+    const host = { setIrqLine: () => {} };
+    const ports = new PcTestdevPorts(host);
+    ports.pioWrite(0, 4, 0xdeadbeef);
+    const lines = new PcTestdevIrqLines(host);
+    lines.pioWrite(11, 1, 1);
+    lines.pioWrite(3, 1, 1);
+    lines.pioWrite(3, 1, 0);
+    const iomem = new PcTestdevIomem();
+    iomem.mmioWrite(0xfff0, Uint8Array.of(1, 2, 3));
+
+    const json = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
+    const driven: [number, boolean][] = [];
+    const ports2 = new PcTestdevPorts(host);
+    ports2.restore(json(ports.state()));
+    expect(ports2.pioRead(0, 4)).toBe(0xdeadbeef);
+    const lines2 = new PcTestdevIrqLines({ setIrqLine: (line, level) => driven.push([line, level]) });
+    lines2.restore(json(lines.state()));
+    expect(driven).toEqual([[11, true]]);
+    const iomem2 = new PcTestdevIomem();
+    iomem2.restore(json(iomem.state()));
+    const back = new Uint8Array(3);
+    iomem2.mmioRead(0xfff0, back);
+    expect([...back]).toEqual([1, 2, 3]);
+  });
+
+  it('refuses malformed state with a UsageError', () => {
+    const host = { setIrqLine: () => {} };
+    expect(() => new PcTestdevPorts(host).restore({ data: [1, 2, 3] })).toThrow(UsageError);
+    expect(() => new PcTestdevPorts(host).restore({ data: [1, 2, 3, 300] })).toThrow(UsageError);
+    expect(() => new PcTestdevIrqLines(host).restore({ levels: [true] })).toThrow(UsageError);
+    expect(() => new PcTestdevIrqLines(host).restore({ levels: new Array<number>(24).fill(1) as unknown as boolean[] })).toThrow(
+      UsageError,
+    );
+    expect(() => new PcTestdevIomem().restore({ data: 'AAAA' })).toThrow(UsageError); // 3 bytes, not 64 KiB
+    expect(() => new PcTestdevIomem().restore({ data: '!'.repeat(PC_TESTDEV_IOMEM_SIZE) })).toThrow(UsageError);
+    expect(() => new PcTestdevIomem().restore(null as unknown as { data: string })).toThrow(UsageError);
   });
 });

@@ -8,10 +8,18 @@ import { Bus, PIO_ADDRESS_SPACE_SIZE } from '../../src/devices/bus.js';
 import type { MmioDevice, PioDevice } from '../../src/devices/device.js';
 import { handleIo, handleMmio } from '../../src/devices/dispatch.js';
 import { PCI_COMMAND, PCI_COMMAND_IO, PCI_COMMAND_MEMORY } from '../../src/devices/pci/function.js';
-import { PCI_CONFIG_ADDRESS_PORT, PCI_CONFIG_PORT_COUNT, PciHostBridge, PciIoWindow, PciMmioWindow } from '../../src/devices/pci/host.js';
+import {
+  PCI_CONFIG_ADDRESS_PORT,
+  PCI_CONFIG_PORT_COUNT,
+  PciHostBridge,
+  PciIoWindow,
+  PciMmioWindow,
+  type PciHostBridgeState,
+} from '../../src/devices/pci/host.js';
 import { i440fxHostBridge, Piix4Pm, piix3IsaBridge } from '../../src/devices/pci/i440fx.js';
 import { PciTestdev } from '../../src/devices/pci/testdev.js';
 import { ResetControlRegister, type ResetKind } from '../../src/devices/reset-control.js';
+import { UsageError } from '../../src/errors.js';
 
 const IO_WINDOW = 0xc000;
 const MMIO_WINDOW = 0xe0000000;
@@ -87,9 +95,20 @@ describe('PCI configuration mechanism #1', () => {
     io('out', 0xcf8, 4, 0x80010000); // bus 1
     expect(io('in', 0xcfc, 4)).toBe(0xffffffff);
     expect(readConfig(5, 0, 0)).toBe(0xffffffff);
-    // CONFIG_ADDRESS reads back, reserved bits clear.
+    // CONFIG_ADDRESS reads back, reserved bits 30-24 clear.
     io('out', 0xcf8, 4, 0xff00_1003);
-    expect(io('in', 0xcf8, 4)).toBe(0x80001000);
+    expect(io('in', 0xcf8, 4)).toBe(0x80001003);
+  });
+
+  it("ORs CONFIG_ADDRESS bits 1-0 into the data port's offset, as QEMU does (kvm-unit-tests' pci_find_dev relies on it)", () => {
+    const { io } = machine();
+    // pci_config_readw(dev, PCI_DEVICE_ID): CONFIG_ADDRESS ends in 2, then a word read of 0xCFC.
+    io('out', 0xcf8, 4, 0x80001002); // 00:02.0, register 2
+    expect(io('in', 0xcfc, 2)).toBe(0x0005); // pci-testdev's device ID
+    io('out', 0xcf8, 4, 0x80001000);
+    expect(io('in', 0xcfc, 2)).toBe(0x1b36); // its vendor ID
+    io('out', 0xcf8, 4, 0x80001002);
+    expect(io('in', 0xcfe, 2)).toBe(0x0005); // 2 | 2
   });
 
   it('sizes and moves BARs: all ones read back as the size mask, with the space bits', () => {
@@ -183,5 +202,56 @@ describe('pci-testdev', () => {
     writeConfig(2, 0, PCI_COMMAND, command & ~(PCI_COMMAND_IO | PCI_COMMAND_MEMORY), 2);
     expect(io('in', 0xc001, 1)).toBe(0xff);
     expect(mem(false, 0xfebff001, 1)).toBe(0xff);
+  });
+});
+
+describe('PCI host bridge: state and restore', () => {
+  it('round-trips CONFIG_ADDRESS, every function (moved BARs, pci-testdev counts) and 0xCF9 through JSON', () => {
+    const a = machine();
+    a.writeConfig(2, 0, 0x14, 0xc100); // move pci-testdev's I/O BAR
+    a.writeConfig(0, 0, 0x0d, 0x40, 1); // the host bridge's latency timer
+    a.io('out', 0xc100, 1, 1); // select portio-wildcard-eventfd
+    const offset = a.io('in', 0xc104, 4);
+    a.io('out', 0xc100 + offset, 1, 0x55);
+    a.io('out', 0xc100 + offset, 1, 0x66);
+    a.io('out', 0xcf9, 1, 0x08); // FULL_RST kept, no reset
+    a.io('out', 0xcf8, 4, 0x80001010);
+    const saved = JSON.parse(JSON.stringify(a.host.state())) as PciHostBridgeState;
+    expect(Object.keys(saved.functions)).toEqual(['00.0', '01.0', '01.3', '02.0']);
+
+    const b = machine();
+    b.host.restore(saved);
+    expect(b.io('in', 0xcf8, 4)).toBe(0x80001010);
+    expect(b.readConfig(2, 0, 0x14)).toBe(0xc101);
+    expect(b.readConfig(0, 0, 0x0d, 1)).toBe(0x40);
+    expect(b.io('in', 0xcf9, 1)).toBe(0x08);
+    expect(b.io('in', 0xc100 + 12, 4)).toBe(2); // the test's count went on
+    expect(b.resets).toEqual([]);
+  });
+
+  it("refuses another machine's bridge, a changed identity and malformed state, changing nothing", () => {
+    const a = machine();
+    const good = a.host.state();
+    const withFn = (name: string, config: number[]): PciHostBridgeState => ({
+      ...good,
+      functions: { ...good.functions, [name]: { config } },
+    });
+    const changedId = [...good.functions['00.0']!.config];
+    changedId[2] = 0x38; // device ID 0x1238
+    const bad: unknown[] = [
+      null,
+      { ...good, address: 0x40000000 }, // reserved bits
+      { ...good, functions: { '00.0': good.functions['00.0'] } }, // functions missing
+      withFn('03.0', good.functions['02.0']!.config), // one this machine lacks
+      withFn('00.0', changedId),
+      withFn('00.0', good.functions['00.0']!.config.slice(1)),
+      { ...good, functions: { ...good.functions, '02.0': { ...good.functions['02.0'], current: [7, -1] } } },
+      { ...good, resetControl: { value: 4 } },
+      { ...good, resetControl: undefined },
+    ];
+    a.writeConfig(0, 0, 0x0d, 0x20, 1);
+    for (const state of bad)
+      expect(() => a.host.restore(state as PciHostBridgeState), JSON.stringify(state)?.slice(0, 80)).toThrow(UsageError);
+    expect(a.readConfig(0, 0, 0x0d, 1)).toBe(0x20);
   });
 });

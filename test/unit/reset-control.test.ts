@@ -9,7 +9,9 @@ import {
   ResetControlRegister,
   SystemControlPortA,
   type ResetKind,
+  type ResetRegisterState,
 } from '../../src/devices/reset-control.js';
+import { UsageError } from '../../src/errors.js';
 
 describe('System Control Port A (0x92)', () => {
   it('resets the CPUs softly on a 0→1 edge of bit 0 and keeps the bit (INIT, not power-on)', () => {
@@ -66,5 +68,38 @@ describe('Reset Control Register (0xCF9)', () => {
     expect(resets).toEqual(['hard']); // no RST_CPU: no reset yet
     rcr.pioWrite(0, 1, RCR_FULL_RST | 4);
     expect(resets).toEqual(['hard', 'hard']);
+  });
+});
+
+describe('reset registers: state and restore', () => {
+  it('round-trips both latches without resetting anything, and an edge after it still resets', () => {
+    const resets: ResetKind[] = [];
+    const host = { reset: (k: ResetKind) => resets.push(k) };
+    const portA = new SystemControlPortA(host);
+    portA.pioWrite(0, 1, PORT_A_FAST_A20 | PORT_A_FAST_RESET);
+    const rcr = new ResetControlRegister(host);
+    rcr.pioWrite(0, 1, RCR_FULL_RST);
+    expect(resets).toEqual(['soft']);
+    const portA2 = new SystemControlPortA(host);
+    portA2.restore(JSON.parse(JSON.stringify(portA.state())) as ResetRegisterState);
+    const rcr2 = new ResetControlRegister(host);
+    rcr2.restore(JSON.parse(JSON.stringify(rcr.state())) as ResetRegisterState);
+    expect(resets).toEqual(['soft']);
+    expect(portA2.a20).toBe(true);
+    expect(portA2.pioRead(0, 1)).toBe(PORT_A_FAST_A20 | PORT_A_FAST_RESET); // init.c reads the bit back after the INIT
+    expect(rcr2.pioRead(0, 1)).toBe(RCR_FULL_RST);
+    portA2.pioWrite(0, 1, PORT_A_FAST_A20);
+    portA2.pioWrite(0, 1, PORT_A_FAST_A20 | PORT_A_FAST_RESET);
+    expect(resets).toEqual(['soft', 'soft']);
+  });
+
+  it('refuses malformed state with a UsageError', () => {
+    const portA = new SystemControlPortA({ reset: () => {} });
+    const rcr = new ResetControlRegister({ reset: () => {} });
+    for (const bad of [null, {}, { value: 256 }, { value: -1 }, { value: '2' }]) {
+      expect(() => portA.restore(bad as ResetRegisterState)).toThrow(UsageError);
+    }
+    expect(() => rcr.restore({ value: 4 })).toThrow(UsageError); // RST_CPU is never kept
+    expect(() => rcr.restore({ value: 1 })).toThrow(UsageError);
   });
 });

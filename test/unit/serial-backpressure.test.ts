@@ -32,7 +32,8 @@ describe('serial backpressure through the real rings', () => {
 
     // Let the bridge take a first chunk and block in the sink.
     uart.pioWrite(UART_THR, 1, 0);
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    // The pump coalesces output for a millisecond or so: wait for the chunk, not for a time.
+    for (let i = 0; i < 1000 && received.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 5));
     expect(received.length).toBe(1);
 
     let written = 1;

@@ -56,6 +56,24 @@ describe('TerminalEscapes', () => {
     expect(r.commands).toEqual(['quit']);
   });
 
+  it.each([
+    ['s', 0x73],
+    ['S', 0x53],
+  ])('Ctrl-A %s reports save and passes neither byte', async (_name, key) => {
+    const r = await run([[0x61, 0x01, key, 0x62]]);
+    expect(r.output).toEqual([0x61, 0x62]);
+    expect(r.commands).toEqual(['save']);
+  });
+
+  it('a plain s is data, and Ctrl-A s split across chunks still saves', async () => {
+    const r = await run([
+      [0x73, 0x01],
+      [0x73, 0x53],
+    ]);
+    expect(r.output).toEqual([0x73, 0x53]);
+    expect(r.commands).toEqual(['save']);
+  });
+
   it('Ctrl-A Ctrl-A yields one Ctrl-A', async () => {
     const r = await run([[0x41, 0x01, 0x01, 0x42]]);
     expect(r.output).toEqual([0x41, 0x01, 0x42]);
@@ -72,6 +90,7 @@ describe('TerminalEscapes', () => {
     ['a', 0x61],
     ['h', 0x68],
     ['c', 0x63],
+    ['q', 0x71],
     ['Ctrl-C', 0x03],
     ['NUL', 0x00],
   ])('Ctrl-A followed by %s swallows both bytes', async (_name, key) => {

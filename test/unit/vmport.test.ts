@@ -1,14 +1,7 @@
-/** QEMU's vmport backdoor: the commands kvm-unit-tests' vmware_backdoors test checks, over the proposed IoCpu registers. */
+/** QEMU's vmport backdoor: the commands kvm-unit-tests' vmware_backdoors test checks, over the IoCpu registers the exit loop hands over. */
 import { describe, expect, it } from 'vitest';
-import {
-  isCpuPioDevice,
-  VMPORT_CMD_GETRAMSIZE,
-  VMPORT_CMD_GETVERSION,
-  VMPORT_MAGIC,
-  VmPort,
-  type IoCpu,
-  type IoCpuRegister,
-} from '../../src/devices/vmport.js';
+import { isCpuPioDevice, type IoCpu, type IoCpuRegister } from '../../src/devices/device.js';
+import { VMPORT_CMD_GETRAMSIZE, VMPORT_CMD_GETVERSION, VMPORT_MAGIC, VmPort } from '../../src/devices/vmport.js';
 
 class Regs implements IoCpu {
   values: Record<IoCpuRegister, bigint> = { rax: 0n, rbx: 0n, rcx: 0n, rdx: 0n, rsi: 0n, rdi: 0n };

@@ -4,7 +4,10 @@
  * read-only fields read-only, and Base Address Registers that size themselves as the spec says
  * (write all ones, read back the size mask). A function that decodes BARs answers accesses to
  * them through `barRead`/`barWrite`; the host bridge finds which BAR an address falls in.
+ * `state()`/`prepareRestore()` save and take back the configuration space (the host bridge
+ * saves all its functions in its own state).
  */
+import { bytesField, refuseState, stateFields, type StateFields } from '../state-check.js';
 
 export const PCI_CONFIG_SPACE_SIZE = 256;
 
@@ -72,6 +75,11 @@ export interface PciIdentity {
   subsystemVendorId?: number;
   subsystemId?: number;
   interruptPin?: number;
+}
+
+/** A function's saved state: its 256 configuration bytes (subclasses add their own fields). */
+export interface PciFunctionState {
+  config: number[];
 }
 
 export class PciFunction {
@@ -153,6 +161,35 @@ export class PciFunction {
   }
 
   barWrite(_bar: number, _offset: number, _size: number, _value: number): void {}
+
+  state(): PciFunctionState {
+    return { config: Array.from(this.config) };
+  }
+
+  /**
+   * Checks a saved state (a UsageError naming `device` if it is malformed, or if its read-only
+   * bits — identity, class, BAR types — are not this function's: another machine's snapshot) and
+   * returns what puts it in place, so a caller can check every function before changing any.
+   */
+  prepareRestore(state: unknown, device: string): () => void {
+    const fields = stateFields(device, state);
+    const config = bytesField(device, fields, 'config', PCI_CONFIG_SPACE_SIZE);
+    config.forEach((byte, at) => {
+      if ((byte ^ this.config[at]!) & ~this.writable[at]! & BYTE_MASK) {
+        refuseState(device, `configuration byte 0x${at.toString(16)} is read-only here and holds 0x${this.config[at]!.toString(16)}`);
+      }
+    });
+    const own = this.prepareOwnRestore(fields, device);
+    return () => {
+      this.config.set(config);
+      own();
+    };
+  }
+
+  /** A subclass's own saved fields (checked, then put in place by the returned function). */
+  protected prepareOwnRestore(_fields: StateFields, _device: string): () => void {
+    return () => {};
+  }
 
   /** A device-specific register the guest may write (bits in `mask`). */
   protected setWritable(offset: number, size: number, mask: number): void {

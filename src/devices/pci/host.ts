@@ -7,10 +7,14 @@
  *
  * Byte and word accesses to 0xCF8-0xCFB are not configuration cycles: the byte at 0xCF9 is the
  * PIIX reset control register, passed to `resetControl`; the others are ignored (read all ones).
+ *
+ * The bridge's state (snapshots) is the CONFIG_ADDRESS latch, every function's configuration
+ * space (and what a function keeps besides), and the reset control register's.
  */
-import type { MmioDevice, PioDevice, PioSize } from '../device.js';
+import type { MmioDevice, PioDevice, PioSize, Snapshottable } from '../device.js';
 import { PIO_ALL_ONES } from '../device.js';
-import { PCI_BAR_COUNT, type PciFunction } from './function.js';
+import { intField, refuseState, stateFields } from '../state-check.js';
+import { PCI_BAR_COUNT, type PciFunction, type PciFunctionState } from './function.js';
 
 export const PCI_CONFIG_ADDRESS_PORT = 0xcf8;
 /** 0xCF8-0xCFF: CONFIG_ADDRESS, then CONFIG_DATA at +4. */
@@ -21,8 +25,13 @@ const RESET_CONTROL_OFFSET = 1; // 0xCF9
 export const PCI_CONFIG_ENABLE = 0x80000000;
 const PCI_CONFIG_BUS_SHIFT = 16;
 const PCI_CONFIG_DEVFN_SHIFT = 8;
-const PCI_CONFIG_REGISTER_MASK = 0xfc;
-const PCI_CONFIG_ADDRESS_MASK = 0x80fffffc; // reserved bits 30-24 and 1-0 read back 0
+/**
+ * The register byte CONFIG_ADDRESS selects, bits 1-0 included: QEMU keeps them and ORs them into
+ * the CONFIG_DATA byte offset (so kvm-unit-tests' pci_config_readw(dev, 2), CONFIG_ADDRESS
+ * ending in 2 and a word read of 0xCFC, reads the device ID). The spec has them read-only 0.
+ */
+const PCI_CONFIG_REGISTER_MASK = 0xff;
+const PCI_CONFIG_ADDRESS_MASK = 0x80ffffff; // reserved bits 30-24 read back 0
 const BYTE_MASK = 0xff;
 const DWORD = 4;
 export const PCI_DEVICES_PER_BUS = 32;
@@ -31,11 +40,24 @@ export const PCI_FUNCTIONS_PER_DEVICE = 8;
 /** Bus/device/function, as `bus:dev.fn`. */
 export const devfn = (device: number, fn: number): number => (device << 3) | fn;
 
-export class PciHostBridge implements PioDevice {
+/** The host bridge's saved state; functions keyed by "device.function" in hex ("02.0"). */
+export interface PciHostBridgeState {
+  address: number;
+  functions: Record<string, PciFunctionState>;
+  /** The reset control register's state, when it has one. */
+  resetControl?: unknown;
+}
+
+/** 0xCF9's register, as the bridge sees it: state kept with the bridge's when it has some. */
+export type PciResetControl = PioDevice & Partial<Snapshottable<unknown>>;
+
+const slotName = (key: number): string => `${(key >> 3).toString(16).padStart(2, '0')}.${key & 7}`;
+
+export class PciHostBridge implements PioDevice, Snapshottable<PciHostBridgeState> {
   private address = 0;
   private readonly functions = new Map<number, PciFunction>();
 
-  constructor(private readonly resetControl?: PioDevice) {}
+  constructor(private readonly resetControl?: PciResetControl) {}
 
   /** Plugs `fn` in at bus 0, `device`.`function`. */
   attach(device: number, fnNumber: number, fn: PciFunction): void {
@@ -66,7 +88,7 @@ export class PciHostBridge implements PioDevice {
     }
     const target = this.target();
     if (!target) return PIO_ALL_ONES[size];
-    return target.fn.readConfig(target.register + (offset - CONFIG_DATA_OFFSET), size);
+    return target.fn.readConfig(target.register | (offset - CONFIG_DATA_OFFSET), size);
   }
 
   pioWrite(offset: number, size: PioSize, value: number): void {
@@ -75,7 +97,37 @@ export class PciHostBridge implements PioDevice {
       else if (size === 1 && offset === RESET_CONTROL_OFFSET) this.resetControl?.pioWrite(0, 1, value & BYTE_MASK);
       return;
     }
-    this.target()?.fn.writeConfig(this.target()!.register + (offset - CONFIG_DATA_OFFSET), size, value);
+    const target = this.target();
+    target?.fn.writeConfig(target.register | (offset - CONFIG_DATA_OFFSET), size, value);
+  }
+
+  state(): PciHostBridgeState {
+    const functions: Record<string, PciFunctionState> = {};
+    for (const [key, fn] of this.functions) functions[slotName(key)] = fn.state();
+    const reset = this.resetControl?.state?.();
+    return { address: this.address, functions, ...(reset !== undefined ? { resetControl: reset } : {}) };
+  }
+
+  /** Takes a saved state of a bridge with the same functions in the same slots; a UsageError otherwise (nothing changes then). */
+  restore(state: PciHostBridgeState): void {
+    const device = 'PCI host bridge';
+    const fields = stateFields(device, state);
+    const address = intField(device, fields, 'address', 0, 0xffffffff);
+    if ((address & ~PCI_CONFIG_ADDRESS_MASK) >>> 0 !== 0) refuseState(device, `address 0x${address.toString(16)} has reserved bits set`);
+    const saved = stateFields(`${device} functions`, fields.functions);
+    const names = [...this.functions.keys()].map(slotName);
+    const extra = Object.keys(saved).filter((name) => !names.includes(name));
+    const missing = names.filter((name) => !(name in saved));
+    if (extra.length || missing.length) {
+      refuseState(device, `it has functions ${Object.keys(saved).join(', ') || 'none'}; this machine has ${names.join(', ')}`);
+    }
+    const appliers = [...this.functions].map(([key, fn]) => fn.prepareRestore(saved[slotName(key)], `PCI function 00:${slotName(key)}`));
+    const reset = this.resetControl;
+    if (reset?.restore && fields.resetControl === undefined) refuseState(device, 'the reset control register (0xCF9) is missing');
+    // The reset control register checks its own state; it goes first so a refusal leaves the functions alone.
+    if (reset?.restore) reset.restore(fields.resetControl);
+    for (const apply of appliers) apply();
+    this.address = address;
   }
 
   /** The function and register CONFIG_ADDRESS selects (bus 0 only; other buses have no devices). */
@@ -100,12 +152,23 @@ export class PciHostBridge implements PioDevice {
   }
 }
 
+/** A BAR window keeps nothing: the BARs are the functions', saved with the host bridge. */
+export type PciWindowState = Record<string, never>;
+
 /** The PCI I/O window on the port bus: accesses go to whichever I/O BAR holds the port. */
-export class PciIoWindow implements PioDevice {
+export class PciIoWindow implements PioDevice, Snapshottable<PciWindowState> {
   constructor(
     private readonly host: PciHostBridge,
     private readonly base: number,
   ) {}
+
+  state(): PciWindowState {
+    return {};
+  }
+
+  restore(state: PciWindowState): void {
+    stateFields('PCI I/O window', state);
+  }
 
   pioRead(offset: number, size: PioSize): number {
     const hit = this.host.decode('io', this.base + offset);
@@ -119,11 +182,19 @@ export class PciIoWindow implements PioDevice {
 }
 
 /** The PCI memory window on the MMIO bus: accesses go to whichever memory BAR holds the address. */
-export class PciMmioWindow implements MmioDevice {
+export class PciMmioWindow implements MmioDevice, Snapshottable<PciWindowState> {
   constructor(
     private readonly host: PciHostBridge,
     private readonly base: number,
   ) {}
+
+  state(): PciWindowState {
+    return {};
+  }
+
+  restore(state: PciWindowState): void {
+    stateFields('PCI memory window', state);
+  }
 
   mmioRead(offset: number, data: Uint8Array): void {
     const hit = this.host.decode('memory', this.base + offset);

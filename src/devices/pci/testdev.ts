@@ -14,7 +14,8 @@
  *   for two of the three tests (the write never reaches QEMU then, and count stays 0); tskvm has no
  *   ioeventfd, so it counts every test's writes itself, which the library accepts (count = writes).
  */
-import { PciFunction } from './function.js';
+import { arrayField, intField, type StateFields } from '../state-check.js';
+import { PciFunction, type PciFunctionState } from './function.js';
 
 export const PCI_VENDOR_ID_REDHAT = 0x1b36;
 export const PCI_DEVICE_ID_REDHAT_TEST = 0x0005;
@@ -42,6 +43,15 @@ const HDR_NAME = 16;
 
 const BYTE_BITS = 8;
 const BYTE_MASK = 0xff;
+
+/** pci-testdev's state: its configuration space, the test selected in each BAR, and each test's count. */
+export interface PciTestdevState extends PciFunctionState {
+  /** The selected test per BAR (memory, I/O): an index into the six tests, or -1. */
+  current: number[];
+  counts: number[];
+}
+
+const U32_MAX = 0xffffffff;
 
 interface IoTest {
   header: Uint8Array;
@@ -101,6 +111,30 @@ export class PciTestdev extends PciFunction {
     if (test.matchData && (size !== IOTEST_ACCESS_WIDTH || (value & BYTE_MASK) !== test.data)) return;
     const view = new DataView(test.header.buffer);
     view.setUint32(HDR_COUNT, (view.getUint32(HDR_COUNT, true) + 1) >>> 0, true);
+  }
+
+  override state(): PciTestdevState {
+    return {
+      ...super.state(),
+      current: [...this.current],
+      counts: this.tests.map((t) => new DataView(t.header.buffer).getUint32(HDR_COUNT, true)),
+    };
+  }
+
+  protected override prepareOwnRestore(fields: StateFields, device: string): () => void {
+    // A BAR's selection is one of its own space's tests, or none.
+    const current = arrayField(device, fields, 'current', this.current.length, (v, space) => {
+      const name = `current[${space}]`;
+      return v === -1 ? -1 : intField(device, { [name]: v }, name, space * IOTEST_TESTS.length, (space + 1) * IOTEST_TESTS.length - 1);
+    });
+    const counts = arrayField(device, fields, 'counts', this.tests.length, (v, i) => {
+      const name = `counts[${i}]`;
+      return intField(device, { [name]: v }, name, 0, U32_MAX);
+    });
+    return () => {
+      current.forEach((c, space) => (this.current[space] = c));
+      counts.forEach((count, i) => new DataView(this.tests[i]!.header.buffer).setUint32(HDR_COUNT, count, true));
+    };
   }
 
   private readByte(bar: number, offset: number): number {

@@ -1,0 +1,160 @@
+#!/usr/bin/env node
+/**
+ * Launch benchmark: what a user who runs one small guest from the command line pays, whole
+ * processes from spawn to exit, against references measured in the same run (ratios, never
+ * pass/fail timings). Every round runs each command once, in turn, so that load from elsewhere
+ * hits all of them alike; figures are medians over the rounds.
+ *   1. `tskvm run oneexit.bin` (one exit, then debug-exit 7) against `node -e 0` (Node's own
+ *      start) and against bench/kvm-loop.c on the same guest (a C VMM's launch).
+ *   2. `tskvm run pioloop.bin` (200,001 PIO exits) against the C loop, start-up included.
+ *   3. Peak RSS (ru_maxrss, by /usr/bin/time when it is installed) of one-vCPU runs.
+ * Options: --rounds N (default 15), --json (one JSON object on stdout instead of the table),
+ * --compare DIR (also time DIR/bin/tskvm.js, another build of tskvm, in the same rounds: a
+ * before/after of a change on a loaded host).
+ * Prints the load average with the figures: other work on the host moves every one of them.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { buildCLoop, loopBinary } from './c-loop.mjs';
+import { median } from './stats.mjs';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const { values } = parseArgs({
+  options: { rounds: { type: 'string', default: '15' }, json: { type: 'boolean', default: false }, compare: { type: 'string' } },
+});
+const rounds = Math.max(10, Number(values.rounds));
+
+const guest = (name) => path.join(root, 'guests', 'build', `${name}.bin`);
+const cli = path.join(root, 'bin', 'tskvm.js');
+const TIME = '/usr/bin/time';
+
+/** The commands, each with the exit status it must end with (a run that fails is no figure). */
+const COMMANDS = {
+  nodeEmpty: { argv: [process.execPath, '-e', '0'], status: 0 },
+  cliOneExit: { argv: [process.execPath, cli, 'run', guest('oneexit')], status: 7 },
+  cOneExit: { argv: [loopBinary, guest('oneexit')], status: 7 },
+  cliPioloop: { argv: [process.execPath, cli, 'run', guest('pioloop')], status: 0 },
+  cPioloop: { argv: [loopBinary, guest('pioloop')], status: 0 },
+};
+if (values.compare !== undefined) {
+  const other = path.resolve(values.compare, 'bin', 'tskvm.js');
+  COMMANDS.compareOneExit = { argv: [process.execPath, other, 'run', guest('oneexit')], status: 7 };
+  COMMANDS.comparePioloop = { argv: [process.execPath, other, 'run', guest('pioloop')], status: 0 };
+}
+
+/** Clock ticks per second of /proc's times (USER_HZ: 100 on every Linux/x86-64 kernel). */
+const USER_HZ = 100;
+
+/** CPU milliseconds (user + system) of this process's waited-for children so far: cutime + cstime in /proc/self/stat. */
+function childrenCpuMs() {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields 16 and 17 of proc(5), counted from 1 with pid and comm first: index 13 and 14 here.
+  return ((Number(fields[13]) + Number(fields[14])) * 1000) / USER_HZ;
+}
+
+/** Milliseconds from spawn to exit of one whole process, and the CPU time it used. */
+function timeOnce(name) {
+  const { argv, status } = COMMANDS[name];
+  const cpu0 = childrenCpuMs();
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.status !== status) throw new Error(`${argv.join(' ')}: exit ${r.status ?? r.signal}, wanted ${status}: ${r.stderr}`);
+  return { ms, cpuMs: childrenCpuMs() - cpu0 };
+}
+
+/** Peak RSS (KiB) of one run, from /usr/bin/time's %M (the child's ru_maxrss). */
+function peakRss(name, dir) {
+  const { argv, status } = COMMANDS[name];
+  const out = path.join(dir, `${name}.rss`);
+  const r = spawnSync(TIME, ['-f', '%M', '-o', out, ...argv], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  if (r.status !== status) throw new Error(`${argv.join(' ')} under ${TIME}: exit ${r.status ?? r.signal}: ${r.stderr}`);
+  return Number(readFileSync(out, 'utf8').trim().split('\n').pop());
+}
+
+function main() {
+  buildCLoop();
+  if (!existsSync(guest('oneexit')) || !existsSync(path.join(root, 'dist', 'cli', 'main.js'))) {
+    throw new Error('build first: npm run build:ts && npm run build:guests');
+  }
+  const names = Object.keys(COMMANDS);
+  for (const name of names) timeOnce(name); // warm-up: page cache, the C loop's binary
+  const times = Object.fromEntries(names.map((name) => [name, []]));
+  const cpu = Object.fromEntries(names.map((name) => [name, 0]));
+  const loads = [];
+  for (let i = 0; i < rounds; i++) {
+    // Rotate the order too, so that no command always follows the same one.
+    for (let j = 0; j < names.length; j++) {
+      const name = names[(i + j) % names.length];
+      const t = timeOnce(name);
+      times[name].push(t.ms);
+      cpu[name] += t.cpuMs;
+    }
+    loads.push(loadavg()[0]);
+  }
+  const med = Object.fromEntries(names.map((name) => [name, median(times[name])]));
+  // CPU time moves less with the load than wall time does; /proc counts it in 10 ms ticks, so it is a mean over the rounds.
+  const cpuMean = Object.fromEntries(names.map((name) => [name, cpu[name] / rounds]));
+  const rss = {};
+  if (existsSync(TIME)) {
+    const dir = mkdtempSync(path.join(tmpdir(), 'tskvm-launch-'));
+    try {
+      for (const name of ['nodeEmpty', 'cliOneExit', 'cliPioloop', 'cPioloop', 'compareOneExit', 'comparePioloop']) {
+        if (!COMMANDS[name]) continue;
+        const samples = [];
+        for (let i = 0; i < 5; i++) samples.push(peakRss(name, dir));
+        rss[name] = median(samples);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  const report = {
+    rounds,
+    loadAverage: { min: Math.min(...loads), max: Math.max(...loads), median: median(loads) },
+    medianMs: med,
+    meanCpuMs: cpuMean,
+    cliOverNodeMs: med.cliOneExit - med.nodeEmpty,
+    cliOverNodeRatio: med.cliOneExit / med.nodeEmpty,
+    cliOverCRatio: med.cliOneExit / med.cOneExit,
+    pioloopSpeedRatio: med.cPioloop / med.cliPioloop,
+    peakRssKiB: rss,
+  };
+  if (values.json) {
+    console.log(JSON.stringify(report));
+    return;
+  }
+  const ms = (x) => `${x.toFixed(1).padStart(7)} ms`;
+  const cpuOf = (name) => `cpu ${cpuMean[name].toFixed(0).padStart(4)} ms`;
+  const mib = (kib) => (kib === undefined ? '      -' : `${(kib / 1024).toFixed(1).padStart(5)} MiB`);
+  const la = report.loadAverage;
+  console.log(`Launch, whole processes, median of ${rounds} interleaved rounds (load average ${la.min.toFixed(2)}-${la.max.toFixed(2)})`);
+  console.log(`  node -e 0                        ${ms(med.nodeEmpty)}  ${cpuOf('nodeEmpty')}   peak RSS ${mib(rss.nodeEmpty)}`);
+  console.log(`  C loop, oneexit.bin              ${ms(med.cOneExit)}  ${cpuOf('cOneExit')}`);
+  console.log(
+    `  tskvm run oneexit.bin            ${ms(med.cliOneExit)}  ${cpuOf('cliOneExit')}   peak RSS ${mib(rss.cliOneExit)}   (target <= 50 MiB)`,
+  );
+  console.log(
+    `  tskvm over node -e 0             ${ms(report.cliOverNodeMs)}   ratio ${report.cliOverNodeRatio.toFixed(2)}   (target: within 20 ms)`,
+  );
+  console.log(`  tskvm / C loop launch            ratio ${report.cliOverCRatio.toFixed(2)}`);
+  console.log(`  C loop, pioloop.bin (200k exits) ${ms(med.cPioloop)}  ${cpuOf('cPioloop')}   peak RSS ${mib(rss.cPioloop)}`);
+  console.log(`  tskvm run pioloop.bin            ${ms(med.cliPioloop)}  ${cpuOf('cliPioloop')}   peak RSS ${mib(rss.cliPioloop)}`);
+  console.log(`  speed tskvm CLI / C, start-up in ratio ${report.pioloopSpeedRatio.toFixed(3)}   (target >= 0.95)`);
+  if (values.compare !== undefined) {
+    console.log(`  --compare ${values.compare}:`);
+    console.log(
+      `    run oneexit.bin                ${ms(med.compareOneExit)}  ${cpuOf('compareOneExit')}   peak RSS ${mib(rss.compareOneExit)}`,
+    );
+    console.log(
+      `    run pioloop.bin                ${ms(med.comparePioloop)}  ${cpuOf('comparePioloop')}   peak RSS ${mib(rss.comparePioloop)}`,
+    );
+  }
+}
+
+main();

@@ -1,0 +1,19 @@
+/**
+ * The entry of `tskvm` (bin/tskvm.js): for `tskvm run`, a vCPU thread starts loading before the
+ * rest of the command line is even evaluated, so that its start-up (a Node environment of its
+ * own) overlaps with parsing the flags, reading the guest and building the VM instead of
+ * following them. The command line itself (main.ts) is imported only then.
+ */
+import { VcpuThread } from '../vcpu/thread.js';
+
+/** Runs the command line on `argv` (without node and the script) and exits with its status. */
+export async function launch(argv: readonly string[]): Promise<never> {
+  if (runsAGuest(argv)) VcpuThread.prestart();
+  const { main, exit } = await import('./main.js');
+  return exit(await main(argv));
+}
+
+/** `tskvm run ...`, not asking for its help: a guest will run (a thread started in vain costs only its start). */
+function runsAGuest(argv: readonly string[]): boolean {
+  return argv[0] === 'run' && !argv.includes('--help') && !argv.includes('-h');
+}

@@ -1,0 +1,123 @@
+/**
+ * Launch: the command line as bin/tskvm.js loads it (the bundle of scripts/bundle.mjs, with the
+ * subcommands and the version text loaded only when used, and a vCPU thread prestarted for
+ * `run`), and VM teardown from a worker thread (a vitest `threads` pool runs tests there).
+ * Nothing here is timed: the launch figures are `npm run bench`'s (bench/launch.mjs).
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { assertKvm, describeKvm, guest, kvm, requireKvm, ROOT, runCli } from './helpers.js';
+
+describe('the tskvm command, as bin/tskvm.js loads it', () => {
+  it('is built as a bundle beside its threads (npm run build:ts)', () => {
+    for (const file of ['cli.js', 'worker.js', 'board-worker.js', 'supervisor-main.js']) {
+      expect(existsSync(path.join(ROOT, 'dist', 'bundle', file)), `dist/bundle/${file}`).toBe(true);
+    }
+  });
+
+  it('lists every command in --help, though it loads the domain commands only when needed', async () => {
+    const r = await runCli(['--help']);
+    expect(r.status).toBe(0);
+    const help = r.stdout.toString();
+    for (const command of ['run', 'doctor', 'define', 'list', 'start', 'destroy', 'dumpxml'])
+      expect(help).toMatch(new RegExp(`^  ${command}\\b`, 'm'));
+  });
+
+  it("lists run's BIOS, snapshot and debugging options in `run --help`", async () => {
+    const r = await runCli(['run', '--help']);
+    expect(r.status).toBe(0);
+    const help = r.stdout.toString();
+    for (const option of ['--disk', '--screenshot', '--save', '--restore', '--gdb', '--trace', '--cpus']) expect(help).toContain(option);
+  });
+
+  it('names the backend in --version (the only command that loads it before running)', async () => {
+    const r = await runCli(['--version']);
+    expect(r.status).toBe(0);
+    expect(r.stdout.toString()).toMatch(/^tskvm \d+\.\d+\.\d+ \(backend: (addon|ffi)/);
+  });
+
+  it('runs a domain command, which loads its module on demand', async () => {
+    const home = mkdtempSync(path.join(tmpdir(), 'tskvm-launch-'));
+    try {
+      const r = await runCli(['list', '--all'], { env: { TSKVM_HOME: home } });
+      expect(r.stderr).toBe('');
+      expect(r.status).toBe(0);
+      expect(r.stdout.toString()).toMatch(/Id\s+Name\s+State/);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  it('exits on a usage error although a vCPU thread was prestarted for `run`', async () => {
+    const r = await runCli(['run', '--memory', 'lots', guest('oneexit')]);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/memory/);
+  });
+});
+
+describeKvm('the tskvm command runs guests from its bundle', () => {
+  beforeAll(() => {
+    if (requireKvm) assertKvm();
+  });
+
+  it('runs a one-exit guest (the bundled vCPU thread, prestarted)', async () => {
+    const r = await runCli(['run', guest('oneexit')]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(7);
+  });
+
+  it('runs two vCPUs (the bundled board thread)', async () => {
+    const r = await runCli(['run', '--cpus', '2', path.join(ROOT, 'guests', 'build', 'smp.elf')]);
+    expect(r.status).toBe(2); // smp.elf exits with the number of CPUs that came up
+    expect(r.stdout.toString()).toContain('cpus: 2');
+  });
+});
+
+/** Runs `source` as an ES module in a worker thread of a fresh Node process; its stderr and status. */
+function inWorkerThread(source: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const main = `
+    import { Worker } from 'node:worker_threads';
+    const worker = new Worker(${JSON.stringify(source)}, { eval: true });
+    worker.on('error', (err) => { console.error(err); process.exitCode = 1; });
+    worker.on('exit', (code) => { if (code !== 0) process.exitCode = code; });
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', main], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
+describe.skipIf(!kvm.ok && !requireKvm)('VM teardown in a worker thread', () => {
+  it('closes the VM fd through the backend, without Node\'s "closed but not opened" warning', async () => {
+    if (requireKvm) assertKvm();
+    const library = pathToFileURL(path.join(ROOT, 'dist', 'index.js')).href;
+    const r = await inWorkerThread(`
+      import { readdirSync } from 'node:fs';
+      const { runGuest, releaseIdleResources } = await import(${JSON.stringify(library)});
+      const fds = () => readdirSync('/proc/self/fd').length;
+      await runGuest({ image: ${JSON.stringify(guest('oneexit'))} }); // warm: threads, backend, files
+      await releaseIdleResources();
+      const before = fds();
+      for (let i = 0; i < 3; i++) {
+        const r = await runGuest({ image: ${JSON.stringify(guest('oneexit'))} });
+        if (r.exitCode !== 7) throw new Error('oneexit returned ' + r.exitCode);
+      }
+      await releaseIdleResources(); // waits for the background closes
+      console.log(JSON.stringify({ before, after: fds() }));
+    `);
+    expect(r.stderr).not.toMatch(/closed but not opened/);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    const { before, after } = JSON.parse(r.stdout) as { before: number; after: number };
+    expect(after).toBe(before);
+  });
+});
