@@ -283,7 +283,10 @@ describeKvm('the library never throws past its promise', () => {
 
   it('takes a timeout longer than setTimeout allows without firing it early', async () => {
     const run = await startGuest({ image: guest('spin'), timeoutMs: 2 ** 40 });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    const sleep = (ms: number): Promise<unknown> => new Promise((resolve) => setTimeout(resolve, ms));
+    // A loaded machine may take a while to start the vCPU thread: wait for the state, not a time.
+    for (let i = 0; i < 600 && run.state === 'starting'; i++) await sleep(50);
+    await sleep(300); // a timer that overflowed setTimeout's range would have fired by now
     expect(run.state).toBe('running');
     run.stop();
     expect((await run.result).reason).toBe('stopped');
