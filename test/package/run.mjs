@@ -50,6 +50,8 @@ const REQUIRED = [
   'README.md',
   'LICENSE',
   'bin/tskvm.js',
+  'bin/tskvm-qemu.js',
+  'dist/qemu/main.js',
   'binding.gyp',
   'native/kvm_shim.c',
   'native/kvm_shim.h',
@@ -266,6 +268,14 @@ async function main() {
       cli.status === 42 && cli.stdout === 'Hello from a tskvm guest!\n',
       'the installed CLI runs the example guest (exit 42)',
       `status ${cli.status}\n${cli.stdout}${cli.stderr}`,
+    );
+    const qemu = await run(join(dir, 'node_modules', '.bin', 'tskvm-qemu'), ['-display', 'none', '-serial', 'stdio', '-kernel', hello], {
+      cwd: dir,
+    });
+    check(
+      qemu.status === ((42 << 1) | 1) && qemu.stdout === 'Hello from a tskvm guest!\n',
+      "the installed tskvm-qemu runs it with QEMU's exit status ((42 << 1) | 1)",
+      `status ${qemu.status}\n${qemu.stdout}${qemu.stderr}`,
     );
     for (const pool of ['forks', 'threads', 'vmThreads']) {
       const r = await vitest(dir, pool, { TSKVM_REQUIRE_KVM: '1' });
