@@ -169,7 +169,10 @@ describeKvm('signals and slow readers', () => {
       ['SIGTERM', 143],
     ] as const) {
       const child = spawn(process.execPath, [CLI, 'run', image], { stdio: ['ignore', 'pipe', 'pipe'] });
-      // Read nothing: the pipe fills and stays full. Wait until the guest has filled it.
+      // Read nothing: the pipe fills and stays full. First wait for the guest's first output (the
+      // run is on: a signal before that meets Node's default action), then for it to fill the pipe.
+      // 'readable' without read() buffers one high-water mark and then stops reading.
+      await new Promise((resolve) => child.stdout.once('readable', resolve));
       await new Promise((resolve) => setTimeout(resolve, 1500));
       const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
       child.kill(signal);
