@@ -5,7 +5,7 @@
  * attention word), the bridge that carries teletype text out and --keys input in, and the
  * screen and statistics read back while the guest runs and when it ends.
  */
-import { closeSync, fstatSync, openSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import type { RealModeEntry } from '../arch/x86/boot-state.js';
 import type { E820Entry } from '../arch/x86/e820.js';
 import { HIGH_MEMORY_ADDRESS } from '../arch/x86/pc-layout.js';
@@ -15,6 +15,7 @@ import { SerialBridge } from '../io/serial-bridge.js';
 import type { GuestFormatChoice, LoadedGuest } from '../loader/guest.js';
 export { bootsThroughBios } from './boot-choice.js';
 import { BIOS_COUNTER_COUNT, countsByService } from './bios.js';
+import { diskOpenFlags, openDiskFile } from './disk-file.js';
 import { Disk, DiskSet, FdDiskBackend, FIRST_FLOPPY, FIRST_HARD_DISK, floppyFormat, MemoryDiskBackend } from './disk.js';
 import { BIOS_TRAP_PORT } from './layout.js';
 import { validateBiosOptions, type BiosConfig, type BiosDiskSource } from './options.js';
@@ -73,26 +74,8 @@ function openDisk(source: BiosDiskSource): {
     new Uint8Array(buffer).set(source.bytes);
     return { image: { buffer }, backend: new MemoryDiskBackend(new Uint8Array(buffer)), fd: undefined, size: source.bytes.length };
   }
-  const path = source.path!;
-  let fd: number;
-  try {
-    fd = openSync(path, source.write ? 'r+' : 'r');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why =
-      code === 'ENOENT'
-        ? 'not found: check the path'
-        : code === 'EACCES'
-          ? `cannot be opened${source.write ? ' for writing' : ''} (permission denied): fix its permissions`
-          : (err as Error).message;
-    throw new UsageError(`disk '${path}' ${why}`, 'EIMAGE');
-  }
-  const st = fstatSync(fd);
-  if (!st.isFile() || st.size === 0) {
-    closeSync(fd);
-    throw new UsageError(`disk '${path}' is ${st.isFile() ? 'empty' : 'not a regular file'}: give a disk image file`, 'EIMAGE');
-  }
-  return { image: { fd, size: st.size }, backend: new FdDiskBackend(fd, st.size), fd, size: st.size };
+  const { fd, size } = openDiskFile(source.path!, source.write);
+  return { image: { fd, size }, backend: new FdDiskBackend(fd, size), fd, size };
 }
 
 /** How a snapshot will find an opened disk again: its file (by path), or its bytes. */
@@ -103,7 +86,7 @@ function diskSource(source: BiosDiskSource, fd: number | undefined): OpenDiskSou
 /** A saved machine's disk file, opened as it was (for writing with write-through). */
 function openSavedDisk(file: string, writeThrough: boolean, drive: number, snapshot: string): number {
   try {
-    return openSync(file, writeThrough ? 'r+' : 'r');
+    return openSync(file, diskOpenFlags(writeThrough));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'is not there: it must be where it was when the guest was saved' : (err as Error).message;

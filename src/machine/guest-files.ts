@@ -4,8 +4,9 @@
  * larger than guest RAM, read with a bound whatever the file does while it is read. Opening with
  * O_NONBLOCK means a FIFO with no writer cannot hang the run.
  */
-import { constants as fsConstants } from 'node:fs';
+import { closeSync, constants as fsConstants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { openDiskFile } from '../bios/disk-file.js';
 import { UsageError } from '../errors.js';
 import { KvmError } from '../kvm/error.js';
 import type { MultibootModule } from '../loader/multiboot.js';
@@ -54,6 +55,8 @@ export async function checkGuestFiles(config: MachineConfig): Promise<void> {
     const { handle } = await openGuestFile(source.path, `${kind} '${source.path}'`, config.memorySize);
     await handle.close();
   }
+  // The BIOS's disks, opened as the BIOS will open them (for writing with diskWrite), then closed.
+  for (const disk of config.bios?.disks ?? []) if (disk.path !== undefined) closeSync(openDiskFile(disk.path, disk.write).fd);
 }
 
 /**

@@ -6,7 +6,7 @@
  * disk images sized as the kind of drive they were given for, then the run, and its end as
  * QEMU's exit status (exit-status.ts).
  */
-import { closeSync, fstatSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, constants as fsConstants, fstatSync, openSync, readSync, statSync } from 'node:fs';
 import { Command } from 'commander';
 import { cpuidVendor, hasCpuidFeature, vcpuCpuid, type CpuidAdjustments } from '../arch/x86/cpuid.js';
 import { floppyFormat } from '../bios/disk.js';
@@ -75,8 +75,11 @@ const LINUX_HEADER_MAGIC = 'HdrS';
 function checkKernel(path: string): void {
   let fd: number | undefined;
   try {
-    fd = openSync(path, 'r');
-    if (fstatSync(fd).isDirectory()) throw Object.assign(new Error('Is a directory'), { code: 'EISDIR' });
+    // O_NONBLOCK: a FIFO with no writer must not hang the check (tskvm's own checks refuse it next).
+    fd = openSync(path, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK);
+    const st = fstatSync(fd);
+    if (st.isDirectory()) throw Object.assign(new Error('Is a directory'), { code: 'EISDIR' });
+    if (!st.isFile()) return;
     const magic = Buffer.alloc(LINUX_HEADER_MAGIC.length);
     if (readSync(fd, magic, 0, magic.length, LINUX_HEADER_OFFSET) === magic.length && magic.toString('latin1') === LINUX_HEADER_MAGIC) {
       throw new UsageError(

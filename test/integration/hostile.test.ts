@@ -104,6 +104,8 @@ describeKvm('bad files and paths: exit 2 before anything runs or is created', ()
       ],
       [['run', '--trace-file', path.join(tmp, 'no-dir', 't'), guest('hello')], /cannot open trace file/],
       [['run', '--screenshot', path.join(tmp, 'no-dir', 's'), guest('bios-hello.boot')], /cannot open screenshot/],
+      [['run', '--disk', fifo('disk.fifo')], /disk '.*disk\.fifo' is not a regular file/],
+      [['run', '--disk-write', '--disk', tmp], /disk '.*' is a directory/],
       [['run', '--no-bios', '--screenshot', path.join(tmp, 's'), guest('bios-hello.boot')], /--screenshot need the BIOS/],
     ];
     for (const [args, message] of cases) {
@@ -120,6 +122,10 @@ describeKvm('bad files and paths: exit 2 before anything runs or is created', ()
     ]);
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/image '.*missing\.bin' not found/);
+    expect(readFileSync(keep, 'utf8')).toBe('precious');
+    const disk = await runCli(['run', '--result-json', keep, '--screenshot', keep, '--disk', path.join(tmp, 'missing.img')]);
+    expect(disk.status).toBe(2);
+    expect(disk.stderr).toMatch(/disk '.*missing\.img' not found/);
     expect(readFileSync(keep, 'utf8')).toBe('precious');
   });
 

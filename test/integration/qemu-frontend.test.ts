@@ -5,7 +5,7 @@
  * timeout(1)), guest output on stdout only (-serial stdio) or in a file (-serial file:), and
  * that -cpu -feature and vendor= change the CPUID the guest reads.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -111,6 +111,17 @@ describeKvm('tskvm-qemu on KVM', () => {
     if (requireKvm) assertKvm();
     const r = await qemu([...KUT_ARGS, '-kernel', guest('hello')]);
     expect(r).toEqual({ status: (42 << 1) | 1, stdout: 'Hello from a tskvm guest!\n', stderr: '' });
+  });
+
+  it('refuses a FIFO as -kernel or -hda at once (status 1), never waiting for a writer', async () => {
+    const fifo = path.join(tmp, 'kernel.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const kernel = await qemu([...KUT_ARGS, '-kernel', fifo]);
+    expect([kernel.status, kernel.stdout]).toEqual([1, '']);
+    expect(kernel.stderr).toMatch(/is a FIFO, not a regular file/);
+    const disk = await qemu(['-display', 'none', '-hda', fifo]);
+    expect([disk.status, disk.stdout]).toEqual([1, '']);
+    expect(disk.stderr).toMatch(/is not a regular file/);
   });
 
   it('writes COM1 to a file with -serial file:PATH, and nothing to stdout', async () => {

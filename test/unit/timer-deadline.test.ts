@@ -27,8 +27,11 @@ const until = async (done: () => boolean, what: string): Promise<void> => {
   if (!done()) throw new Error(`never happened: ${what}`);
 };
 
-/** 1 ms of the HPET's 100 MHz counter. */
-const COMPARATOR_TICKS = 100_000n;
+/**
+ * 200 ms of the HPET's 100 MHz counter: long enough that a loaded machine cannot pass it between
+ * arming the comparator and reading the deadline back (1 ms could, in CI).
+ */
+const COMPARATOR_TICKS = 20_000_000n;
 
 function fakeControl(): { control: VcpuControl; kicks: bigint[] } {
   const kicks: bigint[] = [];
