@@ -61,6 +61,17 @@ export const RTC_REG_B = 0x0b;
 export const RTC_REG_C = 0x0c;
 export const RTC_REG_D = 0x0d;
 export const RTC_CENTURY = 0x32;
+/** The clock's own registers: read from and written to the running time, not the CMOS array. */
+const TIME_REGISTERS: ReadonlySet<number> = new Set([
+  RTC_SECONDS,
+  RTC_MINUTES,
+  RTC_HOURS,
+  RTC_DAY_OF_WEEK,
+  RTC_DAY_OF_MONTH,
+  RTC_MONTH,
+  RTC_YEAR,
+  RTC_CENTURY,
+]);
 
 // CMOS RAM, as a PC BIOS lays it out.
 export const CMOS_DIAGNOSTIC = 0x0e;
@@ -280,16 +291,8 @@ export class Mc146818Rtc implements PioDevice, Snapshottable<RtcState>, TimedDev
   readRegister(index: number): number {
     this.poll();
     const i = index & INDEX_MASK;
+    if (TIME_REGISTERS.has(i)) return this.timeRegister(i);
     switch (i) {
-      case RTC_SECONDS:
-      case RTC_MINUTES:
-      case RTC_HOURS:
-      case RTC_DAY_OF_WEEK:
-      case RTC_DAY_OF_MONTH:
-      case RTC_MONTH:
-      case RTC_YEAR:
-      case RTC_CENTURY:
-        return this.timeRegister(i);
       case RTC_REG_A:
         return (this.cmos[RTC_REG_A]! & ~REG_A_UIP) | (this.inUpdate() ? REG_A_UIP : 0);
       case RTC_REG_C: {
@@ -308,17 +311,8 @@ export class Mc146818Rtc implements PioDevice, Snapshottable<RtcState>, TimedDev
     this.poll();
     const i = index & INDEX_MASK;
     const byte = value & BYTE_MASK;
+    if (TIME_REGISTERS.has(i)) return this.setTimeRegister(i, byte);
     switch (i) {
-      case RTC_SECONDS:
-      case RTC_MINUTES:
-      case RTC_HOURS:
-      case RTC_DAY_OF_WEEK:
-      case RTC_DAY_OF_MONTH:
-      case RTC_MONTH:
-      case RTC_YEAR:
-      case RTC_CENTURY:
-        this.setTimeRegister(i, byte);
-        return;
       case RTC_REG_A: {
         const wasRunning = this.running();
         this.cmos[RTC_REG_A] = byte & ~REG_A_UIP; // UIP is read-only
