@@ -114,6 +114,21 @@ Napi::Value Kick(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), shim_kick(ToPtr(info[0]), ToU64(info[1])));
 }
 
+// sliceTimerCreate(runAddr): a timer id or -errno. sliceTimerSet(timer, firstNs, periodNs), sliceTimerDelete(timer): 0 or -errno.
+Napi::Value SliceTimerCreate(const Napi::CallbackInfo &info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(shim_slice_timer_create(ToPtr(info[0]))));
+}
+
+Napi::Value SliceTimerSet(const Napi::CallbackInfo &info) {
+  return Napi::Number::New(info.Env(), shim_slice_timer_set(static_cast<long>(info[0].As<Napi::Number>().Int64Value()),
+                                                            info[1].As<Napi::Number>().Int64Value(),
+                                                            info[2].As<Napi::Number>().Int64Value()));
+}
+
+Napi::Value SliceTimerDelete(const Napi::CallbackInfo &info) {
+  return Napi::Number::New(info.Env(), shim_slice_timer_delete(static_cast<long>(info[0].As<Napi::Number>().Int64Value())));
+}
+
 #define EXPORT_OFFSET(obj, type, field, key) \
   obj.Set(key, Napi::Number::New(env, static_cast<double>(offsetof(type, field))))
 
@@ -136,6 +151,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("externalBuffer", Napi::Function::New(env, ExternalBuffer));
   exports.Set("threadSelf", Napi::Function::New(env, ThreadSelf));
   exports.Set("kick", Napi::Function::New(env, Kick));
+  exports.Set("sliceTimerCreate", Napi::Function::New(env, SliceTimerCreate));
+  exports.Set("sliceTimerSet", Napi::Function::New(env, SliceTimerSet));
+  exports.Set("sliceTimerDelete", Napi::Function::New(env, SliceTimerDelete));
 
   // The ioctl request numbers, from the kernel headers this addon was built against.
   Napi::Object ioctls = Napi::Object::New(env);

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 /* kvmtool and QEMU use a real-time signal too: Node and libuv leave these alone. */
@@ -72,16 +74,56 @@ int shim_munmap(void *addr, size_t size) { return munmap(addr, size) < 0 ? -errn
 
 int shim_madvise(void *addr, size_t size, int advice) { return madvise(addr, size, advice) < 0 ? -errno : 0; }
 
-static void kick_handler(int sig) { (void)sig; }
+/*
+ * The kick signal interrupts KVM_RUN; the handler itself does nothing for a kick (shim_kick set
+ * immediate_exit before signalling). A slice timer's tick carries its vCPU's kvm_run as the
+ * signal's value and sets immediate_exit there: a tick that lands between two KVM_RUNs, while the
+ * thread runs JavaScript, still ends the next one (kvmtool and QEMU do the same in their handlers).
+ */
+static void kick_handler(int sig, siginfo_t *info, void *context) {
+  (void)sig;
+  (void)context;
+  if (info != NULL && info->si_code == SI_TIMER && info->si_value.sival_ptr != NULL) {
+    struct kvm_run *run = info->si_value.sival_ptr;
+    __atomic_store_n(&run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+  }
+}
 
 int shim_install_kick_handler(void) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
-  sa.sa_handler = kick_handler;
+  sa.sa_sigaction = kick_handler;
   sigemptyset(&sa.sa_mask);
-  sa.sa_flags = 0; /* no SA_RESTART: a blocked KVM_RUN must return -EINTR */
+  sa.sa_flags = SA_SIGINFO; /* no SA_RESTART: a blocked KVM_RUN must return -EINTR */
   return sigaction(shim_kick_signal(), &sa, NULL) < 0 ? -errno : 0;
 }
+
+#ifndef sigev_notify_thread_id
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
+
+long shim_slice_timer_create(void *kvm_run) {
+  struct sigevent sev;
+  timer_t timer;
+  memset(&sev, 0, sizeof sev);
+  sev.sigev_notify = SIGEV_THREAD_ID;
+  sev.sigev_signo = shim_kick_signal();
+  sev.sigev_value.sival_ptr = kvm_run;
+  sev.sigev_notify_thread_id = (pid_t)syscall(SYS_gettid);
+  if (timer_create(CLOCK_MONOTONIC, &sev, &timer) < 0) return -errno;
+  /* glibc's timer_t is the kernel's timer id, a small integer, in a pointer. */
+  return (long)(intptr_t)timer;
+}
+
+int shim_slice_timer_set(long timer, int64_t first_ns, int64_t period_ns) {
+  struct itimerspec spec = {
+      .it_value = {.tv_sec = first_ns / 1000000000, .tv_nsec = first_ns % 1000000000},
+      .it_interval = {.tv_sec = period_ns / 1000000000, .tv_nsec = period_ns % 1000000000},
+  };
+  return timer_settime((timer_t)(intptr_t)timer, 0, &spec, NULL) < 0 ? -errno : 0;
+}
+
+int shim_slice_timer_delete(long timer) { return timer_delete((timer_t)(intptr_t)timer) < 0 ? -errno : 0; }
 
 uint64_t shim_thread_self(void) { return (uint64_t)pthread_self(); }
 

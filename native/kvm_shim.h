@@ -50,6 +50,16 @@ int shim_kick(void *kvm_run, uint64_t thread);
 int shim_kick_signal(void);
 
 /*
+ * A slice timer, for an exit loop on a thread that must come back to its event loop (Node's main
+ * thread): a POSIX timer that sends the kick signal to the calling thread, with `kvm_run` as the
+ * signal's value so the handler sets its immediate_exit. create: the timer id, or -errno. set:
+ * first expiry and period in ns (0, 0 disarms). Delete it before unmapping kvm_run.
+ */
+long shim_slice_timer_create(void *kvm_run);
+int shim_slice_timer_set(long timer, int64_t first_ns, int64_t period_ns);
+int shim_slice_timer_delete(long timer);
+
+/*
  * The ioctl request numbers, computed by the C compiler from <linux/kvm.h>: C++ sizes some KVM
  * structs with flexible array members differently, and the size is part of the number.
  */

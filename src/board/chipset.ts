@@ -224,6 +224,13 @@ export interface ConnectedPcChipset extends PcChipset {
    * `stopRequested()` turned true first (a timeout, a signal).
    */
   resumeFromS3(stopRequested: () => boolean): ResumeFromS3 | undefined;
+  /**
+   * The same in two steps, for a thread that must not sleep (the caller's own event loop):
+   * when the wake event is due (undefined: no alarm armed, only a stop ends the sleep)...
+   */
+  s3WakeAtNs(): bigint | undefined;
+  /** ... and, once it has come, the firmware's resume. */
+  wakeFromS3(): ResumeFromS3;
 }
 
 /** How long a suspended machine sleeps between looks at a stop request. */
@@ -252,16 +259,33 @@ export function connectPcChipset(
   });
   board.inputPolls.push(() => chipset.poll());
   const nap = new Int32Array(new SharedArrayBuffer(4));
+  const s3WakeAtNs = (): bigint | undefined => {
+    const rtc = chipset.rtc;
+    // The wake event: the next RTC alarm, if the guest armed it (AIE) and let it wake (RTC_EN).
+    const alarmArmed = rtc !== undefined && (rtc.readRegister(RTC_REG_B) & REG_B_AIE) !== 0 && chipset.pm.wakeEnabled('rtc');
+    return alarmArmed ? rtc.nextAlarmNs() : undefined;
+  };
+  const wakeFromS3 = (): ResumeFromS3 => {
+    const rtc = chipset.rtc;
+    rtc?.poll(); // the alarm's AF and IRQ 8, as the guest will find them
+    chipset.pm.wake('rtc');
+    sleepRequested = undefined;
+    rtc?.setCmos(CMOS_SHUTDOWN_STATUS, 0);
+    const vector = facsWakingVector(board.memory);
+    if (vector === undefined) return { kind: 'reboot' };
+    // SeaBIOS's s3_resume: a far call to the vector as segment:offset, every other segment 0.
+    const cs = vector >>> 4;
+    return { kind: 'wake', entry: { cs, ip: vector & 0xf, ds: 0, es: 0, fs: 0, gs: 0, ss: 0, sp: 0, bp: 0, dx: 0 } };
+  };
   return {
     ...chipset,
     get sleepRequested() {
       return sleepRequested;
     },
+    s3WakeAtNs,
+    wakeFromS3,
     resumeFromS3(stopRequested) {
-      const rtc = chipset.rtc;
-      // The wake event: the next RTC alarm, if the guest armed it (AIE) and let it wake (RTC_EN).
-      const alarmArmed = rtc !== undefined && (rtc.readRegister(RTC_REG_B) & REG_B_AIE) !== 0 && chipset.pm.wakeEnabled('rtc');
-      const wakeAt = alarmArmed ? rtc.nextAlarmNs() : undefined;
+      const wakeAt = s3WakeAtNs();
       for (;;) {
         if (stopRequested()) return undefined;
         const now = process.hrtime.bigint();
@@ -269,15 +293,7 @@ export function connectPcChipset(
         const waitMs = wakeAt === undefined ? S3_STOP_POLL_MS : Math.min(S3_STOP_POLL_MS, Number((wakeAt - now) / NS_PER_MS) + 1);
         Atomics.wait(nap, 0, 0, waitMs);
       }
-      rtc?.poll(); // the alarm's AF and IRQ 8, as the guest will find them
-      chipset.pm.wake('rtc');
-      sleepRequested = undefined;
-      rtc?.setCmos(CMOS_SHUTDOWN_STATUS, 0);
-      const vector = facsWakingVector(board.memory);
-      if (vector === undefined) return { kind: 'reboot' };
-      // SeaBIOS's s3_resume: a far call to the vector as segment:offset, every other segment 0.
-      const cs = vector >>> 4;
-      return { kind: 'wake', entry: { cs, ip: vector & 0xf, ds: 0, es: 0, fs: 0, gs: 0, ss: 0, sp: 0, bp: 0, dx: 0 } };
+      return wakeFromS3();
     },
   };
 }

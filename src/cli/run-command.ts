@@ -193,7 +193,8 @@ export async function runCommand(
 
     let result: RunResult;
     try {
-      result = await runGuest({ ...options, serialPorts, signal: abort.signal });
+      // One vCPU runs on this thread: a worker would cost more to start than a tiny guest runs.
+      result = await runGuest({ ...options, serialPorts, signal: abort.signal, vcpuThread: 'caller' });
     } finally {
       biosRun.close();
       process.off('SIGINT', onSigint);

@@ -85,6 +85,16 @@ export interface NativeKvm {
   externalBuffer(addr: bigint, size: number): ArrayBuffer;
   threadSelf(): bigint;
   kick(runAddr: bigint, thread: bigint): number;
+  /**
+   * A slice timer for an exit loop on a thread with an event loop (src/kvm/slice-timer.ts): a
+   * POSIX timer that kicks the calling thread and sets immediate_exit in the kvm_run at
+   * `runAddr`. The timer id, or -errno. The addon has them; the ffi-rs backend does not (its
+   * signal handler cannot set immediate_exit), so its vCPUs always run in worker threads.
+   */
+  sliceTimerCreate?(runAddr: bigint): number;
+  /** Arms the timer: first tick after `firstNs`, then every `periodNs` (0, 0 disarms). 0 or -errno. */
+  sliceTimerSet?(timer: number, firstNs: number, periodNs: number): number;
+  sliceTimerDelete?(timer: number): number;
   readonly ioctls: NativeIoctls;
   readonly layout: NativeLayout;
   readonly kickSignal: number;

@@ -90,6 +90,14 @@ export interface RunGuestOptions extends SnapshotRunOptions {
   /** Aborting stops the guest (reason 'stopped'). */
   signal?: AbortSignal;
   /**
+   * Where a one-vCPU guest's exit loop runs: 'worker' (default), a pooled worker thread, so the
+   * caller's event loop never waits and guests run in parallel; 'caller', the calling thread, in
+   * slices of at most 10 ms between which its event loop runs: no thread to start (what
+   * `tskvm run` uses). Runs that need a worker (several vCPUs, gdb, trace, step, the ffi-rs
+   * backend) use one either way.
+   */
+  vcpuThread?: 'worker' | 'caller';
+  /**
    * In-kernel PIC/IOAPIC/LAPIC and PIT (default true). false gives a bare machine where HLT exits
    * to userspace and nothing interrupts the guest.
    */
@@ -148,6 +156,7 @@ export interface MachineConfig {
   timeoutMs: number | undefined;
   signal: AbortSignal | undefined;
   collectSerial: boolean;
+  vcpuThread: 'worker' | 'caller';
   /** Per COM port, normalised: COM1 from serialInput/onSerial unless serialPorts names it. */
   serial: Partial<Record<ComPortName, SerialEndpoint>>;
   trace: { fd: number; kinds: string[] | null; ports: [number, number][] | null } | undefined;
@@ -210,6 +219,7 @@ export function validateRunOptions(options: unknown): MachineConfig {
     timeoutMs: timeout(o.timeoutMs),
     signal,
     collectSerial: flag(o.collectSerial, 'options.collectSerial', true),
+    vcpuThread: vcpuThread(o.vcpuThread),
     serial: serialPorts(o),
     trace: traceOptions(o.trace),
     stats: flag(o.stats, 'options.stats'),
@@ -221,6 +231,11 @@ export function validateRunOptions(options: unknown): MachineConfig {
     save: validateSaveOption(o.save),
     cpuid: cpuidOptions(o.cpuid),
   };
+}
+
+function vcpuThread(value: unknown): 'worker' | 'caller' {
+  if (value === undefined || value === 'worker' || value === 'caller') return value ?? 'worker';
+  throw new UsageError(`invalid options.vcpuThread ${describe(value)}: give 'worker' or 'caller'`);
 }
 
 function cpuidOptions(value: unknown): CpuidAdjustments {

@@ -246,6 +246,7 @@ class Run {
       ...(snapshot ? { snapshot } : {}),
       ...(this.machine.bios ? { bios: this.machine.bios.spec } : {}),
       onPaused: this.gdb ? (why) => this.gdb?.target.onDebugStop(0, why) : undefined,
+      thread: this.config.vcpuThread,
     });
   }
 

@@ -133,6 +133,18 @@ export class VcpuControl {
     }
   }
 
+  /** The same, for a vCPU run on the caller's thread (caller-thread.ts): waits without blocking its event loop. */
+  async waitForCommandAsync(): Promise<PausedCommand> {
+    for (;;) {
+      const wait = Atomics.waitAsync(this.words, COMMAND, COMMAND_NONE);
+      if (wait.async) await wait.value;
+      const command = Atomics.exchange(this.words, COMMAND, COMMAND_NONE);
+      if (command === COMMAND_RESUME) return 'resume';
+      if (command === COMMAND_END) return 'end';
+      if (command === COMMAND_SAVE_DEVICES) return 'save-devices';
+    }
+  }
+
   /** Main thread: let a paused vCPU go on (or end the run, or report its devices' state). */
   command(command: PausedCommand): void {
     // An end (a stop) wins over a state request still waiting to be taken.

@@ -157,43 +157,56 @@ export class LazyIoCpu implements IoCpu {
   }
 }
 
-/** Runs the vCPU until the run ends; the driver between request handling and exit handling. */
-export function runVcpu(vcpu: LoopVcpu, devices: ExitDevices, control: VcpuControl, hooks: LoopHooks = {}): VcpuRunResult {
-  const ctx: LoopContext = { vcpu, devices, control, hooks, exits: newExitCounts(), ioCpu: new LazyIoCpu(vcpu) };
+/** The loop's state for one run: `startLoop` makes it, `runToKick` and `handleRequests` advance it, `finishLoop` reports. */
+export type LoopRun = LoopContext;
+
+/** What `runToKick` returns when KVM_RUN was interrupted (a kick, or a slice timer): look at the requests. */
+export const KICK = Symbol('kick');
+/** ... when the machine went to sleep (ACPI S3): the driver waits for the wake event. */
+export const SUSPEND = Symbol('suspend');
+/** What `handleRequests` returns for a pause request: the driver pauses (sync or async, as its thread allows). */
+export const PAUSE = Symbol('pause');
+
+/** Sets up a run: the thread is published so that kicks reach it. */
+export function startLoop(vcpu: LoopVcpu, devices: ExitDevices, control: VcpuControl, hooks: LoopHooks = {}): LoopRun {
+  control.publishThread();
+  return { vcpu, devices, control, hooks, exits: newExitCounts(), ioCpu: new LazyIoCpu(vcpu) };
+}
+
+/**
+ * Runs the vCPU in the calling thread until the run ends (the outcome), a kick interrupts
+ * KVM_RUN (KICK: the caller looks at the requests), or the machine sleeps (SUSPEND).
+ */
+export function runToKick(ctx: LoopRun): VcpuOutcome | typeof KICK | typeof SUSPEND {
+  const { vcpu, devices, control, hooks } = ctx;
   const { observer } = hooks;
   const timed = observer?.timed === true;
-  let outcome: VcpuOutcome | undefined;
-  control.publishThread();
-  try {
-    // Requests made before the thread ran (a pause during start-up) are answered first.
-    outcome = hooks.waitAtStart ? pause(ctx, { kind: 'interrupt' }) : undefined;
-    outcome ??= handleRequests(ctx);
-    while (outcome === undefined) {
-      if (control.stopRequested) {
-        outcome = STOPPED;
-        break;
-      }
-      const t0 = timed ? performance.now() : 0;
-      if (!vcpu.run()) {
-        ctx.exits.intr++;
-        // Clear immediate_exit before looking at the requests: a kick that lands after this
-        // sets it again, so no request is missed.
-        vcpu.clearImmediateExit();
-        observer?.afterExit(KICKED, undefined, timed ? (performance.now() - t0) * 1e6 : 0, 0);
-        outcome = handleRequests(ctx);
-        continue;
-      }
-      const t1 = timed ? performance.now() : 0;
-      const exit = vcpu.exit();
-      const step = handleExit(ctx, exit);
-      observer?.afterExit(exit, step.device, (t1 - t0) * 1e6, timed ? (performance.now() - t1) * 1e6 : 0);
-      outcome = step.outcome ?? devices.stop;
-      if (outcome === undefined && devices.suspended === true) outcome = suspend(ctx);
+  for (;;) {
+    if (control.stopRequested) return STOPPED;
+    const t0 = timed ? performance.now() : 0;
+    if (!vcpu.run()) {
+      ctx.exits.intr++;
+      // Clear immediate_exit before looking at the requests: a kick that lands after this
+      // sets it again, so no request is missed.
+      vcpu.clearImmediateExit();
+      observer?.afterExit(KICKED, undefined, timed ? (performance.now() - t0) * 1e6 : 0, 0);
+      return KICK;
     }
-  } finally {
-    control.retractThread();
+    const t1 = timed ? performance.now() : 0;
+    const exit = vcpu.exit();
+    const step = handleExit(ctx, exit);
+    observer?.afterExit(exit, step.device, (t1 - t0) * 1e6, timed ? (performance.now() - t1) * 1e6 : 0);
+    const outcome = step.outcome ?? devices.stop;
+    if (outcome !== undefined) return outcome;
+    if (devices.suspended === true) return SUSPEND;
   }
-  const stats = observer?.finish?.();
+}
+
+/** Ends a run: the thread retracted, the result assembled (statistics, a final dump, output errors). */
+export function finishLoop(ctx: LoopRun, outcome: VcpuOutcome): VcpuRunResult {
+  ctx.control.retractThread();
+  const { hooks } = ctx;
+  const stats = hooks.observer?.finish?.();
   const state = hooks.dumpOnExit && outcome.reason !== 'crash' ? describe(ctx) : undefined;
   const outputErrors = hooks.outputErrors?.() ?? [];
   return {
@@ -205,14 +218,44 @@ export function runVcpu(vcpu: LoopVcpu, devices: ExitDevices, control: VcpuContr
   };
 }
 
-/** After a kick: the main thread's requests, in order of precedence. */
-export function handleRequests(ctx: LoopContext): VcpuOutcome | undefined {
+/**
+ * Runs the vCPU until the run ends, blocking the calling thread (a vCPU thread of its own): the
+ * driver between request handling and exit handling. Pauses and sleeps wait in the thread.
+ */
+export function runVcpu(vcpu: LoopVcpu, devices: ExitDevices, control: VcpuControl, hooks: LoopHooks = {}): VcpuRunResult {
+  const ctx = startLoop(vcpu, devices, control, hooks);
+  let outcome: VcpuOutcome | undefined;
+  try {
+    // Requests made before the thread ran (a pause during start-up) are answered first.
+    outcome = hooks.waitAtStart ? pause(ctx, { kind: 'interrupt' }) : undefined;
+    outcome ??= requestsOrPause(ctx);
+    while (outcome === undefined) {
+      const step = runToKick(ctx);
+      if (step === KICK) outcome = requestsOrPause(ctx);
+      else if (step === SUSPEND) outcome = suspend(ctx);
+      else outcome = step;
+    }
+  } catch (err) {
+    control.retractThread();
+    throw err;
+  }
+  return finishLoop(ctx, outcome);
+}
+
+/** The requests, with a pause taken here, in this thread. */
+function requestsOrPause(ctx: LoopContext): VcpuOutcome | undefined {
+  const outcome = handleRequests(ctx);
+  return outcome === PAUSE ? pause(ctx, { kind: 'interrupt' }) : outcome;
+}
+
+/** After a kick: the main thread's requests, in order of precedence (a pause is left to the driver). */
+export function handleRequests(ctx: LoopRun): VcpuOutcome | typeof PAUSE | undefined {
   const { control, devices } = ctx;
   if (control.stopRequested) return STOPPED;
   if (control.take('poll-input')) devices.pollInput();
   if (control.take('poll-timers')) devices.pollTimers();
   if (control.take('poll-halt') && haltedForGood(ctx)) return HALTED;
-  if (control.take('pause')) return pause(ctx, { kind: 'interrupt' });
+  if (control.take('pause')) return PAUSE;
   return undefined;
 }
 

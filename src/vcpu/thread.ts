@@ -67,6 +67,14 @@ export interface VcpuThreadEvents {
   onDevices?: (devices: BoardState) => void;
 }
 
+/** What runs a vCPU job: a worker thread (VcpuThread) or the caller's own (CallerThread, caller-thread.ts). */
+export interface VcpuRunner {
+  /** Runs one vCPU job to its end; `events` hears it start and pause. */
+  run(job: VcpuJob, events?: VcpuThreadEvents): Promise<VcpuRunResult>;
+  /** After the run: the runner is free for another job. */
+  release(): void;
+}
+
 /** Idle threads kept for reuse; more than this are terminated when released. */
 const MAX_IDLE_THREADS = 8;
 const idle: VcpuThread[] = [];
@@ -77,7 +85,7 @@ setThreadCloser((fd) => VcpuThread.closeFd(fd));
 /** Beside this module: dist/vcpu/worker.js for the library, dist/bundle/worker.js for the bundled CLI (scripts/bundle.mjs). */
 const workerUrl = new URL('./worker.js', import.meta.url);
 
-export class VcpuThread {
+export class VcpuThread implements VcpuRunner {
   // No execArgv: the caller's flags (`--input-type=module -e ...`) are not the worker's.
   private readonly worker = new Worker(workerUrl, { execArgv: [] });
   private dead = false;

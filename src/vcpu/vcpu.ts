@@ -14,7 +14,8 @@ import type { KvmRegs, KvmSregs } from '../kvm/structs.js';
 import type { GuestDebug } from '../kvm/x86.js';
 import { VcpuControl } from './control.js';
 import type { DebugStop, VcpuRunResult } from './exit-loop.js';
-import { VcpuThread, type VcpuJobDebug } from './thread.js';
+import { CallerThread } from './caller-thread.js';
+import { VcpuThread, type VcpuJobDebug, type VcpuRunner } from './thread.js';
 
 /** How often a running vCPU is asked whether it has halted for good (in-kernel irqchip only). */
 export const HALT_POLL_INTERVAL_MS = 20;
@@ -37,6 +38,12 @@ export interface VcpuRunOptions {
   bios?: BiosBoardSpec;
   /** Snapshots: device state for this vCPU's board to take, a debug-exit value that asks for a snapshot. */
   snapshot?: BoardSnapshotSpec;
+  /**
+   * Where the exit loop runs: 'worker' (default), a pooled worker thread; 'caller', this thread,
+   * in slices between which its event loop runs (caller-thread.ts), when the run suits it (one
+   * vCPU with its own board, no debugger, no --trace/--step, the addon backend), else a worker.
+   */
+  thread?: 'worker' | 'caller';
 }
 
 /**
@@ -83,9 +90,9 @@ export class Vcpu {
   }
 
   /**
-   * Runs the vCPU in a worker thread until the guest ends the run or stop() is called. The PC
-   * board's COM ports (COM1 first) are wired to `serial` (null or missing: to nothing); fw_cfg,
-   * when `firmware` is given, tells the guest about the machine.
+   * Runs the vCPU in a worker thread (or this one: options.thread) until the guest ends the run
+   * or stop() is called. The PC board's COM ports (COM1 first) are wired to `serial` (null or
+   * missing: to nothing); fw_cfg, when `firmware` is given, tells the guest about the machine.
    */
   async run(serial: readonly (SerialRings | null)[], firmware?: FwCfgConfig, options: VcpuRunOptions = {}): Promise<VcpuRunResult> {
     if (this.running) throw new Error(`vCPU ${this.id} is already running`);
@@ -104,12 +111,12 @@ export class Vcpu {
       for (const resolve of this.deviceWaiters.splice(0)) resolve(devices);
     };
     // HLT does not exit under the in-kernel irqchip: ask now and then whether the guest is done.
-    let thread: VcpuThread | undefined;
+    let thread: VcpuRunner | undefined;
     let poll: ReturnType<typeof setInterval> | undefined;
     // The board's timers (HPET, RTC, PM timer) publish their next deadline; a kick delivers it on time.
     const unwatch = control.watchDeadlines(this.fd.runAddr);
     try {
-      thread = VcpuThread.acquire();
+      thread = options.thread === 'caller' && CallerThread.suits(options) ? new CallerThread() : VcpuThread.acquire();
       poll = this.vm.irqchip ? setInterval(() => control.request('poll-halt', this.fd.runAddr), HALT_POLL_INTERVAL_MS) : undefined;
       const job = {
         vcpuId: this.id,

@@ -43,6 +43,13 @@ describeKvm('PC parity with QEMU (issue 14)', () => {
     expect([r.reason, r.exitCode, r.serial]).toEqual(['debug-exit', 0x33, 'suspending\n']);
   });
 
+  it("does both with the exit loop on the caller's thread (what `tskvm run` uses): the HPET deadline ends a slice, S3 sleeps without blocking", async () => {
+    const hpet = await runGuest({ image: kernel('hpetwait'), timeoutMs: TIMEOUT_MS, vcpuThread: 'caller' });
+    expect([hpet.reason, hpet.exitCode, hpet.serial]).toEqual(['debug-exit', 0, 'hpet irq0: after comparator\nhpet interrupts: 1\n']);
+    const s3 = await runGuest({ image: kernel('s3resume'), timeoutMs: TIMEOUT_MS, vcpuThread: 'caller' });
+    expect([s3.reason, s3.exitCode, s3.serial]).toEqual(['debug-exit', 0x33, 'suspending\n']);
+  });
+
   it('answers the vmport backdoor in EAX and EBX: CMD_GETVERSION returns the magic in EBX', async () => {
     const expected = 'getversion: eax=00000006 ebx=564d5868\ngetramsize: ebx=00001177 eax=10000000\n';
     for (const cpus of [1, 2]) {

@@ -1,0 +1,146 @@
+/**
+ * A vCPU run on the caller's own thread instead of a worker: for a one-vCPU run that should not
+ * pay for a thread (a worker is a Node environment of its own: tens of milliseconds to start and
+ * ~10 MiB, which is most of what `tskvm run` of a tiny guest cost). kvmtool and Firecracker run
+ * a vCPU per thread too, but their threads cost nothing to start.
+ *
+ * The exit loop runs in slices. A slice timer (src/kvm/slice-timer.ts) ends KVM_RUN every
+ * SLICE_MS, or sooner when a device timer is due, and between slices the event loop runs: serial
+ * output is pumped, input read, signals and timeouts handled. Requests come through the same
+ * control block as for a worker (a kick to this thread sets immediate_exit, so the next KVM_RUN
+ * returns at once), and a pause or an ACPI sleep waits asynchronously instead of blocking the
+ * thread. The slow-reader rule holds as with a worker: output waits in the TX ring, never in a
+ * write, so no exit ever blocks on the host.
+ *
+ * Not for runs that write while the guest runs (--trace, --step: a blocked write would stall the
+ * event loop) or that a debugger drives: those keep a worker (CallerThread.suits).
+ */
+import { applyResetState } from '../arch/x86/boot-cpu.js';
+import type { ConnectedPcChipset } from '../board/chipset.js';
+import { SliceTimer } from '../kvm/slice-timer.js';
+import type { VcpuControl } from './control.js';
+import {
+  finishLoop,
+  handleRequests,
+  KICK,
+  PAUSE,
+  runToKick,
+  startLoop,
+  SUSPEND,
+  type LoopRun,
+  type VcpuOutcome,
+  type VcpuRunResult,
+} from './exit-loop.js';
+import { attachJob, debugHooks, saveJobDevices, type AttachedJob } from './job.js';
+import type { VcpuJob, VcpuRunner, VcpuThreadEvents } from './thread.js';
+
+/** The longest slice: how long the event loop may wait for its turn while the guest runs. */
+export const SLICE_MS = 10;
+const NS_PER_MS = 1_000_000;
+const SLICE_NS = SLICE_MS * NS_PER_MS;
+/** How often a sleeping (S3) machine looks at a stop request. */
+const S3_STOP_POLL_MS = 20;
+const STOPPED: VcpuOutcome = { reason: 'stopped' };
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export class CallerThread implements VcpuRunner {
+  /** Whether `job` can run on the caller's thread: one vCPU with its own board, no debugger, nothing written while it runs. */
+  static suits(job: { remote?: VcpuJob['remote']; debug?: VcpuJob['debug'] }): boolean {
+    const debug = job.debug;
+    return job.remote === undefined && !debug?.debugger && !debug?.trace && !debug?.step && SliceTimer.available();
+  }
+
+  run(job: VcpuJob, events: VcpuThreadEvents = {}): Promise<VcpuRunResult> {
+    return runSliced(job, events);
+  }
+
+  /** Nothing to give back: the caller's thread is the caller's. */
+  release(): void {}
+}
+
+async function runSliced(job: VcpuJob, events: VcpuThreadEvents): Promise<VcpuRunResult> {
+  const timer = SliceTimer.create(job.runAddr);
+  let inSlice = false;
+  let sliceEndNs = 0n;
+  /** Arms the slice timer: the end of the slice, or the next device timer if sooner. */
+  const arm = (deadlineNs: bigint | undefined): void => {
+    const end = deadlineNs !== undefined && deadlineNs < sliceEndNs ? deadlineNs : sliceEndNs;
+    timer.set(Number(end - process.hrtime.bigint()), SLICE_NS);
+  };
+  try {
+    // A device timer armed during a slice (the guest programmed the HPET) shortens the slice.
+    const attached = await attachJob(job, (deadline) => {
+      if (inSlice && deadline !== undefined) arm(deadline);
+    });
+    const { control } = attached;
+    const hooks = debugHooks(job, attached);
+    events.onStarted?.();
+    const ctx = startLoop(attached.loopVcpu, attached.devices, control, hooks);
+    let outcome: VcpuOutcome | undefined;
+    try {
+      outcome = await requests(ctx, attached, events);
+      while (outcome === undefined) {
+        inSlice = true;
+        sliceEndNs = process.hrtime.bigint() + BigInt(SLICE_NS);
+        arm(control.deadlineNs);
+        const step = runToKick(ctx);
+        inSlice = false;
+        timer.disarm();
+        if (step === KICK) {
+          await nextTurn();
+          outcome = await requests(ctx, attached, events);
+        } else if (step === SUSPEND) {
+          outcome = await sleepInS3(attached, control);
+        } else {
+          outcome = step;
+        }
+      }
+    } catch (err) {
+      control.retractThread();
+      throw err;
+    }
+    return finishLoop(ctx, outcome);
+  } finally {
+    timer.delete();
+  }
+}
+
+/** The main thread's requests, with a pause waited out here without blocking the event loop. */
+async function requests(ctx: LoopRun, attached: AttachedJob, events: VcpuThreadEvents): Promise<VcpuOutcome | undefined> {
+  const outcome = handleRequests(ctx);
+  if (outcome !== PAUSE) return outcome;
+  const { control } = attached;
+  control.take('pause'); // pausing anyway: a pause asked for meanwhile is answered by this one
+  events.onPaused?.({ kind: 'interrupt' });
+  for (;;) {
+    const command = await control.waitForCommandAsync();
+    // A snapshot: this board's device state, and still paused.
+    if (command === 'save-devices') {
+      events.onDevices?.(saveJobDevices(attached));
+      continue;
+    }
+    return command === 'end' || control.stopRequested ? STOPPED : undefined;
+  }
+}
+
+/**
+ * ACPI S3 on this thread: the wake event is waited for with timers (as resumeFromS3 does with
+ * Atomics.wait in a worker), then the vCPU resumes at the waking vector, or the machine reboots.
+ */
+async function sleepInS3(attached: AttachedJob, control: VcpuControl): Promise<VcpuOutcome | undefined> {
+  const chipset: ConnectedPcChipset | undefined = attached.board?.chipset;
+  if (!chipset) return undefined; // a board without sleep states: the guest runs on
+  const wakeAt = chipset.s3WakeAtNs();
+  for (;;) {
+    if (control.stopRequested) return STOPPED;
+    const now = process.hrtime.bigint();
+    if (wakeAt !== undefined && wakeAt <= now) break;
+    await sleep(wakeAt === undefined ? S3_STOP_POLL_MS : Math.min(S3_STOP_POLL_MS, Number(wakeAt - now) / NS_PER_MS + 1));
+  }
+  const resumed = chipset.wakeFromS3();
+  if (resumed.kind === 'reboot') return { reason: 'reset' };
+  applyResetState(attached.vcpu, resumed.entry);
+  return undefined;
+}
