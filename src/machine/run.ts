@@ -5,14 +5,14 @@
  * (with a board thread when there are several), and the result shaped (result.ts). Whatever
  * happens, every resource is released.
  */
-import { BoardThread } from '../board/board-thread.js';
 import { COM_PORTS, type ComPortName } from '../board/pc-board.js';
 import { UsageError } from '../errors.js';
 import { ksmMergingPages, ksmRunning } from '../host.js';
 import { SerialBridge, type SerialSink } from '../io/serial-bridge.js';
 import { SerialConsole } from '../io/serial-console.js';
 import type { KvmRegs, KvmSregs } from '../kvm/structs.js';
-import { startGdb, type AttachedGdb } from '../gdb/attach.js';
+import type { BoardThread } from '../board/board-thread.js';
+import type { AttachedGdb } from '../gdb/attach.js';
 import type { VcpuRunResult } from '../vcpu/exit-loop.js';
 import type { VcpuJobDebug } from '../vcpu/thread.js';
 import { HALT_POLL_INTERVAL_MS, type Vcpu, type VcpuState } from '../vcpu/vcpu.js';
@@ -82,7 +82,11 @@ export async function startGuest(options: RunGuestOptions): Promise<GuestRun> {
   let gdb: AttachedGdb | undefined;
   try {
     // The image tells gdb's register layout when options.gdb.arch does not (an ELF64: x86-64).
-    gdb = config.gdb ? await startGdb(machine.vcpus, machine.vm.memory, { ...config.gdb, image: files?.image?.bytes }) : undefined;
+    // The stub is loaded only for a run that asks for it (as the board thread is, for SMP).
+    if (config.gdb) {
+      const { startGdb } = await import('../gdb/attach.js');
+      gdb = await startGdb(machine.vcpus, machine.vm.memory, { ...config.gdb, image: files?.image?.bytes });
+    }
   } catch (err) {
     machine.bios?.close();
     void machine.vm.close();
@@ -258,7 +262,8 @@ class Run {
     const { vm, vcpus, firmware } = this.machine;
     const debug = debugOptions(this.config);
     if (debug) this.machine.bios?.alignTrace(debug.startNs);
-    const board = await BoardThread.start({
+    const { BoardThread: Thread } = await import('../board/board-thread.js');
+    const board = await Thread.start({
       vmFd: vm.fd.fd,
       memoryAddr: vm.memory.hostAddr,
       memorySize: vm.memory.size,

@@ -124,6 +124,7 @@ interface LoopContext {
   readonly hooks: LoopHooks;
   readonly exits: ExitCounts;
   readonly ioCpu: LazyIoCpu;
+  readonly step: ExitStep;
 }
 
 /**
@@ -170,7 +171,7 @@ export const PAUSE = Symbol('pause');
 /** Sets up a run: the thread is published so that kicks reach it. */
 export function startLoop(vcpu: LoopVcpu, devices: ExitDevices, control: VcpuControl, hooks: LoopHooks = {}): LoopRun {
   control.publishThread();
-  return { vcpu, devices, control, hooks, exits: newExitCounts(), ioCpu: new LazyIoCpu(vcpu) };
+  return { vcpu, devices, control, hooks, exits: newExitCounts(), ioCpu: new LazyIoCpu(vcpu), step: { outcome: undefined } };
 }
 
 /**
@@ -178,7 +179,7 @@ export function startLoop(vcpu: LoopVcpu, devices: ExitDevices, control: VcpuCon
  * KVM_RUN (KICK: the caller looks at the requests), or the machine sleeps (SUSPEND).
  */
 export function runToKick(ctx: LoopRun): VcpuOutcome | typeof KICK | typeof SUSPEND {
-  const { vcpu, devices, control, hooks } = ctx;
+  const { vcpu, devices, control, hooks, step } = ctx;
   const { observer } = hooks;
   const timed = observer?.timed === true;
   for (;;) {
@@ -194,8 +195,8 @@ export function runToKick(ctx: LoopRun): VcpuOutcome | typeof KICK | typeof SUSP
     }
     const t1 = timed ? performance.now() : 0;
     const exit = vcpu.exit();
-    const step = handleExit(ctx, exit);
-    observer?.afterExit(exit, step.device, (t1 - t0) * 1e6, timed ? (performance.now() - t1) * 1e6 : 0);
+    const device = handleExit(ctx, exit, step);
+    observer?.afterExit(exit, device, (t1 - t0) * 1e6, timed ? (performance.now() - t1) * 1e6 : 0);
     const outcome = step.outcome ?? devices.stop;
     if (outcome !== undefined) return outcome;
     if (devices.suspended === true) return SUSPEND;
@@ -259,52 +260,61 @@ export function handleRequests(ctx: LoopRun): VcpuOutcome | typeof PAUSE | undef
   return undefined;
 }
 
-/** One exit: the device that took it, and the outcome when it ends the run. */
-export function handleExit(ctx: LoopContext, exit: VcpuExit): { device?: string; outcome?: VcpuOutcome } {
+/** The outcome of an exit that ends the run: handleExit leaves it in one shared slot, so an exit allocates nothing. */
+interface ExitStep {
+  outcome: VcpuOutcome | undefined;
+}
+
+/** One exit: returns the device that took it (for the observers); `step.outcome` is set when the exit ends the run. */
+export function handleExit(ctx: LoopContext, exit: VcpuExit, step: ExitStep): string | undefined {
   const { exits, devices, hooks } = ctx;
+  step.outcome = undefined;
   switch (exit.kind) {
     case 'io': {
       exits.io++;
       const device = devices.io(exit, ctx.ioCpu);
       ctx.ioCpu.finish();
-      return { device };
+      return device;
     }
     case 'mmio':
       exits.mmio++;
-      return { device: devices.mmio(exit) };
+      return devices.mmio(exit);
     case 'debug':
       exits.debug++;
       if (hooks.onStep) hooks.onStep();
-      else if (hooks.debugger) return { outcome: pause(ctx, { kind: 'debug', exception: exit.exception, pc: exit.pc, dr6: exit.dr6 }) };
-      return {};
+      else if (hooks.debugger) step.outcome = pause(ctx, { kind: 'debug', exception: exit.exception, pc: exit.pc, dr6: exit.dr6 });
+      return undefined;
     case 'hlt':
       // Only without an in-kernel irqchip does HLT exit, and then nothing can wake the vCPU.
       exits.hlt++;
-      return { outcome: HALTED };
+      step.outcome = HALTED;
+      return undefined;
     case 'intr':
       exits.intr++;
-      return {};
+      return undefined;
     case 'shutdown':
       exits.shutdown++;
-      return { outcome: crash(ctx, 'triple fault (KVM_EXIT_SHUTDOWN)') };
+      step.outcome = crash(ctx, 'triple fault (KVM_EXIT_SHUTDOWN)');
+      return undefined;
     case 'internal-error': {
       exits.internalError++;
       const name = KVM_INTERNAL_ERROR_NAMES[exit.suberror] ?? 'suberror';
       const data = exit.data.length ? `, data ${exit.data.map((d) => `0x${d.toString(16)}`).join(' ')}` : '';
-      return { outcome: crash(ctx, `KVM internal error: ${name} (KVM_EXIT_INTERNAL_ERROR, suberror ${exit.suberror}${data})`) };
+      step.outcome = crash(ctx, `KVM internal error: ${name} (KVM_EXIT_INTERNAL_ERROR, suberror ${exit.suberror}${data})`);
+      return undefined;
     }
     case 'fail-entry':
       exits.failEntry++;
-      return {
-        outcome: crash(
-          ctx,
-          `VM entry failed (KVM_EXIT_FAIL_ENTRY, hardware reason 0x${exit.hardwareEntryFailureReason.toString(16)} on CPU ${exit.cpu})`,
-        ),
-      };
+      step.outcome = crash(
+        ctx,
+        `VM entry failed (KVM_EXIT_FAIL_ENTRY, hardware reason 0x${exit.hardwareEntryFailureReason.toString(16)} on CPU ${exit.cpu})`,
+      );
+      return undefined;
     case 'unknown': {
       exits.unknown++;
       const name = KVM_EXIT_NAMES[exit.exitReason] ?? `reason ${exit.exitReason}`;
-      return { outcome: crash(ctx, `unhandled exit ${name} (hardware exit reason 0x${exit.hardwareExitReason.toString(16)})`) };
+      step.outcome = crash(ctx, `unhandled exit ${name} (hardware exit reason 0x${exit.hardwareExitReason.toString(16)})`);
+      return undefined;
     }
     default: {
       const never: never = exit;
