@@ -90,6 +90,10 @@ async function runSliced(job: VcpuJob, events: VcpuThreadEvents): Promise<VcpuRu
         timer.disarm();
         if (step === KICK) {
           await nextTurn();
+          // A slice that ended at a device timer's deadline: its interrupt is raised now, not
+          // when the deadline watcher's millisecond timeout comes round (a worker waits for that).
+          const due = control.deadlineNs;
+          if (due !== undefined && due <= process.hrtime.bigint()) attached.devices.pollTimers();
           outcome = await requests(ctx, attached, events);
         } else if (step === SUSPEND) {
           outcome = await sleepInS3(attached, control);
