@@ -151,10 +151,17 @@ export class PcTestdevIrqLines implements PioDevice, Snapshottable<PcTestdevIrqL
 
 /** 0xFF000000: 64 KiB the guest can read back. */
 export class PcTestdevIomem implements MmioDevice, Snapshottable<PcTestdevIomemState> {
-  private readonly buffer = new Uint8Array(PC_TESTDEV_IOMEM_SIZE);
+  /** Allocated on the first write (or restore): every board has one, few guests ever touch it, and until then it reads zero. */
+  private written: Uint8Array | undefined;
+
+  private get buffer(): Uint8Array {
+    this.written ??= new Uint8Array(PC_TESTDEV_IOMEM_SIZE);
+    return this.written;
+  }
 
   mmioRead(offset: number, data: Uint8Array): void {
-    for (let i = 0; i < data.length; i++) data[i] = this.buffer[offset + i] ?? 0;
+    const buffer = this.written;
+    for (let i = 0; i < data.length; i++) data[i] = buffer?.[offset + i] ?? 0;
   }
 
   mmioWrite(offset: number, data: Uint8Array): void {
@@ -162,7 +169,7 @@ export class PcTestdevIomem implements MmioDevice, Snapshottable<PcTestdevIomemS
   }
 
   state(): PcTestdevIomemState {
-    return { data: Buffer.from(this.buffer).toString('base64') };
+    return { data: Buffer.from(this.written ?? new Uint8Array(PC_TESTDEV_IOMEM_SIZE)).toString('base64') };
   }
 
   restore(state: PcTestdevIomemState): void {

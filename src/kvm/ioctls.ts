@@ -138,8 +138,16 @@ export class Kvm {
     }
   }
 
+  /**
+   * KVM_CREATE_VM, again after EINTR: the kernel gives up creating the VM when a signal is
+   * pending (a profiler's SIGPROF, a child's SIGCHLD), and nothing was created, so it is retried
+   * as QEMU's kvm_init does.
+   */
   createVm(): VmFd {
-    return new VmFd(check('KVM_CREATE_VM', native().ioctl(this.fd, native().ioctls.KVM_CREATE_VM, 0)), this.vcpuMmapSize());
+    let fd: number;
+    do fd = native().ioctl(this.fd, native().ioctls.KVM_CREATE_VM, 0);
+    while (fd === -EINTR);
+    return new VmFd(check('KVM_CREATE_VM', fd), this.vcpuMmapSize());
   }
 
   close(): void {
@@ -335,7 +343,12 @@ export class VcpuFd {
   }
 
   setCpuid2(entries: readonly CpuidEntry[]): void {
-    check('KVM_SET_CPUID2', native().ioctlBuffer(this.fd, native().ioctls.KVM_SET_CPUID2, encodeCpuid2(entries)));
+    this.setCpuid2Encoded(encodeCpuid2(entries));
+  }
+
+  /** KVM_SET_CPUID2 with a struct kvm_cpuid2 encodeCpuid2 made; KVM only reads it, so one encoding serves many vCPUs. */
+  setCpuid2Encoded(bytes: Uint8Array): void {
+    check('KVM_SET_CPUID2', native().ioctlBuffer(this.fd, native().ioctls.KVM_SET_CPUID2, bytes));
   }
 
   /** KVM_SET_MSRS; throws unless every entry was taken. */

@@ -8,8 +8,8 @@ import { writeAcpiTables } from '../arch/x86/acpi.js';
 import { applyBootState } from '../arch/x86/boot-cpu.js';
 import { applyFirmwareIrqState } from '../arch/x86/firmware-irq.js';
 import { pcE820Map, type E820Entry } from '../arch/x86/e820.js';
-import { BIOS_AREA_END, VGA_HOLE_ADDRESS } from '../arch/x86/pc-layout.js';
-import { writeBiosDataArea, writeMpTable } from '../arch/x86/pc-tables.js';
+import { ACPI_AREA_END, BDA_ADDRESS, BIOS_AREA_END, EBDA_ADDRESS, EBDA_SIZE, VGA_HOLE_ADDRESS } from '../arch/x86/pc-layout.js';
+import { BDA_SIZE, MP_TABLE_AREA_ADDRESS, writeBiosDataArea, writeMpTable } from '../arch/x86/pc-tables.js';
 import { COM_PORTS } from '../board/pc-board.js';
 import type { FwCfgConfig } from '../devices/fw-cfg.js';
 import { Hpet } from '../devices/hpet.js';
@@ -101,7 +101,7 @@ export function buildMachine(config: MachineConfig, files: GuestFiles): Machine 
     const vcpus = Array.from({ length: config.cpus }, (_, id) => vm.createVcpu(id));
     const memory = vm.memory.bytes;
     const e820 = pcE820Map(config.memorySize);
-    writeFirmwareTables(memory, config.memorySize, config.cpus);
+    writeFreshFirmwareTables(memory, config.memorySize, config.cpus);
     const image = files.image;
     // A boot sector (or a disk) boots through tskvm's BIOS; everything else loads as it always has.
     if (bootsThroughBios(config.bios, config.format, image?.bytes)) {
@@ -150,12 +150,72 @@ function firmwareConfig(config: MachineConfig, e820: E820Entry[]): FwCfgConfig {
  * (src/board/chipset.ts). Written before the image is loaded, so an image that covers them wins;
  * skipped on machines too small to have those areas.
  */
-function writeFirmwareTables(memory: Uint8Array, memorySize: number, cpus: number): void {
+export function writeFirmwareTables(memory: Uint8Array, memorySize: number, cpus: number): void {
   if (memorySize >= VGA_HOLE_ADDRESS) writeBiosDataArea(memory, { memorySize, com: COM_PORTS.map((p) => p.base) });
   if (memorySize >= BIOS_AREA_END) {
     writeMpTable(memory, { cpus });
     writeAcpiTables(memory, { cpus, hpet: { eventTimerBlockId: Hpet.eventTimerBlockId } });
   }
+}
+
+/** A run of non-zero bytes of the firmware tables, and where it goes. */
+interface FirmwareRun {
+  at: number;
+  bytes: Uint8Array;
+}
+
+/**
+ * The firmware tables' bytes per machine shape: they depend only on which areas the RAM reaches
+ * and on the vCPU count, and building them (AML, checksums) costs more than copying them. null:
+ * one VM of that shape was built (a process that builds one, the CLI, pays nothing for this).
+ */
+const firmwareImages = new Map<string, FirmwareRun[] | null>();
+/** Where writeFirmwareTables writes: the BDA, the EBDA, the MP table and ACPI areas ([start, end)). */
+const FIRMWARE_AREAS: readonly (readonly [number, number])[] = [
+  [BDA_ADDRESS, BDA_ADDRESS + BDA_SIZE],
+  [EBDA_ADDRESS, EBDA_ADDRESS + EBDA_SIZE],
+  [MP_TABLE_AREA_ADDRESS, ACPI_AREA_END],
+];
+/** Zero bytes between two runs that still make one run (fewer, larger copies). */
+const FIRMWARE_RUN_GAP = 64;
+
+/**
+ * writeFirmwareTables into a new VM's RAM, which is all zeros. From the third VM of a shape on,
+ * the non-zero bytes the second one got are copied instead, which leaves exactly what writing
+ * the tables would have (and touches no page that writing them would not).
+ */
+export function writeFreshFirmwareTables(memory: Uint8Array, memorySize: number, cpus: number): void {
+  const key = `${memorySize >= VGA_HOLE_ADDRESS}:${memorySize >= BIOS_AREA_END}:${cpus}`;
+  const runs = firmwareImages.get(key);
+  if (runs) {
+    for (const run of runs) memory.set(run.bytes, run.at);
+    return;
+  }
+  writeFirmwareTables(memory, memorySize, cpus);
+  firmwareImages.set(
+    key,
+    runs === null
+      ? FIRMWARE_AREAS.flatMap(([start, end]) => nonZeroRuns(memory.subarray(start, Math.min(end, memory.length)), FIRMWARE_RUN_GAP, start))
+      : null,
+  );
+}
+
+/** The runs of non-zero bytes in `bytes` (copies, at their index plus `base`), joining runs closer than `gap` zeros. */
+export function nonZeroRuns(bytes: Uint8Array, gap: number, base = 0): FirmwareRun[] {
+  const runs: FirmwareRun[] = [];
+  let at = 0;
+  while (at < bytes.length) {
+    if (bytes[at] === 0) {
+      at++;
+      continue;
+    }
+    const start = at;
+    let end = at + 1; // one past the last non-zero byte of the run
+    for (at = end; at < bytes.length && at - end < gap; at++) if (bytes[at] !== 0) end = at + 1;
+    runs.push({ at: base + start, bytes: bytes.slice(start, end) });
+    at = end;
+  }
+  return runs;
 }
 
 /**

@@ -2,10 +2,13 @@
  * Reading the files a guest is made of (the image, multiboot modules), all through the same
  * checks: a regular file (not a FIFO, device or directory, whose `stat` size says nothing), no
  * larger than guest RAM, read with a bound whatever the file does while it is read. Opening with
- * O_NONBLOCK means a FIFO with no writer cannot hang the run.
+ * O_NONBLOCK means a FIFO with no writer cannot hang the run. Opening and fstat are synchronous
+ * (each an instant on a regular file, where a trip through libuv's thread pool costs more than
+ * the small guests most runs have), and so is the read of a file of at most one chunk; a larger
+ * file is read through the thread pool, so that the caller's event loop keeps running.
  */
-import { closeSync, constants as fsConstants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import { closeSync, fstatSync, constants as fsConstants, openSync, read, readSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { openDiskFile } from '../bios/disk-file.js';
 import { UsageError } from '../errors.js';
 import { KvmError } from '../kvm/error.js';
@@ -13,8 +16,10 @@ import type { MultibootModule } from '../loader/multiboot.js';
 import { memoryAdvice } from '../units.js';
 import type { GuestFileSource, MachineConfig } from './options.js';
 
-/** The most bytes read per read(2). */
+/** The most bytes read per read(2); a file no larger is read synchronously. */
 const READ_CHUNK = 1 << 20;
+
+const readAsync = promisify(read);
 
 export interface GuestFiles {
   /** Absent when the BIOS boots a disk and no image was given. */
@@ -52,8 +57,7 @@ export async function checkGuestFiles(config: MachineConfig): Promise<void> {
       if (source.bytes.length > config.memorySize) throw tooLarge(`${kind} '${source.name}'`, source.bytes.length, config.memorySize);
       continue;
     }
-    const { handle } = await openGuestFile(source.path, `${kind} '${source.path}'`, config.memorySize);
-    await handle.close();
+    closeSync(openGuestFile(source.path, `${kind} '${source.path}'`, config.memorySize).fd);
   }
   // The BIOS's disks, opened as the BIOS will open them (for writing with diskWrite), then closed.
   for (const disk of config.bios?.disks ?? []) if (disk.path !== undefined) closeSync(openDiskFile(disk.path, disk.write).fd);
@@ -65,42 +69,45 @@ export async function checkGuestFiles(config: MachineConfig): Promise<void> {
  * process is out of file descriptors or memory.
  */
 export async function readGuestFile(file: string, what: string, maxBytes: number): Promise<Uint8Array> {
-  const { handle, size } = await openGuestFile(file, what, maxBytes);
+  const { fd, size } = openGuestFile(file, what, maxBytes);
   try {
     // Read at most the size fstat gave plus one byte, so a file that grows meanwhile is noticed, not followed.
     const bytes = Buffer.allocUnsafe(size);
+    const readAt = async (into: Buffer, offset: number, length: number, position: number): Promise<number> =>
+      size <= READ_CHUNK ? readSync(fd, into, offset, length, position) : (await readAsync(fd, into, offset, length, position)).bytesRead;
     let done = 0;
     for (;;) {
       const want = Math.min(READ_CHUNK, bytes.length - done);
       if (want === 0) break;
-      const { bytesRead } = await handle.read(bytes, done, want, done);
+      const bytesRead = await readAt(bytes, done, want, done);
       if (bytesRead === 0) break;
       done += bytesRead;
     }
     if (done === bytes.length && bytes.length < maxBytes) {
       const extra = Buffer.alloc(1);
-      const { bytesRead } = await handle.read(extra, 0, 1, done);
-      if (bytesRead > 0) throw new UsageError(`${what} grew while it was being read: give a file that is not being written`, 'EIMAGE');
+      if ((await readAt(extra, 0, 1, done)) > 0) {
+        throw new UsageError(`${what} grew while it was being read: give a file that is not being written`, 'EIMAGE');
+      }
     }
     return done === bytes.length ? bytes : bytes.subarray(0, done);
   } catch (err) {
     if (err instanceof UsageError) throw err;
     throw fileError(what, err);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 
 /** Opens without blocking (a FIFO with no writer cannot hang it) and checks what the file is. */
-async function openGuestFile(file: string, what: string, maxBytes: number): Promise<{ handle: FileHandle; size: number }> {
-  let handle: FileHandle;
+function openGuestFile(file: string, what: string, maxBytes: number): { fd: number; size: number } {
+  let fd: number;
   try {
-    handle = await open(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY);
+    fd = openSync(file, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK | fsConstants.O_NOCTTY);
   } catch (err) {
     throw fileError(what, err);
   }
   try {
-    const st = await handle.stat();
+    const st = fstatSync(fd);
     if (st.isDirectory()) throw new UsageError(`${what} is a directory: give the path of a file`, 'EIMAGE');
     if (!st.isFile()) {
       const kind = st.isFIFO()
@@ -113,9 +120,9 @@ async function openGuestFile(file: string, what: string, maxBytes: number): Prom
       throw new UsageError(`${what} is ${kind}, not a regular file: copy what it holds into a file and give that`, 'EIMAGE');
     }
     if (st.size > maxBytes) throw tooLarge(what, st.size, maxBytes);
-    return { handle, size: st.size };
+    return { fd, size: st.size };
   } catch (err) {
-    await handle.close();
+    closeSync(fd);
     if (err instanceof UsageError) throw err;
     throw fileError(what, err);
   }

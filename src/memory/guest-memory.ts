@@ -9,6 +9,30 @@ import { PAGE_SIZE } from '../kvm/constants.js';
 
 export { PAGE_SIZE };
 
+/**
+ * This thread's views of guest RAM, by address and size, the most recent last. V8 counts every
+ * external ArrayBuffer's length as memory it allocated, so a fresh 16 MiB view per VM made it run
+ * a garbage collection every few VMs ("external memory pressure") in both threads, though the
+ * views own nothing. A new VM's RAM is mapped where the last one's was (munmap, then mmap of the
+ * same size), so its view is the cached one: a view is only addresses, and it is read only
+ * through a GuestMemory whose mapping is there.
+ */
+const views = new Map<string, Uint8Array>();
+/** Views kept per thread: enough for the VMs a thread sees in turn (more at once miss, as before). */
+const MAX_CACHED_VIEWS = 8;
+
+function viewOf(hostAddr: bigint, size: number): Uint8Array {
+  const key = `${hostAddr}:${size}`;
+  let view = views.get(key);
+  if (view) views.delete(key);
+  else {
+    view = new Uint8Array(native().externalBuffer(hostAddr, size));
+    if (views.size >= MAX_CACHED_VIEWS) views.delete(views.keys().next().value!);
+  }
+  views.set(key, view);
+  return view;
+}
+
 export class GuestMemory {
   private closed = false;
   private view: Uint8Array | undefined;
@@ -42,7 +66,7 @@ export class GuestMemory {
   /** Guest-physical bytes 0..size-1, as this thread's Uint8Array over the mapping. */
   get bytes(): Uint8Array {
     if (this.closed) throw new Error('guest memory is closed');
-    this.view ??= new Uint8Array(native().externalBuffer(this.hostAddr, this.size));
+    this.view ??= viewOf(this.hostAddr, this.size);
     return this.view;
   }
 

@@ -61,7 +61,8 @@ interface IoTest {
 }
 
 export class PciTestdev extends PciFunction {
-  private readonly tests: IoTest[] = [];
+  /** The six tests' headers, made on the first BAR access or state(): every board has the device, few guests use it. */
+  private built: IoTest[] | undefined;
   /** The selected test per BAR (index into tests), or -1. */
   private readonly current = [-1, -1];
 
@@ -73,22 +74,11 @@ export class PciTestdev extends PciFunction {
         { kind: 'io', size: PCI_TESTDEV_IO_SIZE },
       ],
     );
-    IOTEST_TYPES.forEach((type, t) => {
-      IOTEST_TESTS.forEach((test, n) => {
-        const i = t * IOTEST_TESTS.length + n;
-        const name = new TextEncoder().encode(`${type}-${test}`);
-        const header = new Uint8Array(HDR_NAME + name.length + 1);
-        const view = new DataView(header.buffer);
-        const matchData = test !== 'wildcard-eventfd';
-        const offset = (type === 'mmio' ? IOTEST_MEMSIZE : IOTEST_IOSIZE) + i * IOTEST_ACCESS_WIDTH;
-        header[HDR_TEST] = i;
-        header[HDR_WIDTH] = IOTEST_ACCESS_WIDTH;
-        view.setUint32(HDR_OFFSET, offset, true);
-        header[HDR_DATA] = matchData ? IOTEST_DATAMATCH : IOTEST_NOMATCH;
-        header.set(name, HDR_NAME);
-        this.tests.push({ header, offset, matchData, data: header[HDR_DATA]! });
-      });
-    });
+  }
+
+  private get tests(): IoTest[] {
+    this.built ??= ioTests();
+    return this.built;
   }
 
   override barRead(bar: number, offset: number, size: number): number {
@@ -142,4 +132,27 @@ export class PciTestdev extends PciFunction {
     if (!test || offset >= test.header.length - 1) return 0;
     return test.header[offset]!;
   }
+}
+
+/** Each test's header (QEMU's IOTest: test number, width, offset, data, count, name) and how it matches. */
+function ioTests(): IoTest[] {
+  const tests: IoTest[] = [];
+  const encoder = new TextEncoder();
+  IOTEST_TYPES.forEach((type, t) => {
+    IOTEST_TESTS.forEach((test, n) => {
+      const i = t * IOTEST_TESTS.length + n;
+      const name = encoder.encode(`${type}-${test}`);
+      const header = new Uint8Array(HDR_NAME + name.length + 1);
+      const view = new DataView(header.buffer);
+      const matchData = test !== 'wildcard-eventfd';
+      const offset = (type === 'mmio' ? IOTEST_MEMSIZE : IOTEST_IOSIZE) + i * IOTEST_ACCESS_WIDTH;
+      header[HDR_TEST] = i;
+      header[HDR_WIDTH] = IOTEST_ACCESS_WIDTH;
+      view.setUint32(HDR_OFFSET, offset, true);
+      header[HDR_DATA] = matchData ? IOTEST_DATAMATCH : IOTEST_NOMATCH;
+      header.set(name, HDR_NAME);
+      tests.push({ header, offset, matchData, data: header[HDR_DATA]! });
+    });
+  });
+  return tests;
 }
