@@ -20,7 +20,7 @@ import type { Vcpu } from '../vcpu/vcpu.js';
 import { bootsThroughBios } from '../bios/boot-choice.js';
 import type { BiosHost } from '../bios/host.js';
 import { loadBios, loadedBios } from '../bios/lazy.js';
-import { restoreParts, type PendingRestore } from '../snapshot/restore.js';
+import type { PendingRestore } from '../snapshot/restore.js';
 import type { RestoreConfig } from '../snapshot/options.js';
 import type { GuestFiles } from './guest-files.js';
 import type { MachineConfig } from './options.js';
@@ -49,6 +49,8 @@ export interface Machine {
  * console, screen and keys).
  */
 export async function restoredMachine(config: MachineConfig, restore: RestoreConfig): Promise<Machine> {
+  // The snapshot reader is loaded only by a restore: a booted guest never compiles it.
+  const { restoreParts } = await import('../snapshot/restore.js');
   const parts = restoreParts(restore, config, (memorySize, irqchip) =>
     Vm.create({ memorySize, irqchip, ksm: config.ksm, hugepages: config.hugepages }),
   );
