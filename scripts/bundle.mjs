@@ -1,24 +1,32 @@
 #!/usr/bin/env node
-// Bundles the command line and the threads it starts into one file each, with esbuild, from the
-// TypeScript sources: dist/bundle/cli.js (what bin/tskvm.js loads), dist/bundle/worker.js (a vCPU
-// thread), dist/bundle/board-worker.js (the board thread of a multi-vCPU run) and
-// dist/bundle/supervisor-main.js (a domain's supervisor process). Loading one file instead of
-// ~130 modules and their packages is most of what `tskvm run` pays before the guest starts.
+// Bundles the command lines and the threads they start into one file each, with esbuild, from the
+// TypeScript sources, into dist/bundle/:
+//   cli.cjs                what bin/tskvm.js and bin/tskvm-qemu.js load: CommonJS, one file (a
+//                          dynamic import() inside becomes a lazy call), loaded with V8's code
+//                          cache (cli.cjs.<hash>.cache, written here after bundling, see
+//                          src/cli/code-cache.cts): Node 20 caches the compiled code of no ES module.
+//   worker.js              a vCPU thread; board-worker.js, the board thread of a multi-vCPU run;
+//   supervisor-main.js     a domain's supervisor process: ES modules with shared chunks.
+// Loading one file instead of ~130 modules and their packages, compiled once at build time, is
+// most of what `tskvm run` pays before the guest starts.
 //
 // The bundles live side by side, so the `new URL('./worker.js', import.meta.url)` of
 // src/vcpu/thread.ts (and './board-worker.js', './supervisor-main.js') finds the bundled thread
-// from the bundled CLI, and the tsc output's own thread from the library (dist/index.js and the
-// package's other "exports", which stay tsc output). Paths that climb to the package root
-// ('../../package.json', '../../build/Release/tskvm.node') work from dist/bundle/ as from
-// dist/<folder>/. ffi-rs (native) and iced-x86 (WASM) stay outside: they are loaded with
-// createRequire from node_modules, and only when used.
+// from the bundled CLI (whose `import.meta.url` is its own file's URL, passed in by the loader),
+// and the tsc output's own thread from the library (dist/index.js and the package's other
+// "exports", which stay tsc output). Paths that climb to the package root ('../../package.json',
+// '../../build/Release/tskvm.node') work from dist/bundle/ as from dist/<folder>/. ffi-rs (native)
+// and iced-x86 (WASM) stay outside: they are loaded with createRequire from node_modules, and only
+// when used.
 //
-//   node scripts/bundle.mjs        by hand; `npm run build:ts` and npm's lifecycle scripts bundle
-//                                  through scripts/prepare.mjs, after tsc
+//   node scripts/bundle.mjs        by hand, after tsc (the cache is written by dist/cli/code-cache.cjs);
+//                                  `npm run build:ts` and npm's lifecycle scripts bundle through
+//                                  scripts/prepare.mjs, after tsc
 //
 // Exit status: 0 when built, 1 when esbuild failed or is not installed.
 
-import { mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,13 +35,20 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const OUT = join(ROOT, 'dist', 'bundle');
 const require = createRequire(join(ROOT, 'package.json'));
 
-/** Entry points, by the file name each bundle gets (the name the code that starts it uses). */
-const ENTRIES = {
-  cli: 'src/cli/launch.ts',
+/** The threads' entry points (ES modules with shared chunks), by the file name each bundle gets: the name the code that starts it uses. */
+const THREAD_ENTRIES = {
   worker: 'src/vcpu/worker.ts',
   'board-worker': 'src/board/board-worker.ts',
   'supervisor-main': 'src/domains/supervisor-main.ts',
 };
+
+/** The command lines' entry point (tskvm's and tskvm-qemu's: one CommonJS file, with a code cache), by file name (.cjs). */
+const COMMAND_ENTRIES = {
+  cli: 'scripts/cli-entry.mjs',
+};
+
+/** What import.meta.url becomes in a CommonJS bundle: a parameter the loader passes (src/cli/code-cache.cts's META_URL_NAME). */
+const META_URL_NAME = '__tskvmImportMetaUrl';
 
 /** Packages loaded at run time from node_modules rather than bundled: native code and WASM, loaded only when used. */
 const EXTERNAL = ['ffi-rs', 'iced-x86'];
@@ -53,6 +68,8 @@ export async function bundle() {
   mkdirSync(dirname(OUT), { recursive: true });
   const fresh = mkdtempSync(`${OUT}.new-`);
   try {
+    // mkdtemp makes it private (0700): every user who runs the CLI reads it.
+    chmodSync(fresh, 0o755);
     await build(esbuild, fresh);
     const old = `${fresh.replace('.new-', '.old-')}`;
     try {
@@ -68,26 +85,71 @@ export async function bundle() {
 }
 
 async function build(esbuild, outdir) {
-  await esbuild.build({
+  const common = {
     absWorkingDir: ROOT,
-    entryPoints: Object.fromEntries(Object.entries(ENTRIES).map(([name, file]) => [name, join(ROOT, file)])),
     outdir,
     bundle: true,
     platform: 'node',
-    format: 'esm',
     target: 'node20',
     external: EXTERNAL,
-    // Code behind a dynamic import() (the domain commands, doctor, the BIOS) in chunks of its own,
-    // and code the entries share in shared chunks: each entry compiles only what it can run.
-    splitting: true,
-    chunkNames: '[name]-[hash]',
-    banner: { js: BANNER },
     // No source maps: they would double the package; the bundle keeps every name and a
     // `// src/<file>.ts` line above each module, and the library's dist/ has its maps.
     // The third-party notices of what is bundled (commander, fast-xml-parser...) stay in the output.
     legalComments: 'inline',
     logLevel: 'warning',
+  };
+  const entries = (table) => Object.fromEntries(Object.entries(table).map(([name, file]) => [name, join(ROOT, file)]));
+  await esbuild.build({
+    ...common,
+    entryPoints: entries(THREAD_ENTRIES),
+    format: 'esm',
+    // Code the threads share in shared chunks: each entry compiles only what it can run.
+    splitting: true,
+    chunkNames: '[name]-[hash]',
+    banner: { js: BANNER },
   });
+  const commands = await esbuild.build({
+    ...common,
+    entryPoints: entries(COMMAND_ENTRIES),
+    format: 'cjs',
+    outExtension: { '.js': '.cjs' },
+    define: { 'import.meta.url': META_URL_NAME },
+    write: false,
+  });
+  const { bundleIdLine, writeCodeCache } = codeCacheModule();
+  for (const file of commands.outputFiles) {
+    const text = await asciiOnly(esbuild, file.text, file.path);
+    // Named for its contents: a cache is used only with the very text it was made from.
+    const hash = createHash('sha256').update(text).digest('hex').slice(0, 16);
+    writeFileSync(file.path, bundleIdLine(hash) + text, 'latin1');
+    await writeCodeCache(file.path);
+  }
+}
+
+/**
+ * The bundle in ASCII, which the loader reads as Latin-1 (a copy, ~0.4 ms for 1 MB) instead of
+ * decoding UTF-8 (~5-10 ms, and a two-byte string when one character is not ASCII). esbuild
+ * escapes every non-ASCII character of strings, regular expressions and names (its default
+ * charset) but prints the comments it keeps as they are: those become `\uXXXX` text, and the
+ * code is checked to be unchanged (the same minified output without comments).
+ */
+async function asciiOnly(esbuild, text, where) {
+  const ascii = text.replace(/[\u{80}-\u{10ffff}]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`);
+  if (ascii === text) return text;
+  const code = async (source) =>
+    (await esbuild.transform(source, { minify: true, format: 'cjs', platform: 'node', charset: 'ascii' })).code;
+  if ((await code(ascii)) !== (await code(text))) throw new Error(`${where}: a non-ASCII character outside a comment`);
+  return ascii;
+}
+
+/** The loader the bins use (tsc's output), so that the cache is made exactly as it is read. */
+function codeCacheModule() {
+  const file = join(ROOT, 'dist', 'cli', 'code-cache.cjs');
+  try {
+    return require(file);
+  } catch (err) {
+    throw new Error(`cannot load ${file} (${err.message}): run tsc first (\`npm run build:ts\` does)`, { cause: err });
+  }
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

@@ -2,6 +2,7 @@
  * The tskvm command line: parse, call the library, map the result to an exit status. stdout
  * carries the guest's serial output and nothing else; every diagnostic goes to stderr.
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { UsageError } from '../errors.js';
 import { KvmError } from '../kvm/error.js';
@@ -187,12 +188,11 @@ async function versionText(): Promise<string> {
   } catch (err) {
     which = `none: ${(err as Error).message}`;
   }
-  return `tskvm ${await packageVersion()} (backend: ${which}; Node ${process.version})`;
+  return `tskvm ${packageVersion()} (backend: ${which}; Node ${process.version})`;
 }
 
-async function packageVersion(): Promise<string> {
-  const { readFile } = await import('node:fs/promises');
-  const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
   return pkg.version;
 }
 

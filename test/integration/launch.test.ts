@@ -14,7 +14,7 @@ import { assertKvm, describeKvm, guest, kvm, requireKvm, ROOT, runCli } from './
 
 describe('the tskvm command, as bin/tskvm.js loads it', () => {
   it('is built as a bundle beside its threads (npm run build:ts)', () => {
-    for (const file of ['cli.js', 'worker.js', 'board-worker.js', 'supervisor-main.js']) {
+    for (const file of ['cli.cjs', 'worker.js', 'board-worker.js', 'supervisor-main.js']) {
       expect(existsSync(path.join(ROOT, 'dist', 'bundle', file)), `dist/bundle/${file}`).toBe(true);
     }
   });

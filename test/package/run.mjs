@@ -59,7 +59,8 @@ const REQUIRED = [
   'dist/index.js.map',
   'dist/kvm/ffi-backend.cjs',
   'dist/vcpu/worker.js',
-  'dist/bundle/cli.js',
+  'dist/bundle/cli.cjs',
+  'dist/cli/code-cache.cjs',
   'dist/bundle/worker.js',
   'guests/build/hello.bin',
 ];
@@ -173,6 +174,11 @@ function checkContents(info) {
     'the tarball has the library, its types for every export, the addon sources and the guests',
     `missing: ${missing.join(', ')}`,
   );
+  // The command line bundle's V8 code cache (scripts/bundle.mjs), named for the bundle's contents.
+  check(
+    files.some((file) => /^dist\/bundle\/cli\.cjs\.[0-9a-f]+\.cache$/.test(file)),
+    "the tarball has the code cache of the command line's bundle",
+  );
   const junk = files.filter((file) => FORBIDDEN.test(file));
   check(
     junk.length === 0,
@@ -260,6 +266,21 @@ async function main() {
   const installed = join(dir, 'node_modules', 'tskvm');
   check(existsSync(join(installed, 'build', 'Release', 'tskvm.node')), 'the install built the native addon');
   check(!existsSync(join(installed, 'node_modules', 'vitest')), 'vitest is a peer of tskvm, not a dependency it brings');
+  // The code cache made at build time serves the installed copy (same Node here): V8 accepts it.
+  const loader = join(installed, 'dist', 'cli', 'code-cache.cjs');
+  const bundle = join(installed, 'dist', 'bundle', 'cli.cjs');
+  const cache = await run(
+    process.execPath,
+    ['-e', `console.log(require(${JSON.stringify(loader)}).loadBundle(${JSON.stringify(bundle)}, { rewrite: false }).cache)`],
+    {
+      cwd: dir,
+    },
+  );
+  check(
+    cache.stdout === 'accepted\n',
+    "the installed CLI's bundle loads with the code cache it was packed with",
+    `${cache.stdout}${cache.stderr}`,
+  );
 
   const hello = join(installed, 'guests', 'build', 'hello.bin');
   if (kvmUsable) {

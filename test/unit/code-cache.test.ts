@@ -1,0 +1,136 @@
+/**
+ * The loader of the command lines' CommonJS bundles (src/cli/code-cache.cts): a bundle runs with
+ * its V8 code cache, and just as well without one (missing, or one V8 rejects); a cache is named
+ * for its bundle's contents; a rejected or missing cache is rewritten at exit; the built-ins it
+ * defers are loaded at their first use. Small bundles written here, not the real ones (those the
+ * launch and package tests run), and the loader as tsc builds it in dist/.
+ */
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type CodeCache from '../../src/cli/code-cache.cjs';
+
+// CommonJS (src/cli/code-cache.cts), as the bins load it: the tsc output in dist/ (npm run build:ts).
+const codeCache = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli', 'code-cache.cjs');
+const { bundleIdLine, cacheFileOf, loadBundle, writeCodeCache } = createRequire(import.meta.url)(codeCache) as typeof CodeCache;
+
+/** A bundle's id line, as scripts/bundle.mjs writes it: a hash of its contents. */
+const idLine = (body: string): string => bundleIdLine(createHash('sha256').update(body).digest('hex').slice(0, 16));
+
+/** A bundle as scripts/bundle.mjs writes one: CommonJS, its id line first. */
+function writeBundle(dir: string, body: string, name = 'b.cjs'): string {
+  const file = path.join(dir, name);
+  writeFileSync(file, idLine(body) + body, 'latin1');
+  return file;
+}
+
+/**
+ * A bundle's text, unique to each test: V8 keeps what it compiled for a source in the process
+ * and would then not look at the cache given for the same text again.
+ */
+const body = (): string => `// test ${expect.getState().currentTestName}
+function square(x) { return x * x; }
+exports.answer = square(6) + 6;
+exports.url = __tskvmImportMetaUrl;
+exports.strict = (function () { return this === undefined; })();
+`;
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(path.join(tmpdir(), 'tskvm-code-cache-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('loadBundle', () => {
+  it("runs a bundle with the cache the build wrote, as strict code that sees its own file's URL", async () => {
+    const text = body();
+    const file = writeBundle(dir, text);
+    const cacheFile = await writeCodeCache(file);
+    expect(cacheFile).toBe(cacheFileOf(file, idLine(text)));
+    const loaded = loadBundle(file, { rewrite: false });
+    expect(loaded.cache).toBe('accepted');
+    expect(loaded.cacheFile).toBe(cacheFile);
+    expect(loaded.exports).toEqual({ answer: 42, url: pathToFileURL(file).href, strict: true });
+  });
+
+  it('runs a bundle whose cache is missing', () => {
+    const file = writeBundle(dir, body());
+    const loaded = loadBundle(file, { rewrite: false });
+    expect(loaded.cache).toBe('missing');
+    expect((loaded.exports as { answer: number }).answer).toBe(42);
+    expect(readdirSync(dir)).toEqual(['b.cjs']);
+  });
+
+  it('runs a bundle whose cache V8 rejects (not a cache, or the cache of another text)', async () => {
+    const other = readFileSync(await writeCodeCache(writeBundle(dir, `${body()}exports.more = 1;\n`, 'other.cjs')));
+    for (const [i, bytes] of [Buffer.from('not a V8 code cache'), Buffer.alloc(4096, 0xff), other].entries()) {
+      const text = `${body()}// ${i}\n`;
+      const file = writeBundle(dir, text);
+      writeFileSync(cacheFileOf(file, idLine(text))!, bytes);
+      const loaded = loadBundle(file, { rewrite: false });
+      expect(loaded.cache).toBe('rejected');
+      expect((loaded.exports as { answer: number }).answer).toBe(42);
+    }
+  });
+
+  it('names the cache for the bundle text, so that a same-length edit does not use the old one', async () => {
+    const one = body();
+    const two = one.replace('+ 6', '+ 7');
+    expect(two.length).toBe(one.length);
+    const file = path.join(dir, 'b.cjs');
+    expect(cacheFileOf(file, idLine(one) + one)).not.toBe(cacheFileOf(file, idLine(two) + two));
+    expect(cacheFileOf(path.join(dir, 'x.cjs'), 'no id line\n')).toBeUndefined();
+  });
+
+  it('runs a bundle without an id line (UTF-8, no cache)', () => {
+    const file = path.join(dir, 'plain.cjs');
+    writeFileSync(file, "exports.text = 'caf\u00e9';\n", 'utf8');
+    const loaded = loadBundle(file, { rewrite: false });
+    expect(loaded.cache).toBe('missing');
+    expect(loaded.exports).toEqual({ text: 'caf\u00e9' });
+  });
+});
+
+/** Runs `script` in a plain node (no V8 flags of its own: `node -` reads it from stdin), with the loader of dist/. */
+function node(script: string): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['-'], {
+    input: `const { loadBundle } = require(${JSON.stringify(codeCache)});\n${script}`,
+    encoding: 'utf8',
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('loadBundle, in a process of its own', () => {
+  it('rewrites a missing cache at exit, which the next run accepts', () => {
+    const file = writeBundle(dir, body());
+    const script = `const r = loadBundle(${JSON.stringify(file)}, { rewrite: true }); console.log(r.cache, r.exports.answer);`;
+    expect(node(script)).toMatchObject({ status: 0, stdout: 'missing 42\n' });
+    expect(existsSync(loadBundle(file, { rewrite: false }).cacheFile)).toBe(true);
+    expect(node(script)).toMatchObject({ status: 0, stdout: 'accepted 42\n' });
+    expect(readdirSync(dir).filter((name) => name.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('loads a deferred built-in (zlib, crypto here) only when the bundle first uses it', () => {
+    const file = writeBundle(
+      dir,
+      `const zlib = require('node:zlib'); const crypto = require('node:crypto');
+exports.gzip = (text) => zlib.gunzipSync(zlib.gzipSync(text)).toString();
+exports.uuid = () => crypto.randomUUID();`,
+    );
+    const script = `
+const loaded = (name) => process.moduleLoadList.includes('NativeModule ' + name);
+const { exports } = loadBundle(${JSON.stringify(file)}, { rewrite: false });
+const before = [loaded('zlib'), loaded('crypto')];
+const text = exports.gzip('round trip');
+console.log(JSON.stringify({ before, text, after: [loaded('zlib'), loaded('crypto')], uuid: /^[0-9a-f-]{36}$/.test(exports.uuid()) }));`;
+    const r = node(script);
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ before: [false, false], text: 'round trip', after: [true, false], uuid: true });
+  });
+});
