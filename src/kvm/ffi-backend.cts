@@ -2,8 +2,9 @@
  * The second backend: the NativeKvm interface implemented with ffi-rs calling libc directly —
  * open, ioctl, mmap, madvise, pthread_kill, sigaction — for hosts where the addon cannot be built.
  * ioctl request numbers and struct layouts are those of <linux/kvm.h> on x86-64 (the unit tests
- * hold them to the addon's). Each call costs a few µs more than the addon's, which shows on the
- * exit path (see `npm run bench`) but nowhere else.
+ * hold them to the addon's). Each call costs about 5 µs more than the addon's, inside ffi-rs (which
+ * reads the call's description from a JS object and prepares it anew every time): that shows on the
+ * exit path, one call per exit (see `npm run bench`), and nowhere else.
  */
 // CommonJS (.cts), so that native.ts can load it synchronously, and only when it is chosen.
 import type * as Ffi from 'ffi-rs';
@@ -129,39 +130,103 @@ const U64 = DataType.U64;
 const BIG = DataType.BigInt;
 
 ffi.open({ library: LIBC, path: 'libc.so.6' });
-// define() names each function by its key, so the keys are libc's names.
-const libc = ffi.define({
-  open: { library: LIBC, retType: I32, paramsType: [DataType.String, I32], errno: true },
-  close: { library: LIBC, retType: I32, paramsType: [I32], errno: true },
-  // The third argument is an integer or an address (user addresses fit a double exactly).
-  ioctl: { library: LIBC, retType: I32, paramsType: [I32, U64, U64], errno: true },
-  mmap: { library: LIBC, retType: BIG, paramsType: [U64, U64, I32, I32, I32, DataType.I64], errno: true },
-  munmap: { library: LIBC, retType: I32, paramsType: [BIG, U64], errno: true },
-  madvise: { library: LIBC, retType: I32, paramsType: [BIG, U64, I32], errno: true },
-  mincore: { library: LIBC, retType: I32, paramsType: [BIG, U64, U64], errno: true },
-  // memmove(p, p, 0) returns p: the way to turn an address into ffi-rs's pointer type.
-  memmove: { library: LIBC, retType: DataType.External, paramsType: [BIG, BIG, U64] },
-  pthread_self: { library: LIBC, retType: BIG, paramsType: [] },
-  pthread_kill: { library: LIBC, retType: I32, paramsType: [BIG, I32] },
-  __libc_current_sigrtmin: { library: LIBC, retType: I32, paramsType: [] },
-  sigaction: { library: LIBC, retType: I32, paramsType: [I32, U64, U64], errno: true },
-  dlsym: { library: LIBC, retType: BIG, paramsType: [U64, DataType.String] },
-});
 
-type Errno<T> = { value: T; errnoCode: number };
-const orErrno = (r: Errno<number>): number => (r.value < 0 ? -r.errnoCode : r.value);
+type Load = (params: { library: string; funcName: string; retType: Ffi.DataType; paramsType: Ffi.DataType[] }) => unknown;
+/**
+ * ffi-rs's native `load`, without ffi.load's JS wrapper: that maps paramsType anew on each call for
+ * array types (these calls pass none) and defaults freeResultMemory (set here), 0.8 µs of the 5.8 a
+ * call costs on a loaded host. The binding is the very module ffi-rs loaded (ffi-rs re-exports its
+ * createExternalBuffer as is); ffi.load itself if it cannot be found.
+ */
+function nativeLoad(): Load {
+  for (const cached of Object.values(require.cache)) {
+    const binding = cached?.exports as { load?: unknown; createExternalBuffer?: unknown } | undefined;
+    if (binding && binding !== ffi && binding.createExternalBuffer === ffi.createExternalBuffer && typeof binding.load === 'function')
+      return binding.load as Load;
+  }
+  return ffi.load as Load;
+}
+const load = nativeLoad();
+
+/**
+ * A libc function as one prepared ffi-rs call: the params object and its argument array are made
+ * once and the arguments written in place (define() spreads a new params object per call). Results
+ * come back bare, without `errno: true`, which builds an object and formats strerror's message on
+ * every call; errno is read in place, and only where the result says there is one (`errno` below).
+ */
+function prepare<R>(funcName: string, retType: Ffi.DataType, paramsType: Ffi.DataType[]): (...args: unknown[]) => R {
+  const paramsValue: unknown[] = paramsType.map(() => 0);
+  const params = { library: LIBC, funcName, retType, paramsType, paramsValue, freeResultMemory: false };
+  return (...args) => {
+    for (let i = 0; i < args.length; i++) paramsValue[i] = args[i];
+    return load(params) as R;
+  };
+}
+
+const libc = {
+  open: prepare<number>('open', I32, [DataType.String, I32]),
+  close: prepare<number>('close', I32, [I32]),
+  mmap: prepare<bigint>('mmap', BIG, [U64, U64, I32, I32, I32, DataType.I64]),
+  munmap: prepare<number>('munmap', I32, [BIG, U64]),
+  madvise: prepare<number>('madvise', I32, [BIG, U64, I32]),
+  mincore: prepare<number>('mincore', I32, [BIG, U64, U64]),
+  // memmove(p, p, 0) returns p: the way to turn an address into ffi-rs's pointer type.
+  memmove: prepare<Ffi.JsExternal>('memmove', DataType.External, [BIG, BIG, U64]),
+  pthread_self: prepare<bigint>('pthread_self', BIG, []),
+  pthread_kill: prepare<number>('pthread_kill', I32, [BIG, I32]),
+  __libc_current_sigrtmin: prepare<number>('__libc_current_sigrtmin', I32, []),
+  __errno_location: prepare<Ffi.JsExternal>('__errno_location', DataType.External, []),
+  sigaction: prepare<number>('sigaction', I32, [I32, U64, U64]),
+  dlsym: prepare<bigint>('dlsym', BIG, [U64, DataType.String]),
+};
+
+/**
+ * This thread's errno, read in place (its address is per thread and fixed, as this module is per
+ * thread). Read right after the call that failed, with nothing between that could set it: what
+ * ffi-rs runs after the call only frees (glibc's free keeps errno) and converts the result.
+ */
+const errnoBytes = ffi.createExternalBuffer(libc.__errno_location(), Int32Array.BYTES_PER_ELEMENT);
+const errnoView = new Int32Array(errnoBytes.buffer, errnoBytes.byteOffset, 1);
+const errno = (): number => errnoView[0] ?? 0;
+/** A libc result as the interface wants it: the value, or -errno where libc returned -1. */
+const orErrno = (r: number): number => (r < 0 ? -errno() : r);
+
+/**
+ * ioctl, on the exit path (KVM_RUN once per exit, register ioctls on some), without even the rest
+ * parameter of `prepare`. The third argument is an integer or an address (user addresses fit a
+ * double exactly).
+ */
+const ioctlParamsType = [I32, U64, U64];
+const ioctlParamsFor = (paramsValue: [number, number, number]) => ({
+  library: LIBC,
+  funcName: 'ioctl',
+  retType: I32,
+  paramsType: ioctlParamsType,
+  paramsValue,
+  freeResultMemory: false,
+});
+const ioctlArgs: [number, number, number] = [-1, 0, 0];
+const ioctlParams = ioctlParamsFor(ioctlArgs);
+function ioctl(fd: number, request: number, arg: number): number {
+  ioctlArgs[0] = fd;
+  ioctlArgs[1] = request;
+  ioctlArgs[2] = arg;
+  return orErrno(load(ioctlParams) as number);
+}
+/** KVM_RUN has its own, where only the fd is written; it takes no argument (the kernel refuses one). */
+const runArgs: [number, number, number] = [-1, FFI_IOCTLS.KVM_RUN, 0];
+const runParams = ioctlParamsFor(runArgs);
 
 /** A view of memory at `address` (no copy). */
 function view(address: bigint, length: number): Buffer {
-  return ffi.createExternalBuffer(libc.memmove([address, address, 0]) as Ffi.JsExternal, length);
+  return ffi.createExternalBuffer(libc.memmove(address, address, 0), length);
 }
 
 /** Anonymous memory for structs passed by pointer: one per thread, as this module is. */
-const scratchAddress = (libc.mmap([0, SCRATCH_BYTES, PROT_READ_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0]) as unknown as Errno<bigint>)
-  .value;
+const scratchAddress = libc.mmap(0, SCRATCH_BYTES, PROT_READ_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 const scratch = view(scratchAddress, SCRATCH_BYTES);
 
-const kickSignal = (libc.__libc_current_sigrtmin([]) as number) + KICK_SIGNAL_OFFSET;
+const kickSignal = libc.__libc_current_sigrtmin() + KICK_SIGNAL_OFFSET;
 
 /**
  * The kick's signal needs a handler that does nothing (so it interrupts KVM_RUN without killing
@@ -169,24 +234,25 @@ const kickSignal = (libc.__libc_current_sigrtmin([]) as number) + KICK_SIGNAL_OF
  * getpid is async-signal-safe, ignores its argument and returns — a no-op handler from libc.
  */
 function installKickHandler(): void {
-  const handler = libc.dlsym([RTLD_DEFAULT, 'getpid']) as unknown as bigint;
+  const handler = libc.dlsym(RTLD_DEFAULT, 'getpid');
   scratch.fill(0, 0, SIZEOF_SIGACTION);
   scratch.writeBigUInt64LE(handler, 0); // sa_handler; sa_mask empty; sa_flags 0: no SA_RESTART
-  libc.sigaction([kickSignal, Number(scratchAddress), 0]);
+  libc.sigaction(kickSignal, Number(scratchAddress), 0);
 }
 installKickHandler();
 
-const runViews = new Map<bigint, Buffer>();
+/** kvm_run's first bytes per vCPU, for the kick to set immediate_exit. */
+const runViews = new Map<bigint, Uint8Array>();
 const KVM_RUN_IMMEDIATE_EXIT = 1;
 
 const ffiBackend: NativeKvm = {
-  open: (path) => orErrno(libc.open([path, O_RDWR | O_CLOEXEC]) as Errno<number>),
-  close: (fd) => orErrno(libc.close([fd]) as Errno<number>),
-  ioctl: (fd, request, arg = 0) => orErrno(libc.ioctl([fd, request, arg]) as Errno<number>),
+  open: (path) => orErrno(libc.open(path, O_RDWR | O_CLOEXEC)),
+  close: (fd) => orErrno(libc.close(fd)),
+  ioctl: (fd, request, arg = 0) => ioctl(fd, request, arg),
   ioctlBuffer(fd, request, bytes) {
     // The struct goes through native scratch memory: ffi-rs cannot point into a JS array.
     scratch.set(bytes, 0);
-    const r = orErrno(libc.ioctl([fd, request, Number(scratchAddress)]) as Errno<number>);
+    const r = ioctl(fd, request, Number(scratchAddress));
     bytes.set(scratch.subarray(0, bytes.length));
     return r;
   },
@@ -196,21 +262,24 @@ const ffiBackend: NativeKvm = {
     scratch.writeBigUInt64LE(BigInt(guestPhysAddr), 8);
     scratch.writeBigUInt64LE(BigInt(size), 16);
     scratch.writeBigUInt64LE(userAddr, 24);
-    return orErrno(libc.ioctl([vmFd, FFI_IOCTLS.KVM_SET_USER_MEMORY_REGION, Number(scratchAddress)]) as Errno<number>);
+    return ioctl(vmFd, FFI_IOCTLS.KVM_SET_USER_MEMORY_REGION, Number(scratchAddress));
   },
-  run: (vcpuFd) => orErrno(libc.ioctl([vcpuFd, FFI_IOCTLS.KVM_RUN, 0]) as Errno<number>),
+  run(vcpuFd) {
+    runArgs[0] = vcpuFd;
+    return orErrno(load(runParams) as number);
+  },
   mmapAnonymous(size, shared = true) {
     const flags = (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_NORESERVE;
-    const r = libc.mmap([0, size, PROT_READ_WRITE, flags, -1, 0]) as unknown as Errno<bigint>;
-    return r.value === MAP_FAILED ? -BigInt(r.errnoCode) : r.value;
+    const r = libc.mmap(0, size, PROT_READ_WRITE, flags, -1, 0);
+    return r === MAP_FAILED ? -BigInt(errno()) : r;
   },
   mmapFd(fd, size) {
-    const r = libc.mmap([0, size, PROT_READ_WRITE, MAP_SHARED, fd, 0]) as unknown as Errno<bigint>;
-    return r.value === MAP_FAILED ? -BigInt(r.errnoCode) : r.value;
+    const r = libc.mmap(0, size, PROT_READ_WRITE, MAP_SHARED, fd, 0);
+    return r === MAP_FAILED ? -BigInt(errno()) : r;
   },
   mmapFileFixed(addr, size, fd, offset) {
-    const r = libc.mmap([Number(addr), size, PROT_READ_WRITE, MAP_PRIVATE | MAP_FIXED, fd, offset]) as unknown as Errno<bigint>;
-    return r.value === MAP_FAILED ? -r.errnoCode : 0;
+    const r = libc.mmap(Number(addr), size, PROT_READ_WRITE, MAP_PRIVATE | MAP_FIXED, fd, offset);
+    return r === MAP_FAILED ? -errno() : 0;
   },
   mincore(addr, size, vec) {
     // One byte per page through the scratch page, SCRATCH_BYTES pages at a time.
@@ -218,7 +287,7 @@ const ffiBackend: NativeKvm = {
     for (let done = 0; done < pages; done += SCRATCH_BYTES) {
       const n = Math.min(SCRATCH_BYTES, pages - done);
       const length = Math.min(n * PAGE_BYTES, size - done * PAGE_BYTES);
-      const r = orErrno(libc.mincore([addr + BigInt(done * PAGE_BYTES), length, Number(scratchAddress)]) as Errno<number>);
+      const r = orErrno(libc.mincore(addr + BigInt(done * PAGE_BYTES), length, Number(scratchAddress)));
       if (r < 0) return r;
       vec.set(scratch.subarray(0, n), done);
     }
@@ -226,21 +295,24 @@ const ffiBackend: NativeKvm = {
   },
   munmap(addr, size) {
     runViews.delete(addr);
-    return orErrno(libc.munmap([addr, size]) as Errno<number>);
+    return orErrno(libc.munmap(addr, size));
   },
-  madvise: (addr, size, advice) => orErrno(libc.madvise([addr, size, advice]) as Errno<number>),
+  madvise: (addr, size, advice) => orErrno(libc.madvise(addr, size, advice)),
   externalBuffer(addr, size) {
     const buffer = view(addr, size);
     if (buffer.byteOffset !== 0 || buffer.buffer.byteLength !== size)
       throw new Error('ffi-rs returned a view that does not start at the mapping');
     return buffer.buffer as ArrayBuffer;
   },
-  threadSelf: () => libc.pthread_self([]) as unknown as bigint,
+  threadSelf: () => libc.pthread_self(),
   kick(runAddr, thread) {
     let run = runViews.get(runAddr);
-    if (!run) runViews.set(runAddr, (run = view(runAddr, KVM_RUN_IMMEDIATE_EXIT + 1)));
-    Atomics.store(new Uint8Array(run.buffer, run.byteOffset, run.length), KVM_RUN_IMMEDIATE_EXIT, 1);
-    return -(libc.pthread_kill([thread, kickSignal]) as number);
+    if (!run) {
+      const bytes = view(runAddr, KVM_RUN_IMMEDIATE_EXIT + 1);
+      runViews.set(runAddr, (run = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length)));
+    }
+    Atomics.store(run, KVM_RUN_IMMEDIATE_EXIT, 1);
+    return -libc.pthread_kill(thread, kickSignal);
   },
   ioctls: FFI_IOCTLS,
   // The x86-64 ABI of <linux/kvm.h>, as the addon reads it with offsetof (a unit test compares them).
