@@ -54,6 +54,11 @@ interface LoadedBundle {
 interface LoadOptions {
   /** Rewrite a rejected or missing cache at exit (default: only from a plain `node`, see the header). */
   rewrite?: boolean;
+  /**
+   * Rewrite it at exit even when V8 took it: the build's warm-up run (scripts/bundle.mjs), whose
+   * cache then holds the functions a run of a guest compiles, not only the modules' top levels.
+   */
+  refresh?: boolean;
 }
 
 /** The cache file of the bundle `file` whose text is `source`: `<file>.<hash>.cache`, or undefined for a bundle without an id line. */
@@ -84,7 +89,7 @@ function loadBundle(bundle: string, options: LoadOptions = {}): LoadedBundle {
   const cache: CacheUse = cachedData === undefined ? 'missing' : script.cachedDataRejected === true ? 'rejected' : 'accepted';
   const bundleExports = runTopLevel(script, file);
   const rewrite = options.rewrite ?? (process.execArgv.length === 0 && !process.env.NODE_OPTIONS);
-  if (cache !== 'accepted' && rewrite && cacheFile !== undefined) {
+  if ((options.refresh === true || (cache !== 'accepted' && rewrite)) && cacheFile !== undefined) {
     // At exit, the cache holds what this run compiled too, not only the top level.
     process.once('exit', () => {
       try {

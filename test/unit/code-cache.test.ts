@@ -116,6 +116,18 @@ describe('loadBundle, in a process of its own', () => {
     expect(readdirSync(dir).filter((name) => name.endsWith('.tmp'))).toEqual([]);
   });
 
+  it("rewrites an accepted cache at exit when asked to refresh it (the build's warm-up run), with what the run compiled", async () => {
+    const text = `${body()}exports.later = function later() { return [1, 2, 3].map((x) => x * 2).join(','); };\n`;
+    const file = writeBundle(dir, text);
+    const cacheFile = await writeCodeCache(file);
+    const before = readFileSync(cacheFile);
+    const script = `const r = loadBundle(${JSON.stringify(file)}, { refresh: true }); console.log(r.cache, r.exports.later());`;
+    expect(node(script)).toMatchObject({ status: 0, stdout: 'accepted 2,4,6\n' });
+    const after = readFileSync(cacheFile);
+    expect(after.equals(before)).toBe(false); // it now holds \`later\`, compiled by the run
+    expect(node(script)).toMatchObject({ status: 0, stdout: 'accepted 2,4,6\n' });
+  });
+
   it('loads a deferred built-in (zlib, crypto here) only when the bundle first uses it', () => {
     const file = writeBundle(
       dir,
