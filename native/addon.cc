@@ -110,6 +110,8 @@ Napi::Value ThreadSelf(const Napi::CallbackInfo &info) {
   return Napi::BigInt::New(info.Env(), shim_thread_self());
 }
 
+Napi::Value IsMainThread(const Napi::CallbackInfo &info) { return Napi::Boolean::New(info.Env(), shim_is_main_thread() != 0); }
+
 Napi::Value Kick(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), shim_kick(ToPtr(info[0]), ToU64(info[1])));
 }
@@ -150,6 +152,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("madvise", Napi::Function::New(env, Madvise));
   exports.Set("externalBuffer", Napi::Function::New(env, ExternalBuffer));
   exports.Set("threadSelf", Napi::Function::New(env, ThreadSelf));
+  exports.Set("isMainThread", Napi::Function::New(env, IsMainThread));
   exports.Set("kick", Napi::Function::New(env, Kick));
   exports.Set("sliceTimerCreate", Napi::Function::New(env, SliceTimerCreate));
   exports.Set("sliceTimerSet", Napi::Function::New(env, SliceTimerSet));

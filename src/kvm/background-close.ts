@@ -8,7 +8,8 @@
  * moved on.
  */
 import { close as fsClose } from 'node:fs';
-import { isMainThread } from 'node:worker_threads';
+import { createRequire } from 'node:module';
+import type * as WorkerThreads from 'node:worker_threads';
 import { native } from './native.js';
 
 /** Closes an fd in another thread through the backend; undefined when no thread can take it now. */
@@ -23,7 +24,7 @@ export function setThreadCloser(closer: ThreadCloser): void {
 
 /** Closes `fd` without blocking the caller; the promise settles when it is closed (it never rejects: a failed close leaves nothing to do). */
 export function closeInBackground(fd: number): Promise<void> {
-  if (isMainThread) return new Promise((resolve) => fsClose(fd, () => resolve()));
+  if (onMainThread()) return new Promise((resolve) => fsClose(fd, () => resolve()));
   const inThread = threadCloser?.(fd);
   if (inThread) return inThread;
   return new Promise((resolve) =>
@@ -32,4 +33,12 @@ export function closeInBackground(fd: number): Promise<void> {
       resolve();
     }),
   );
+}
+
+/** The backend knows without node:worker_threads, which a one-vCPU CLI run would load only for this. */
+function onMainThread(): boolean {
+  const ask = native().isMainThread;
+  if (ask) return ask();
+  const threads = createRequire(import.meta.url)('node:worker_threads') as typeof WorkerThreads;
+  return threads.isMainThread;
 }

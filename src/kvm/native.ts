@@ -84,6 +84,11 @@ export interface NativeKvm {
   madvise(addr: bigint, size: number, advice: number): number;
   externalBuffer(addr: bigint, size: number): ArrayBuffer;
   threadSelf(): bigint;
+  /**
+   * Whether this is Node's main thread (the process's first: its tid is the pid), known without
+   * loading node:worker_threads (~3 ms at first use here). The addon has it; elsewhere ask worker_threads.
+   */
+  isMainThread?(): boolean;
   kick(runAddr: bigint, thread: bigint): number;
   /**
    * A slice timer for an exit loop on a thread with an event loop (src/kvm/slice-timer.ts): a

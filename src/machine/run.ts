@@ -8,6 +8,7 @@
 import { COM_PORTS, type ComPortName } from '../board/pc-board.js';
 import { UsageError } from '../errors.js';
 import { ksmMergingPages, ksmRunning } from '../host.js';
+import { monotonicMs } from '../units.js';
 import { SerialBridge, type SerialSink } from '../io/serial-bridge.js';
 import { SerialConsole } from '../io/serial-console.js';
 import type { KvmRegs, KvmSregs } from '../kvm/structs.js';
@@ -119,7 +120,7 @@ class Run {
   private readonly bridges: (SerialBridge | null)[];
   private readonly consoles: Partial<Record<ComPortName, SerialConsole>> = {};
   private board: BoardThread | undefined;
-  private readonly started = performance.now();
+  private readonly started = monotonicMs();
   private readonly snapshots: RunSnapshots;
   private failure: unknown;
   /** Settles once the guest may run (a restored one: its saved state loaded). */
@@ -326,7 +327,7 @@ class Run {
       const base = {
         serial: serialBytes.toString('utf8'),
         serialBytes,
-        durationMs: performance.now() - this.started,
+        durationMs: monotonicMs() - this.started,
         format: loaded.format,
         notes: loaded.notes,
         warnings,
@@ -403,9 +404,9 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 /** A timeout of any length (setTimeout alone fires at once past 2^31-1 ms). */
 function longTimeout(fire: () => void, ms: number): { cancel(): void } {
   let timer: ReturnType<typeof setTimeout>;
-  const due = performance.now() + ms;
+  const due = monotonicMs() + ms;
   const arm = (): void => {
-    const left = due - performance.now();
+    const left = due - monotonicMs();
     timer = left > MAX_TIMER_MS ? setTimeout(arm, MAX_TIMER_MS) : setTimeout(fire, Math.max(0, left));
   };
   arm();
