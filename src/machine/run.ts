@@ -299,6 +299,10 @@ class Run {
   }
 
   private async finish(running: Promise<VcpuRunResult>, cleanUp: () => void): Promise<RunResult> {
+    let closing: Promise<void> | undefined;
+    // Once no capture reads it, the VM goes: the kernel takes 15-25 ms to destroy one with an
+    // irqchip, on libuv's pool, and a process that exits next (the CLI) waits for that pool.
+    const closeVm = (): Promise<void> => (closing ??= this.snapshots.settled().then(() => void this.machine.vm.close()));
     try {
       let vcpuResult: VcpuRunResult;
       try {
@@ -306,6 +310,10 @@ class Run {
       } finally {
         cleanUp();
         this.snapshots.finish();
+        // Without a BIOS (whose screen the result reads from guest RAM) or gdb (which may still
+        // read it) nothing reads the VM once its vCPUs have stopped: its teardown overlaps the
+        // output's flush instead of following it.
+        if (!this.machine.bios && !this.gdb) void closeVm();
         this.finishingSerial = true;
         if (this.stopReason) this.abandonSerialSoon(); // stopped: a stalled sink gets a grace period, not forever
         await Promise.all(this.bridges.map((bridge) => bridge?.finish()));
@@ -337,8 +345,7 @@ class Run {
       };
       return toRunResult(vcpuResult, base, this.stopReason);
     } finally {
-      await this.snapshots.settled(); // a capture still reading the VM keeps it open
-      void this.machine.vm.close(); // the kernel's VM teardown finishes in the background
+      await closeVm(); // after any capture still reading the VM; the kernel's teardown finishes in the background
     }
   }
 }
