@@ -137,8 +137,11 @@ export class AcpiPm implements PioDevice, Snapshottable<AcpiPmState>, TimedDevic
 
   pioRead(offset: number, size: PioSize): number {
     this.poll();
+    // One sample of the timer per access: an `inl` of PM_TMR reads one count, as on PIIX4, not
+    // four bytes from four moments (a carry between them would make the count jump back or ahead).
+    const timer = this.timer();
     let value = 0;
-    for (let i = 0; i < size; i++) value |= this.readByte(offset + i) << (i * BYTE_BITS);
+    for (let i = 0; i < size; i++) value |= this.readByte(offset + i, timer) << (i * BYTE_BITS);
     return value >>> 0;
   }
 
@@ -263,10 +266,10 @@ export class AcpiPm implements PioDevice, Snapshottable<AcpiPmState>, TimedDevic
     return ((this.now() - this.startNs) * BigInt(PM_TIMER_HZ)) / NS_PER_SECOND;
   }
 
-  private readByte(offset: number): number {
+  private readByte(offset: number, timer: number): number {
     const reg = offset & ~1;
     const shift = (offset & 1) * BYTE_BITS;
-    if (offset >= PM_TMR && offset < PM_TMR + PM_TMR_LEN) return (this.timer() >>> ((offset - PM_TMR) * BYTE_BITS)) & BYTE_MASK;
+    if (offset >= PM_TMR && offset < PM_TMR + PM_TMR_LEN) return (timer >>> ((offset - PM_TMR) * BYTE_BITS)) & BYTE_MASK;
     return (this.readRegister(reg) >>> shift) & BYTE_MASK;
   }
 

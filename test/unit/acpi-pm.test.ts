@@ -56,6 +56,20 @@ describe('ACPI PM timer', () => {
     expect(r.in(PM_TMR, 4)).toBe(5 * PM_TIMER_HZ);
   });
 
+  it('reads one count per access, even while the clock moves between its bytes (no torn inl across a carry)', () => {
+    let ns = 0n;
+    const tickNs = 1_000_000_000n / BigInt(PM_TIMER_HZ) + 1n; // a little over one tick per look at the clock
+    // Each look at the clock moves it on by a tick: a read made of four looks would see four counts.
+    const pm = new AcpiPm({ setSci: () => {}, sleep: () => {}, nowNs: () => (ns += tickNs) }, { timer32: true });
+    for (let i = 0; i < 600; i++) {
+      const before = pm.timer();
+      const value = pm.pioRead(PM_TMR, 4);
+      const after = pm.timer();
+      expect(value).toBeGreaterThan(before);
+      expect(value).toBeLessThan(after);
+    }
+  });
+
   it('runs at the documented rate against the host monotonic clock', async () => {
     const pm = new AcpiPm({ setSci: () => {}, sleep: () => {} }, { timer32: true });
     const t0 = process.hrtime.bigint();
