@@ -2,10 +2,10 @@
  * The tskvm command line: parse, call the library, map the result to an exit status. stdout
  * carries the guest's serial output and nothing else; every diagnostic goes to stderr.
  */
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError, Option } from 'commander';
 import { UsageError } from '../errors.js';
 import { KvmError } from '../kvm/error.js';
+import { tskvmVersion } from '../snapshot/version.js';
 import { backend } from '../kvm/native.js';
 import { GUEST_FORMATS } from '../loader/guest.js';
 import { DEFAULT_MEMORY } from '../machine/options.js';
@@ -188,12 +188,7 @@ async function versionText(): Promise<string> {
   } catch (err) {
     which = `none: ${(err as Error).message}`;
   }
-  return `tskvm ${packageVersion()} (backend: ${which}; Node ${process.version})`;
-}
-
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
+  return `tskvm ${tskvmVersion()} (backend: ${which}; Node ${process.version})`;
 }
 
 /**

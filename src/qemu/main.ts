@@ -5,9 +5,9 @@
  * output only; every diagnostic goes to stderr as `tskvm-qemu: ...`, warnings as `tskvm-qemu:
  * warning: ...` (kvm-unit-tests takes any other stderr line with a status of 1 as a failure).
  */
-import { readFileSync } from 'node:fs';
 import { UsageError } from '../errors.js';
 import { KvmError } from '../kvm/error.js';
+import { tskvmVersion } from '../snapshot/version.js';
 import { hardExit } from '../cli/hard-exit.js';
 import { parseQemuArgs, type QemuInvocation } from './parse.js';
 import { QEMU_EXIT_ERROR, QEMU_EXIT_OK } from './exit-status.js';
@@ -38,9 +38,9 @@ export async function qemuMain(argv: readonly string[]): Promise<number> {
 function printText(what: Extract<QemuInvocation, { kind: 'print' }>['what']): string {
   switch (what) {
     case 'help':
-      return helpText(packageVersion());
+      return helpText(tskvmVersion());
     case 'version':
-      return versionText(packageVersion());
+      return versionText(tskvmVersion());
     case 'devices':
       return deviceListText();
     case 'cpus':
@@ -86,11 +86,6 @@ function reportError(err: unknown): number {
   }
   process.stderr.write(`${PROGRAM}: internal error: ${e?.stack ?? String(err)}\n`);
   return QEMU_EXIT_ERROR;
-}
-
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
 }
 
 /** Flushes stdout, then exits; without joining a write still blocked on a reader that stopped (see cli/hard-exit.ts). */
