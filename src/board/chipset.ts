@@ -238,6 +238,17 @@ const S3_STOP_POLL_MS = 20;
 const NS_PER_MS = 1_000_000n;
 
 /**
+ * One step of waiting in S3 for the wake event due at `wakeAtNs` (undefined: none armed): the
+ * milliseconds to sleep before looking again (at a stop request, then at the clock), or undefined
+ * once the wake event is due. Both ways of sleeping use it: blocking (resumeFromS3) and with timers.
+ */
+export function s3NapMs(wakeAtNs: bigint | undefined, nowNs: bigint = process.hrtime.bigint()): number | undefined {
+  if (wakeAtNs === undefined) return S3_STOP_POLL_MS;
+  if (wakeAtNs <= nowNs) return undefined;
+  return Math.min(S3_STOP_POLL_MS, Number((wakeAtNs - nowNs) / NS_PER_MS) + 1);
+}
+
+/**
  * The chipset on the PC board: resets end the run as the i8042's does (reason 'reset'); the
  * timers are polled with the board's input. A sleep request is kept in `sleepRequested` for the
  * exit loop (see the report on issue 14: MachineStop 'poweroff', and S3 through resumeFromS3).
@@ -288,12 +299,10 @@ export function connectPcChipset(
       const wakeAt = s3WakeAtNs();
       for (;;) {
         if (stopRequested()) return undefined;
-        const now = process.hrtime.bigint();
-        if (wakeAt !== undefined && wakeAt <= now) break;
-        const waitMs = wakeAt === undefined ? S3_STOP_POLL_MS : Math.min(S3_STOP_POLL_MS, Number((wakeAt - now) / NS_PER_MS) + 1);
-        Atomics.wait(nap, 0, 0, waitMs);
+        const napMs = s3NapMs(wakeAt);
+        if (napMs === undefined) return wakeFromS3();
+        Atomics.wait(nap, 0, 0, napMs);
       }
-      return wakeFromS3();
     },
   };
 }

@@ -16,7 +16,7 @@
  * event loop) or that a debugger drives: those keep a worker (CallerThread.suits).
  */
 import { applyResetState } from '../arch/x86/boot-cpu.js';
-import type { ConnectedPcChipset } from '../board/chipset.js';
+import { s3NapMs, type ConnectedPcChipset } from '../board/chipset.js';
 import { SliceTimer } from '../kvm/slice-timer.js';
 import type { VcpuControl } from './control.js';
 import {
@@ -38,8 +38,6 @@ import type { VcpuJob, VcpuRunner, VcpuThreadEvents } from './thread.js';
 export const SLICE_MS = 10;
 const NS_PER_MS = 1_000_000;
 const SLICE_NS = SLICE_MS * NS_PER_MS;
-/** How often a sleeping (S3) machine looks at a stop request. */
-const S3_STOP_POLL_MS = 20;
 const STOPPED: VcpuOutcome = { reason: 'stopped' };
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -139,9 +137,9 @@ async function sleepInS3(attached: AttachedJob, control: VcpuControl): Promise<V
   const wakeAt = chipset.s3WakeAtNs();
   for (;;) {
     if (control.stopRequested) return STOPPED;
-    const now = process.hrtime.bigint();
-    if (wakeAt !== undefined && wakeAt <= now) break;
-    await sleep(wakeAt === undefined ? S3_STOP_POLL_MS : Math.min(S3_STOP_POLL_MS, Number(wakeAt - now) / NS_PER_MS + 1));
+    const napMs = s3NapMs(wakeAt);
+    if (napMs === undefined) break;
+    await sleep(napMs);
   }
   const resumed = chipset.wakeFromS3();
   if (resumed.kind === 'reboot') return { reason: 'reset' };
