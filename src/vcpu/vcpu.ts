@@ -113,10 +113,12 @@ export class Vcpu {
     // HLT does not exit under the in-kernel irqchip: ask now and then whether the guest is done.
     let thread: VcpuRunner | undefined;
     let poll: ReturnType<typeof setInterval> | undefined;
-    // The board's timers (HPET, RTC, PM timer) publish their next deadline; a kick delivers it on time.
-    const unwatch = control.watchDeadlines(this.fd.runAddr);
+    const onThisThread = options.thread === 'caller' && CallerThread.suits(options);
+    // The board's timers (HPET, RTC, PM timer) publish their next deadline; a kick delivers it on
+    // time to a worker. On this thread the slice timer ends a slice at the deadline instead.
+    const unwatch = onThisThread ? () => {} : control.watchDeadlines(this.fd.runAddr);
     try {
-      thread = options.thread === 'caller' && CallerThread.suits(options) ? new CallerThread() : VcpuThread.acquire();
+      thread = onThisThread ? new CallerThread() : VcpuThread.acquire();
       poll = this.vm.irqchip ? setInterval(() => control.request('poll-halt', this.fd.runAddr), HALT_POLL_INTERVAL_MS) : undefined;
       const job = {
         vcpuId: this.id,
