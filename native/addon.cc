@@ -2,6 +2,7 @@
 // this file only converts arguments, calls the shim and returns its value or -errno.
 #include <napi.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <linux/kvm.h>
 #include <sys/mman.h>
@@ -131,6 +132,23 @@ Napi::Value SliceTimerDelete(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), shim_slice_timer_delete(static_cast<long>(info[0].As<Napi::Number>().Int64Value())));
 }
 
+// destroyAfterExit(fds: number[]): the pid of the child that holds them until this process exits, or -errno.
+Napi::Value DestroyAfterExit(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray()) return Napi::Number::New(env, -EINVAL);
+  Napi::Array list = info[0].As<Napi::Array>();
+  uint32_t count = list.Length();
+  if (count < 1 || count > SHIM_TEARDOWN_MAX_FDS) return Napi::Number::New(env, -EINVAL);
+  int fds[SHIM_TEARDOWN_MAX_FDS];
+  for (uint32_t i = 0; i < count; i++) {
+    Napi::Value fd = list.Get(i);
+    if (!fd.IsNumber()) return Napi::Number::New(env, -EINVAL);
+    fds[i] = fd.As<Napi::Number>().Int32Value();
+    if (fds[i] < 0) return Napi::Number::New(env, -EBADF);
+  }
+  return Napi::Number::New(env, static_cast<double>(shim_destroy_after_exit(fds, static_cast<int>(count))));
+}
+
 #define EXPORT_OFFSET(obj, type, field, key) \
   obj.Set(key, Napi::Number::New(env, static_cast<double>(offsetof(type, field))))
 
@@ -157,6 +175,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sliceTimerCreate", Napi::Function::New(env, SliceTimerCreate));
   exports.Set("sliceTimerSet", Napi::Function::New(env, SliceTimerSet));
   exports.Set("sliceTimerDelete", Napi::Function::New(env, SliceTimerDelete));
+  exports.Set("destroyAfterExit", Napi::Function::New(env, DestroyAfterExit));
 
   // The ioctl request numbers, from the kernel headers this addon was built against.
   Napi::Object ioctls = Napi::Object::New(env);

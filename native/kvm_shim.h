@@ -62,6 +62,14 @@ int shim_slice_timer_set(long timer, int64_t first_ns, int64_t period_ns);
 int shim_slice_timer_delete(long timer);
 
 /*
+ * Hands a reference to each of `fds` (at most SHIM_TEARDOWN_MAX_FDS) to a child process that
+ * closes them once this process has exited (native/teardown.c), so that the kernel's destruction
+ * of a VM does not delay this process's exit. The child's pid, or -errno (nothing was handed over).
+ */
+#define SHIM_TEARDOWN_MAX_FDS 64
+long shim_destroy_after_exit(const int *fds, int count);
+
+/*
  * The ioctl request numbers, computed by the C compiler from <linux/kvm.h>: C++ sizes some KVM
  * structs with flexible array members differently, and the size is part of the number.
  */

@@ -4,10 +4,13 @@
  * environment of its own) overlaps with parsing the flags, reading the guest and building the VM
  * instead of following them. The command line itself (main.ts) is imported only then.
  */
+import { destroyVmsAfterExit } from '../kvm/background-close.js';
 import { VcpuThread } from '../vcpu/thread.js';
 
 /** Runs the command line on `argv` (without node and the script) and exits with its status. */
 export async function launch(argv: readonly string[]): Promise<never> {
+  // `tskvm run` runs one guest and exits: the kernel destroys its VM once the process has gone.
+  if (argv[0] === 'run') destroyVmsAfterExit();
   if (runsAGuest(argv)) VcpuThread.prestart();
   const { main, exit } = await import('./main.js');
   return exit(await main(argv));

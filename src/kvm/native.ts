@@ -100,6 +100,12 @@ export interface NativeKvm {
   /** Arms the timer: first tick after `firstNs`, then every `periodNs` (0, 0 disarms). 0 or -errno. */
   sliceTimerSet?(timer: number, firstNs: number, periodNs: number): number;
   sliceTimerDelete?(timer: number): number;
+  /**
+   * Hands a reference to each of `fds` (1 to 64) to a child process that closes them only when
+   * this process has exited (native/teardown.c), so that the kernel destroys a VM after this
+   * process ends instead of during its exit. The child's pid, or -errno. The addon has it.
+   */
+  destroyAfterExit?(fds: readonly number[]): number;
   readonly ioctls: NativeIoctls;
   readonly layout: NativeLayout;
   readonly kickSignal: number;

@@ -6,6 +6,7 @@
  * warning: ...` (kvm-unit-tests takes any other stderr line with a status of 1 as a failure).
  */
 import { UsageError } from '../errors.js';
+import { destroyVmsAfterExit } from '../kvm/background-close.js';
 import { KvmError } from '../kvm/error.js';
 import { tskvmVersion } from '../snapshot/version.js';
 import { hardExit } from '../cli/hard-exit.js';
@@ -27,6 +28,7 @@ export async function qemuMain(argv: readonly string[]): Promise<number> {
       return QEMU_EXIT_OK;
     }
     const { runQemu } = await import('./run.js');
+    destroyVmsAfterExit(); // one guest, then exit: the kernel destroys its VM once the process has gone
     const outcome = await runQemu(invocation.run, (line) => process.stderr.write(`${PROGRAM}: ${line}\n`));
     exitWithoutJoin = outcome.stuck;
     return outcome.status;

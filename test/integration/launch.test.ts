@@ -1,15 +1,17 @@
 /**
  * Launch: the command line as bin/tskvm.js loads it (the bundle of scripts/bundle.mjs, with the
  * subcommands and the version text loaded only when used, and a vCPU thread prestarted for
- * `run`), and VM teardown from a worker thread (a vitest `threads` pool runs tests there).
+ * `run`), VM teardown from a worker thread (a vitest `threads` pool runs tests there), and the
+ * command lines' hand-over of a VM's destruction to a child that outlives them.
  * Nothing here is timed: the launch figures are `npm run bench`'s (bench/launch.mjs).
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { native } from '../../src/kvm/native.js';
 import { assertKvm, describeKvm, guest, kvm, requireKvm, ROOT, runCli } from './helpers.js';
 
 describe('the tskvm command, as bin/tskvm.js loads it', () => {
@@ -128,5 +130,61 @@ describe.skipIf(!kvm.ok && !requireKvm)('VM teardown in a worker thread', () => 
     expect(r.status).toBe(0);
     const { before, after } = JSON.parse(r.stdout) as { before: number; after: number };
     expect(after).toBe(before);
+  });
+});
+
+describe.skipIf(!kvm.ok && !requireKvm)('VM destruction after exit (tskvm run, tskvm-qemu)', () => {
+  it('hands the VM fd to a child that holds nothing else and ends once the process has exited', async () => {
+    if (requireKvm) assertKvm();
+    if (!native().destroyAfterExit) return; // the ffi-rs backend has no hand-over: its VMs close on the thread pool
+    const kvmModule = pathToFileURL(path.join(ROOT, 'dist', 'kvm', 'index.js')).href;
+    const nativeModule = pathToFileURL(path.join(ROOT, 'dist', 'kvm', 'native.js')).href;
+    // A process that builds a VM with an irqchip, hands its fd over, closes its own, says the
+    // child's pid, and stays until its stdin ends.
+    const script = `
+      const { Kvm } = await import(${JSON.stringify(kvmModule)});
+      const { native } = await import(${JSON.stringify(nativeModule)});
+      const kvm = Kvm.open();
+      const vm = kvm.createVm();
+      vm.createIrqchip();
+      const pid = native().destroyAfterExit([vm.fd]);
+      vm.close();
+      kvm.close();
+      console.log(JSON.stringify({ pid }));
+      process.stdin.resume();
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    const line = await new Promise<string>((resolve, reject) => {
+      child.on('exit', (status) => reject(new Error(`exited with ${status}: ${err}`)));
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        if (out.includes('\n')) resolve(out);
+      });
+    });
+    const { pid } = JSON.parse(line) as { pid: number };
+    expect(pid).toBeGreaterThan(0);
+    expect(readFileSync(`/proc/${pid}/comm`, 'utf8').trim()).toBe('tskvm-teardown');
+    // The child holds the VM and the pipe that tells it when the process has ended: not the
+    // process's stdio, so nobody reading the process's output waits for it.
+    const held = readdirSync(`/proc/${pid}/fd`).map((fd) => readlinkSync(`/proc/${pid}/fd/${fd}`));
+    expect(held.sort()).toEqual(['anon_inode:kvm-vm', expect.stringMatching(/^pipe:/) as string]);
+    child.stdin.end();
+    await new Promise((resolve) => child.on('close', resolve));
+    // Once the process has gone, the child closes the VM and exits (init reaps it).
+    await expect.poll(() => existsSync(`/proc/${pid}/fd`), { timeout: 10_000, interval: 20 }).toBe(false);
+  });
+
+  it('refuses an empty list, too many fds or a negative fd before it starts anything', () => {
+    if (requireKvm) assertKvm();
+    const handOver = native().destroyAfterExit;
+    if (!handOver) return;
+    const EINVAL = 22;
+    const EBADF = 9;
+    expect(handOver([])).toBe(-EINVAL);
+    expect(handOver(Array.from({ length: 65 }, () => 0))).toBe(-EINVAL);
+    expect(handOver([-1])).toBe(-EBADF);
   });
 });

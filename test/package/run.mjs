@@ -55,6 +55,7 @@ const REQUIRED = [
   'binding.gyp',
   'native/kvm_shim.c',
   'native/kvm_shim.h',
+  'native/teardown.c',
   'native/addon.cc',
   'dist/index.js.map',
   'dist/kvm/ffi-backend.cjs',
