@@ -113,6 +113,10 @@ Napi::Value ThreadSelf(const Napi::CallbackInfo &info) {
 
 Napi::Value IsMainThread(const Napi::CallbackInfo &info) { return Napi::Boolean::New(info.Env(), shim_is_main_thread() != 0); }
 
+Napi::Value Isatty(const Napi::CallbackInfo &info) {
+  return Napi::Boolean::New(info.Env(), shim_isatty(info[0].As<Napi::Number>().Int32Value()) == 1);
+}
+
 Napi::Value Kick(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), shim_kick(ToPtr(info[0]), ToU64(info[1])));
 }
@@ -171,6 +175,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("externalBuffer", Napi::Function::New(env, ExternalBuffer));
   exports.Set("threadSelf", Napi::Function::New(env, ThreadSelf));
   exports.Set("isMainThread", Napi::Function::New(env, IsMainThread));
+  exports.Set("isatty", Napi::Function::New(env, Isatty));
   exports.Set("kick", Napi::Function::New(env, Kick));
   exports.Set("sliceTimerCreate", Napi::Function::New(env, SliceTimerCreate));
   exports.Set("sliceTimerSet", Napi::Function::New(env, SliceTimerSet));

@@ -129,6 +129,8 @@ uint64_t shim_thread_self(void) { return (uint64_t)pthread_self(); }
 
 int shim_is_main_thread(void) { return syscall(SYS_gettid) == getpid(); }
 
+int shim_isatty(int fd) { return isatty(fd); }
+
 int shim_kick(void *kvm_run, uint64_t thread) {
   struct kvm_run *run = kvm_run;
   __atomic_store_n(&run->immediate_exit, 1, __ATOMIC_SEQ_CST);

@@ -47,6 +47,8 @@ int shim_install_kick_handler(void);
 uint64_t shim_thread_self(void);
 /* 1 on the process's first thread (Node's main thread: its tid is the pid), 0 elsewhere. */
 int shim_is_main_thread(void);
+/* isatty(3): 1 when fd is a terminal. */
+int shim_isatty(int fd);
 /* Kicks a vCPU thread out of KVM_RUN: immediate_exit first, so a kick between runs is not lost. */
 int shim_kick(void *kvm_run, uint64_t thread);
 int shim_kick_signal(void);

@@ -11,6 +11,7 @@ import { cp437ToUtf8, screenAnsi, screenText } from '../bios/screen.js';
 import { UsageError } from '../errors.js';
 import type { RunResult } from '../machine/result.js';
 import { FdWriter } from './output.js';
+import { stderr } from './stdio.js';
 
 export interface BiosCliOptions {
   disk: string[];
@@ -133,7 +134,7 @@ export function biosCliRun(
       await queue;
       const screen = result.bios?.screen;
       if (screen) for (const { writer, render } of shots) await writer.write(Buffer.from(render(screen)));
-      if (stats && result.bios) process.stderr.write(formatBiosCalls(result.bios.calls));
+      if (stats && result.bios) stderr().write(formatBiosCalls(result.bios.calls));
     },
   };
 }

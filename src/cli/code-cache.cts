@@ -151,10 +151,12 @@ function runTopLevel(script: Vm.Script, file: string): unknown {
  * child_process (commander's, for executable subcommands; the domain commands'), zlib (the
  * snapshot format), crypto (the BIOS's snapshot config, the domains' UUIDs), fs/promises (the
  * snapshot files; with it, Node's readline and file-watcher internals), worker_threads (a
- * one-vCPU run keeps its vCPU on the main thread, and reads isMainThread only at the end).
+ * one-vCPU run keeps its vCPU on the main thread, and reads isMainThread only at the end), net
+ * (a FIFO or socket as --serial-input, the gdb stub; Node loads it itself for a stdio stream on a
+ * pipe or terminal, which a plain run never makes: src/cli/stdio.ts).
  */
 const LAZY_BUILTINS = new Set(
-  ['child_process', 'zlib', 'crypto', 'fs/promises', 'worker_threads'].flatMap((name) => [name, `node:${name}`]),
+  ['child_process', 'zlib', 'crypto', 'fs/promises', 'worker_threads', 'net'].flatMap((name) => [name, `node:${name}`]),
 );
 
 /**

@@ -9,6 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
+import { stderr, stdout } from './stdio.js';
 import {
   attachConsole,
   backupDomain,
@@ -45,11 +46,11 @@ function storeOptions(opts: ConnectOption): DomainOptions {
 
 /** virsh's confirmations end with a blank line. */
 function say(line: string): void {
-  process.stdout.write(`${line}\n\n`);
+  stdout().write(`${line}\n\n`);
 }
 
 function warn(kind: 'note' | 'warning', message: string): void {
-  process.stderr.write(`tskvm: ${kind}: ${message}\n`);
+  stderr().write(`tskvm: ${kind}: ${message}\n`);
 }
 
 /** Registers the domain subcommands on the tskvm program (src/cli/main.ts calls this once). */
@@ -86,9 +87,9 @@ export function registerDomainCommands(program: Command): void {
     .action(async (opts: ConnectOption & { all?: boolean; inactive?: boolean; name?: boolean; json?: boolean }) => {
       let domains = await listDomains({ ...storeOptions(opts), all: opts.all === true || opts.inactive === true });
       if (opts.inactive) domains = domains.filter((d) => !d.active);
-      if (opts.json) process.stdout.write(`${JSON.stringify(domains.map(jsonSummary), null, 2)}\n`);
-      else if (opts.name) process.stdout.write(`${domains.map((d) => `${d.name}\n`).join('')}\n`);
-      else process.stdout.write(formatList(domains));
+      if (opts.json) stdout().write(`${JSON.stringify(domains.map(jsonSummary), null, 2)}\n`);
+      else if (opts.name) stdout().write(`${domains.map((d) => `${d.name}\n`).join('')}\n`);
+      else stdout().write(formatList(domains));
     });
 
   command('start', 'start a defined domain in its own supervisor process')
@@ -157,7 +158,7 @@ export function registerDomainCommands(program: Command): void {
   command('dumpxml', "print a domain's definition")
     .argument('<domain>', 'name, UUID or id')
     .action(async (ref: string, opts: ConnectOption) => {
-      process.stdout.write(await dumpXml(ref, storeOptions(opts)));
+      stdout().write(await dumpXml(ref, storeOptions(opts)));
     });
 
   command('dominfo', 'basic information about a domain')
@@ -180,7 +181,7 @@ export function registerDomainCommands(program: Command): void {
         ['Security model', info.securityModel],
         ['Security DOI', info.securityDoi],
       ];
-      process.stdout.write(`${labelled(rows, DOMINFO_LABEL_WIDTH)}\n`);
+      stdout().write(`${labelled(rows, DOMINFO_LABEL_WIDTH)}\n`);
     });
 
   command('domstate', "a domain's state (with --reason, why)")
@@ -197,10 +198,10 @@ export function registerDomainCommands(program: Command): void {
     .action(async (ref: string, opts: ConnectOption & { json?: boolean }) => {
       const stats = await domStats(ref, storeOptions(opts));
       if (opts.json) {
-        process.stdout.write(`${JSON.stringify({ name: stats.name, ...Object.fromEntries(stats.fields) }, null, 2)}\n`);
+        stdout().write(`${JSON.stringify({ name: stats.name, ...Object.fromEntries(stats.fields) }, null, 2)}\n`);
         return;
       }
-      process.stdout.write(`Domain: '${stats.name}'\n${stats.fields.map(([k, v]) => `  ${k}=${v}\n`).join('')}\n`);
+      stdout().write(`Domain: '${stats.name}'\n${stats.fields.map(([k, v]) => `  ${k}=${v}\n`).join('')}\n`);
     });
 
   command('edit', "edit a domain's definition in $VISUAL/$EDITOR; it is checked before it replaces the old one")
@@ -231,7 +232,7 @@ export function registerDomainCommands(program: Command): void {
     .action(async (opts: ConnectOption & { json?: boolean }) => {
       const node = await nodeReport(storeOptions(opts));
       if (opts.json) {
-        process.stdout.write(`${JSON.stringify(node, null, 2)}\n`);
+        stdout().write(`${JSON.stringify(node, null, 2)}\n`);
         return;
       }
       const rows: [string, string][] = [
@@ -247,7 +248,7 @@ export function registerDomainCommands(program: Command): void {
         ['vCPUs committed', `${node.committed.vcpus} on ${node.usableCpus} usable CPUs`],
         ['Memory committed', `${node.committed.memoryKiB} KiB`],
       ];
-      process.stdout.write(`${labelled(rows, NODEINFO_LABEL_WIDTH)}\n`);
+      stdout().write(`${labelled(rows, NODEINFO_LABEL_WIDTH)}\n`);
     });
 }
 
@@ -296,14 +297,14 @@ async function consoleSession(ref: string, options: DomainOptions, force: boolea
     const how = await attachConsole(ref, {
       ...options,
       input: stdin,
-      output: process.stdout,
+      output: stdout(),
       force,
       onAttached: () => {
-        process.stderr.write(`Connected to domain '${ref}'\nEscape character is ^] (Ctrl + ])\n`);
+        stderr().write(`Connected to domain '${ref}'\nEscape character is ^] (Ctrl + ])\n`);
         terminal?.setRawMode(true);
       },
     });
-    if (how === 'ended') process.stderr.write(`\ntskvm: domain '${ref}' ended; console closed\n`);
+    if (how === 'ended') stderr().write(`\ntskvm: domain '${ref}' ended; console closed\n`);
   } finally {
     terminal?.setRawMode(false);
     stdin.pause();

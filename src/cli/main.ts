@@ -11,6 +11,7 @@ import { GUEST_FORMATS } from '../loader/guest.js';
 import { DEFAULT_MEMORY } from '../machine/options.js';
 import { addBiosOptions, BIOS_HELP } from './bios-options.js';
 import { hardExit } from './hard-exit.js';
+import { flushStdout, stderr, stdout } from './stdio.js';
 import { addSnapshotOptions, SNAPSHOT_HELP } from './snapshot-options.js';
 import { EXIT_HOST, EXIT_OK, EXIT_USAGE, runCommand, type RunFlags } from './run-command.js';
 
@@ -18,8 +19,6 @@ export { EXIT_CRASH, EXIT_HOST, EXIT_OK, EXIT_OUTPUT, EXIT_TIMEOUT, EXIT_USAGE, 
 
 /** Set when a write of the guest's output is still blocked (a reader that stopped): exit() must not wait for it. */
 let exitWithoutJoin = false;
-/** stdout or stderr failed (EPIPE, ENOSPC): nothing more is flushed there. */
-let stdioFailed = false;
 
 const HELP_AFTER = `
 Exit status:
@@ -46,15 +45,16 @@ Examples:
 `;
 
 export async function main(argv: readonly string[]): Promise<number> {
-  // `tskvm --help | head -2`: a reader that leaves early is no error of ours. The guest's output
-  // does not go through process.stdout (see output.ts), so a failure here costs only help text.
-  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => (stdioFailed = true));
   const program = new Command('tskvm')
     .description('Run tiny x86 guests on Linux KVM (/dev/kvm).')
     // The version text loads the KVM backend: only when it is asked for.
     .version(argv.some((arg) => arg === '-V' || arg === '--version') ? await versionText() : 'tskvm', '-V, --version')
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s), outputError: (s, write) => write(`tskvm: ${s.replace(/^error: /, '')}`) })
+    .configureOutput({
+      writeOut: (s) => stdout().write(s),
+      writeErr: (s) => stderr().write(s),
+      outputError: (s, write) => write(`tskvm: ${s.replace(/^error: /, '')}`),
+    })
     .showHelpAfterError('(run `tskvm run --help` for usage)');
 
   let status = EXIT_OK;
@@ -101,7 +101,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .action(async (opts: { json?: boolean }) => {
       const { collectDiagnosis, formatDiagnosis } = await import('../doctor.js');
       const diagnosis = collectDiagnosis();
-      process.stdout.write(opts.json ? `${JSON.stringify(diagnosis, null, 2)}\n` : formatDiagnosis(diagnosis));
+      stdout().write(opts.json ? `${JSON.stringify(diagnosis, null, 2)}\n` : formatDiagnosis(diagnosis));
       status = diagnosis.ok ? EXIT_OK : EXIT_HOST;
     });
 
@@ -159,23 +159,23 @@ export function cliMessage(message: string): string {
 
 function reportError(err: unknown): number {
   if (err instanceof UsageError) {
-    process.stderr.write(`tskvm: ${cliMessage(err.message)}\n`);
+    stderr().write(`tskvm: ${cliMessage(err.message)}\n`);
     return EXIT_USAGE;
   }
   if (err instanceof KvmError) {
-    process.stderr.write(`tskvm: ${err.message}\n`);
+    stderr().write(`tskvm: ${err.message}\n`);
     return EXIT_HOST;
   }
   const e = err as Error & { code?: string };
   if (e?.code === 'EUSAGE') {
-    process.stderr.write(`tskvm: ${e.message}\n`);
+    stderr().write(`tskvm: ${e.message}\n`);
     return EXIT_USAGE;
   }
   if (e?.code === 'ENOADDON') {
-    process.stderr.write(`tskvm: ${e.message}\n`);
+    stderr().write(`tskvm: ${e.message}\n`);
     return EXIT_HOST;
   }
-  process.stderr.write(`tskvm: internal error: ${e?.stack ?? String(err)}\n`);
+  stderr().write(`tskvm: internal error: ${e?.stack ?? String(err)}\n`);
   return EXIT_HOST;
 }
 
@@ -197,6 +197,6 @@ async function versionText(): Promise<string> {
  */
 export async function exit(status: number): Promise<never> {
   if (exitWithoutJoin) hardExit(status);
-  if (!stdioFailed) await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+  await flushStdout();
   process.exit(status);
 }

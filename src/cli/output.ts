@@ -13,7 +13,8 @@ export class FdWriter {
   private failure: NodeJS.ErrnoException | undefined;
   private broken = false;
   private abandoned = false;
-  private pending = 0;
+  /** write(2) calls issued to the pool and not yet returned: one may be blocked on a full pipe, abandoned or not. */
+  private inPool = 0;
   private readonly wakeAbandoned = new Set<() => void>();
 
   constructor(
@@ -28,16 +29,11 @@ export class FdWriter {
    */
   async write(chunk: Uint8Array): Promise<void> {
     if (this.broken || this.abandoned || this.failure) return;
-    this.pending++;
-    try {
-      let done = 0;
-      while (done < chunk.length && !this.abandoned) {
-        const n = await this.writeOnce(chunk.subarray(done));
-        if (n < 0) return;
-        done += n;
-      }
-    } finally {
-      this.pending--;
+    let done = 0;
+    while (done < chunk.length && !this.abandoned) {
+      const n = await this.writeOnce(chunk.subarray(done));
+      if (n < 0) return;
+      done += n;
     }
   }
 
@@ -46,9 +42,12 @@ export class FdWriter {
     return this.failure;
   }
 
-  /** A write is still in the pool (it may be blocked on a full pipe). */
+  /**
+   * A write(2) is still in the pool (it may be blocked on a full pipe, even once abandoned): the
+   * process must then exit without joining the pool (hard-exit.ts).
+   */
   get inFlight(): boolean {
-    return this.pending > 0;
+    return this.inPool > 0;
   }
 
   /** Stops waiting for the reader: pending writes settle now, later ones are dropped. */
@@ -63,7 +62,9 @@ export class FdWriter {
     return new Promise((resolve) => {
       const onAbandon = (): void => resolve(-1);
       this.wakeAbandoned.add(onAbandon);
+      this.inPool++;
       write(this.fd, bytes, 0, bytes.length, null, (err, written) => {
+        this.inPool--;
         this.wakeAbandoned.delete(onAbandon);
         if (!err) return resolve(written);
         if (err.code === 'EAGAIN') return void setTimeout(() => resolve(0), EAGAIN_RETRY_MS);

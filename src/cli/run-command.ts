@@ -22,6 +22,7 @@ import type { Command } from 'commander';
 import { biosCliRun, type BiosCliOptions } from './bios-options.js';
 import { FdWriter } from './output.js';
 import { checkSnapshotFlags, savedMessage, snapshotRunOptions, terminalSave, type SnapshotCliOptions } from './snapshot-options.js';
+import { isDevNull, isTerminal, STDIN_FD, STDOUT_FD, stderr } from './stdio.js';
 import { TerminalEscapes } from './terminal.js';
 
 /** Exit statuses (DESIGN.md's table, and the README's). */
@@ -33,7 +34,6 @@ export const EXIT_OUTPUT = 3;
 export const EXIT_TIMEOUT = 124;
 export const EXIT_CRASH = 125;
 const EXIT_SIGNAL_BASE = 128;
-const STDOUT_FD = 1;
 
 export interface RunFlags extends BiosCliOptions, SnapshotCliOptions {
   memory: string;
@@ -81,15 +81,15 @@ export async function runCommand(
 ): Promise<RunOutcome> {
   // 1. Flags and options: pure checks, nothing opened. Snapshot and BIOS flags first: a bad one
   // must fail before the terminal goes raw.
-  const interactive = process.stdin.isTTY === true && flags.serialInput === undefined; // Ctrl-A s can save
+  const interactive = isTerminal(STDIN_FD) && flags.serialInput === undefined; // Ctrl-A s can save
   checkSnapshotFlags(command, image, flags, interactive);
   const stdout = new FdWriter(STDOUT_FD, 'stdout');
   // A restore's snapshot stands in for IMAGE: the BIOS flags left to it are this run's console, screen and keys.
   const biosRun = biosCliRun(image ?? flags.restore, flags, {
     writeStdout: (text) => stdout.write(Buffer.from(text)),
-    stdoutIsTerminal: process.stdout.isTTY === true,
+    stdoutIsTerminal: isTerminal(STDOUT_FD),
   });
-  const terminalSaves = terminalSave(flags.save, interactive, (text) => process.stderr.write(text));
+  const terminalSaves = terminalSave(flags.save, interactive, (text) => stderr().write(text));
   const snapshotFlags = { ...flags, saveRequest: terminalSaves.signal };
   const routes = parseSerialRoutes(flags.serial);
   const gdbPort = flags.gdb === undefined ? undefined : parsePort(flags.gdb);
@@ -129,7 +129,8 @@ export async function runCommand(
             wait: flags.gdbWait,
             ...(flags.gdbArch === undefined ? {} : { arch: flags.gdbArch as GdbArch }),
             onListening: (port) =>
-              process.stderr.write(`tskvm: gdb server on 127.0.0.1:${port}${flags.gdbWait ? ' (waiting for gdb to continue)' : ''}\n`),
+              stderr().write(`tskvm: gdb server on 127.0.0.1:${port}${flags.gdbWait ? ' (waiting for gdb to continue)' : ''}\n`),
+            onHint: (message) => stderr().write(`tskvm: ${message}\n`),
           },
   });
   const config = validateRunOptions(options);
@@ -143,6 +144,8 @@ export async function runCommand(
     return fd;
   };
   let stdinInput: Readable | undefined;
+  /** Whether process.stdin was made (reading it is what makes it): only then is it paused at the end. */
+  let stdinMade = false;
   try {
     const serialInput = flags.serialInput === undefined ? undefined : openSerialInput(flags.serialInput);
     stdinInput = serialInput;
@@ -180,14 +183,16 @@ export async function runCommand(
     process.on('SIGTERM', onSigterm);
 
     // Serial input for the stdio port: --serial-input FILE, else stdin (raw mode on a terminal).
-    const terminal = stdioPort && serialInput === undefined && process.stdin.isTTY ? process.stdin : undefined;
+    const terminal = stdioPort && serialInput === undefined && isTerminal(STDIN_FD) ? process.stdin : undefined;
+    stdinMade = terminal !== undefined;
     if (serialInput === undefined && terminal) {
       terminal.setRawMode(true);
       stdinInput = terminal.pipe(
         new TerminalEscapes((command) => (command === 'save' ? terminalSaves.request() : stopWith(command === 'quit' ? 'quit' : 'SIGINT'))),
       );
-    } else if (serialInput === undefined && stdioPort) {
-      stdinInput = process.stdin;
+    } else if (serialInput === undefined && stdioPort && !isDevNull(STDIN_FD)) {
+      stdinInput = process.stdin; // not made for /dev/null, which has nothing to give
+      stdinMade = true;
     }
     if (stdioPort && stdinInput) serialPorts[stdioPort]!.input = stdinInput;
 
@@ -203,21 +208,21 @@ export async function runCommand(
         terminal.setRawMode(false);
         terminal.unpipe();
       }
-      process.stdin.pause();
+      if (stdinMade) process.stdin.pause();
     }
 
     await biosRun.finish(result, flags.stats === true);
-    for (const note of result.notes) process.stderr.write(`tskvm: note: ${note}\n`);
+    for (const note of result.notes) stderr().write(`tskvm: note: ${note}\n`);
     const saved = savedMessage(result);
-    if (saved) process.stderr.write(saved);
-    for (const warning of result.warnings) process.stderr.write(`tskvm: warning: ${warning}\n`);
+    if (saved) stderr().write(saved);
+    for (const warning of result.warnings) stderr().write(`tskvm: warning: ${warning}\n`);
     if (result.ksm) {
-      process.stderr.write(
+      stderr().write(
         `tskvm: ksm: ${result.ksm.mergingPages ?? 'unknown'} pages of this process merged (KSM ${result.ksm.running ? 'on' : 'off'})\n`,
       );
     }
-    if (result.stats) process.stderr.write(formatStatsTable(result.stats));
-    if (result.state !== undefined) process.stderr.write(`vCPU state at exit (${result.reason}):\n${result.state}\n`);
+    if (result.stats) stderr().write(formatStatsTable(result.stats));
+    if (result.state !== undefined) stderr().write(`vCPU state at exit (${result.reason}):\n${result.state}\n`);
     const outputErrors = [
       ...(result.outputErrors ?? []),
       ...writers.flatMap((w) => (w.error ? [`cannot write ${w.what}: ${w.error.code ?? w.error.message}`] : [])),
@@ -243,16 +248,16 @@ export async function runCommand(
     }
     let status = exitStatus(result, stoppedBy, timeoutMs);
     if (outputErrors.length) {
-      for (const error of new Set(outputErrors)) process.stderr.write(`tskvm: ${error}\n`);
+      for (const error of new Set(outputErrors)) stderr().write(`tskvm: ${error}\n`);
       // A signal's status wins: the user asked for the stop, and output was dropped on purpose.
       if (stoppedBy === undefined || stoppedBy === 'quit') {
-        process.stderr.write(`tskvm: the guest's own status was ${status}; exiting ${EXIT_OUTPUT} because its output was lost\n`);
+        stderr().write(`tskvm: the guest's own status was ${status}; exiting ${EXIT_OUTPUT} because its output was lost\n`);
         status = EXIT_OUTPUT;
       }
     }
     return { status, stuck: writers.some((w) => w.inFlight), result, stoppedBy };
   } finally {
-    if (stdinInput && stdinInput !== process.stdin) stdinInput.destroy();
+    if (stdinInput && !(stdinMade && stdinInput === process.stdin)) stdinInput.destroy();
     for (const fd of opened) closeSync(fd);
   }
 }
@@ -293,10 +298,10 @@ export function exitStatus(result: RunResult, stoppedBy: NodeJS.Signals | 'quit'
     case 'saved':
       return EXIT_OK;
     case 'timeout':
-      process.stderr.write(`tskvm: guest timed out after ${timeoutMs} ms\n`);
+      stderr().write(`tskvm: guest timed out after ${timeoutMs} ms\n`);
       return EXIT_TIMEOUT;
     case 'crash':
-      process.stderr.write(`guest crashed: ${result.crash?.description ?? 'unknown'}\n${result.crash?.state ?? ''}\n`);
+      stderr().write(`guest crashed: ${result.crash?.description ?? 'unknown'}\n${result.crash?.state ?? ''}\n`);
       return EXIT_CRASH;
     case 'stopped':
       if (stoppedBy === 'quit' || stoppedBy === undefined) return EXIT_OK;

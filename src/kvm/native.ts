@@ -3,7 +3,7 @@
  * or a negative bigint for mappings); turning that into a KvmError is the caller's job.
  */
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { existsSync, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { isMainThread } from 'node:worker_threads';
 import path from 'node:path';
@@ -89,6 +89,8 @@ export interface NativeKvm {
    * loading node:worker_threads (~3 ms at first use here). The addon has it; elsewhere ask worker_threads.
    */
   isMainThread?(): boolean;
+  /** isatty(3), known without node:tty (which loads node:net: ~5 ms of a launch). The addon has it. */
+  isatty?(fd: number): boolean;
   kick(runAddr: bigint, thread: bigint): number;
   /**
    * A slice timer for an exit loop on a thread with an event loop (src/kvm/slice-timer.ts): a
@@ -142,6 +144,17 @@ export function backend(): Backend {
   return loaded;
 }
 
+/** One line on stderr, written directly: no stream made for it, and a broken stderr only loses the line. */
+function notice(line: string): void {
+  try {
+    writeSync(STDERR_FD, line);
+  } catch {
+    // EPIPE, EAGAIN: the notice is all that is lost
+  }
+}
+
+const STDERR_FD = 2;
+
 function selectBackend(): Backend {
   const wanted = process.env.TSKVM_BACKEND;
   if (wanted !== undefined && wanted !== '' && wanted !== 'addon' && wanted !== 'ffi') {
@@ -153,7 +166,7 @@ function selectBackend(): Backend {
   } catch (err) {
     if (wanted === 'addon') throw err;
     const why = `the native addon is not usable (${(err as Error).message})`;
-    if (isMainThread) process.stderr.write(`tskvm: ${why}; using the ffi-rs backend (slower exits; \`npm run build\` builds the addon)\n`);
+    if (isMainThread) notice(`tskvm: ${why}; using the ffi-rs backend (slower exits; \`npm run build\` builds the addon)\n`);
     return { name: 'ffi', why, native: loadFfi() };
   }
 }

@@ -10,6 +10,7 @@ import { destroyVmsAfterExit } from '../kvm/background-close.js';
 import { KvmError } from '../kvm/error.js';
 import { tskvmVersion } from '../snapshot/version.js';
 import { hardExit } from '../cli/hard-exit.js';
+import { flushStdout, stderr, stdout } from '../cli/stdio.js';
 import { parseQemuArgs, type QemuInvocation } from './parse.js';
 import { QEMU_EXIT_ERROR, QEMU_EXIT_OK } from './exit-status.js';
 import { accelListText, cpuListText, deviceListText, helpText, machineListText, versionText } from './texts.js';
@@ -17,19 +18,17 @@ import { accelListText, cpuListText, deviceListText, helpText, machineListText, 
 export const PROGRAM = 'tskvm-qemu';
 /** Set when a write of the guest's output is still blocked: exit() must not wait for it. */
 let exitWithoutJoin = false;
-let stdioFailed = false;
 
 export async function qemuMain(argv: readonly string[]): Promise<number> {
-  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => (stdioFailed = true));
   try {
     const invocation = parseQemuArgs(argv);
     if (invocation.kind === 'print') {
-      process.stdout.write(printText(invocation.what));
+      stdout().write(printText(invocation.what));
       return QEMU_EXIT_OK;
     }
     const { runQemu } = await import('./run.js');
     destroyVmsAfterExit(); // one guest, then exit: the kernel destroys its VM once the process has gone
-    const outcome = await runQemu(invocation.run, (line) => process.stderr.write(`${PROGRAM}: ${line}\n`));
+    const outcome = await runQemu(invocation.run, (line) => stderr().write(`${PROGRAM}: ${line}\n`));
     exitWithoutJoin = outcome.stuck;
     return outcome.status;
   } catch (err) {
@@ -78,21 +77,21 @@ export function qemuMessage(message: string): string {
 /** Every failure before or instead of a run is QEMU's status 1, with one line on stderr. */
 function reportError(err: unknown): number {
   if (err instanceof UsageError || err instanceof KvmError) {
-    process.stderr.write(`${PROGRAM}: ${qemuMessage(err.message)}\n`);
+    stderr().write(`${PROGRAM}: ${qemuMessage(err.message)}\n`);
     return QEMU_EXIT_ERROR;
   }
   const e = err as Error & { code?: string };
   if (e?.code === 'EUSAGE' || e?.code === 'ENOADDON') {
-    process.stderr.write(`${PROGRAM}: ${qemuMessage(e.message)}\n`);
+    stderr().write(`${PROGRAM}: ${qemuMessage(e.message)}\n`);
     return QEMU_EXIT_ERROR;
   }
-  process.stderr.write(`${PROGRAM}: internal error: ${e?.stack ?? String(err)}\n`);
+  stderr().write(`${PROGRAM}: internal error: ${e?.stack ?? String(err)}\n`);
   return QEMU_EXIT_ERROR;
 }
 
 /** Flushes stdout, then exits; without joining a write still blocked on a reader that stopped (see cli/hard-exit.ts). */
 export async function exit(status: number): Promise<never> {
   if (exitWithoutJoin) hardExit(status);
-  if (!stdioFailed) await new Promise<void>((resolve) => process.stdout.write('', () => resolve()));
+  await flushStdout();
   process.exit(status);
 }
