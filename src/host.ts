@@ -5,6 +5,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { KvmError } from './kvm/error.js';
+import { monotonicMs } from './units.js';
 
 /** A file's text, or undefined where it cannot be read (missing, no permission). */
 export function readText(file: string): string | undefined {
@@ -19,6 +20,21 @@ export function readText(file: string): string | undefined {
 export function availableMemory(): number | undefined {
   const m = /^MemAvailable:\s+(\d+) kB$/m.exec(readText('/proc/meminfo') ?? '');
   return m ? Number(m[1]) * 1024 : undefined;
+}
+
+/** How old a MemAvailable reading recentAvailableMemory() may return. */
+const MEMINFO_MAX_AGE_MS = 1000;
+let meminfoReading: { atMs: number; bytes: number | undefined } | undefined;
+
+/**
+ * MemAvailable as read at most a second ago: enough for a warning, and a process that builds VM
+ * after VM (a test suite) reads /proc/meminfo once a second instead of once per VM (~0.1 ms each).
+ */
+export function recentAvailableMemory(): number | undefined {
+  const now = monotonicMs();
+  if (meminfoReading === undefined || now - meminfoReading.atMs > MEMINFO_MAX_AGE_MS)
+    meminfoReading = { atMs: now, bytes: availableMemory() };
+  return meminfoReading.bytes;
 }
 
 /** CPUs this process may run on. */

@@ -14,7 +14,7 @@ import { COM_PORTS } from '../board/pc-board.js';
 import type { FwCfgConfig } from '../devices/fw-cfg.js';
 import { Hpet } from '../devices/hpet.js';
 import { UsageError } from '../errors.js';
-import { availableMemory, hostCpus, ksmRunning } from '../host.js';
+import { hostCpus, ksmRunning, recentAvailableMemory } from '../host.js';
 import { loadGuest, type LoadedGuest } from '../loader/guest.js';
 import type { Vcpu } from '../vcpu/vcpu.js';
 import { bootsThroughBios } from '../bios/boot-choice.js';
@@ -227,7 +227,7 @@ export function nonZeroRuns(bytes: Uint8Array, gap: number, base = 0): FirmwareR
  */
 export function overcommitWarnings(config: Pick<MachineConfig, 'memorySize' | 'memPrealloc' | 'ksm'>): string[] {
   const warnings: string[] = [];
-  const available = availableMemory();
+  const available = recentAvailableMemory();
   if (available !== undefined && config.memorySize > available) {
     warnings.push(
       `guest RAM (${mib(config.memorySize)} MiB) is larger than the host's available memory (${mib(available)} MiB): ` +
