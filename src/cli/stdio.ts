@@ -16,6 +16,7 @@ export const STDOUT_FD = 1;
 
 let stdoutMade = false;
 let stderrMade = false;
+/** stdout or stderr failed (EPIPE, ENOSPC): nothing more is flushed there. */
 let failed = false;
 
 /** `tskvm --help | head -2`: a reader that leaves early is no error of ours; later writes are dropped. */
@@ -40,16 +41,6 @@ export function stderr(): NodeJS.WriteStream {
     watched(process.stderr);
   }
   return process.stderr;
-}
-
-/** Writes one diagnostic to stderr. */
-export function warn(text: string): void {
-  stderr().write(text);
-}
-
-/** stdout or stderr failed (EPIPE, ENOSPC): nothing more is flushed there. */
-export function stdioFailed(): boolean {
-  return failed;
 }
 
 /** Settles once what was written to stdout has gone (at once when nothing was, or it failed). */
