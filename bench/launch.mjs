@@ -8,6 +8,8 @@
  *      start) and against bench/kvm-loop.c on the same guest (a C VMM's launch).
  *   2. `tskvm run pioloop.bin` (200,001 PIO exits) against the C loop, start-up included.
  *   3. Peak RSS (ru_maxrss, by /usr/bin/time when it is installed) of one-vCPU runs.
+ *   4. Where a one-exit launch goes (bench/launch-stages.cjs, the bin with clocks): Node's own
+ *      start-up, loading the bundle, the command itself, and the exit's tail, against `node -e`'s.
  * Options: --rounds N (default 15), --json (one JSON object on stdout instead of the table),
  * --compare DIR (also time DIR/bin/tskvm.js, another build of tskvm, in the same rounds: a
  * before/after of a change on a loaded host).
@@ -77,6 +79,28 @@ function peakRss(name, dir) {
   return Number(readFileSync(out, 'utf8').trim().split('\n').pop());
 }
 
+/** Node's clock at three points of a `tskvm run oneexit.bin` (bench/launch-stages.cjs), and the wall time after the last. */
+function stagesOnce() {
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(process.execPath, [path.join(root, 'bench', 'launch-stages.cjs'), 'run', guest('oneexit')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
+  });
+  const wall = Number(process.hrtime.bigint() - t0) / 1e6;
+  if (r.status !== 7) throw new Error(`launch-stages.cjs: exit ${r.status ?? r.signal}: ${r.stderr}`);
+  const t = JSON.parse(r.stderr.trim().split('\n').pop());
+  if (t.cache !== 'accepted') throw new Error(`launch-stages.cjs: the code cache was ${t.cache} (rebuild: npm run build:ts)`);
+  return { start: t.started, load: t.loaded - t.started, command: t.exit - t.loaded, tail: wall - t.exit };
+}
+
+/** The same tail for `node -e` with an 'exit' listener: what Node's own exit costs. */
+function nodeTailOnce() {
+  const script = "process.on('exit', () => require('node:fs').writeSync(2, String(process.uptime() * 1000)))";
+  const t0 = process.hrtime.bigint();
+  const r = spawnSync(process.execPath, ['-e', script], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  return Number(process.hrtime.bigint() - t0) / 1e6 - Number(r.stderr);
+}
+
 function main() {
   buildCLoop();
   if (!existsSync(guest('oneexit')) || !existsSync(path.join(root, 'dist', 'cli', 'main.js'))) {
@@ -114,6 +138,13 @@ function main() {
       rmSync(dir, { recursive: true, force: true });
     }
   }
+  const stages = { start: [], load: [], command: [], tail: [], nodeTail: [] };
+  for (let i = 0; i < rounds; i++) {
+    const t = stagesOnce();
+    for (const key of ['start', 'load', 'command', 'tail']) stages[key].push(t[key]);
+    stages.nodeTail.push(nodeTailOnce());
+  }
+  const stageMs = Object.fromEntries(Object.entries(stages).map(([key, samples]) => [key, median(samples)]));
   const report = {
     rounds,
     loadAverage: { min: Math.min(...loads), max: Math.max(...loads), median: median(loads) },
@@ -124,6 +155,7 @@ function main() {
     cliOverCRatio: med.cliOneExit / med.cOneExit,
     pioloopSpeedRatio: med.cPioloop / med.cliPioloop,
     peakRssKiB: rss,
+    stagesMs: stageMs,
   };
   if (values.json) {
     console.log(JSON.stringify(report));
@@ -146,6 +178,11 @@ function main() {
   console.log(`  C loop, pioloop.bin (200k exits) ${ms(med.cPioloop)}  ${cpuOf('cPioloop')}   peak RSS ${mib(rss.cPioloop)}`);
   console.log(`  tskvm run pioloop.bin            ${ms(med.cliPioloop)}  ${cpuOf('cliPioloop')}   peak RSS ${mib(rss.cliPioloop)}`);
   console.log(`  speed tskvm CLI / C, start-up in ratio ${report.pioloopSpeedRatio.toFixed(3)}   (target >= 0.95)`);
+  console.log(`  where tskvm run oneexit.bin goes (bench/launch-stages.cjs; medians; Node's clock starts after exec):`);
+  console.log(`    Node's start-up, to the bin     ${ms(stageMs.start)}`);
+  console.log(`    loading the bundle (its cache)  ${ms(stageMs.load)}`);
+  console.log(`    the command: parse, build, run  ${ms(stageMs.command)}`);
+  console.log(`    the exit's tail, to the wait    ${ms(stageMs.tail)}   (node -e: ${stageMs.nodeTail.toFixed(1)} ms)`);
   if (values.compare !== undefined) {
     console.log(`  --compare ${values.compare}:`);
     console.log(
