@@ -98,9 +98,12 @@ static int teardown_child(void *arg) {
   int pipe_read = h->pipe_read; /* h is not ours to read once the parent has been told */
   tell_parent(h, HANDOVER_READY);
   char byte;
-  /* 0 at end of file: every write end is closed, the parent has exited. */
-  while (raw_syscall3(SYS_read, pipe_read, (long)&byte, 1) != 0) {
-  }
+  /* 0 at end of file: every write end is closed, the parent has exited. An error other than
+   * EINTR ends the wait too (the VM then goes now, not never), so the loop cannot spin. */
+  long n;
+  do {
+    n = raw_syscall3(SYS_read, pipe_read, (long)&byte, 1);
+  } while (n > 0 || n == -EINTR);
   raw_syscall3(SYS_exit, 0, 0, 0);
   return 0;
 }
