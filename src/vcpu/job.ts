@@ -77,8 +77,8 @@ export function debugHooks(job: VcpuJob, attached: AttachedJob): LoopHooks {
   return hooks;
 }
 
-/** The vCPU fd as the exit loop sees it. */
-function loopVcpu(fd: VcpuFd): LoopVcpu {
+/** The vCPU fd as the exit loop sees it (bench/create-stages.mjs runs the loop with it too). */
+export function loopVcpu(fd: VcpuFd): LoopVcpu {
   const run = fd.kvmRun;
   return {
     run: () => fd.run(),
