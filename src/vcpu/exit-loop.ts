@@ -195,7 +195,7 @@ export function runToKick(ctx: LoopRun): VcpuOutcome | typeof KICK | typeof SUSP
     }
     const t1 = timed ? performance.now() : 0;
     const exit = vcpu.exit();
-    const device = handleExit(ctx, exit, step);
+    const device = handleExit(ctx, exit);
     observer?.afterExit(exit, device, (t1 - t0) * 1e6, timed ? (performance.now() - t1) * 1e6 : 0);
     const outcome = step.outcome ?? devices.stop;
     if (outcome !== undefined) return outcome;
@@ -265,9 +265,9 @@ interface ExitStep {
   outcome: VcpuOutcome | undefined;
 }
 
-/** One exit: returns the device that took it (for the observers); `step.outcome` is set when the exit ends the run. */
-export function handleExit(ctx: LoopContext, exit: VcpuExit, step: ExitStep): string | undefined {
-  const { exits, devices, hooks } = ctx;
+/** One exit: returns the device that took it (for the observers); `ctx.step.outcome` is set when the exit ends the run. */
+export function handleExit(ctx: LoopContext, exit: VcpuExit): string | undefined {
+  const { exits, devices, hooks, step } = ctx;
   step.outcome = undefined;
   switch (exit.kind) {
     case 'io': {
