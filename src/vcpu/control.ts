@@ -126,10 +126,8 @@ export class VcpuControl {
   waitForCommand(): PausedCommand {
     for (;;) {
       Atomics.wait(this.words, COMMAND, COMMAND_NONE);
-      const command = Atomics.exchange(this.words, COMMAND, COMMAND_NONE);
-      if (command === COMMAND_RESUME) return 'resume';
-      if (command === COMMAND_END) return 'end';
-      if (command === COMMAND_SAVE_DEVICES) return 'save-devices';
+      const command = this.takeCommand();
+      if (command) return command;
     }
   }
 
@@ -138,11 +136,18 @@ export class VcpuControl {
     for (;;) {
       const wait = Atomics.waitAsync(this.words, COMMAND, COMMAND_NONE);
       if (wait.async) await wait.value;
-      const command = Atomics.exchange(this.words, COMMAND, COMMAND_NONE);
-      if (command === COMMAND_RESUME) return 'resume';
-      if (command === COMMAND_END) return 'end';
-      if (command === COMMAND_SAVE_DEVICES) return 'save-devices';
+      const command = this.takeCommand();
+      if (command) return command;
     }
+  }
+
+  /** The command the main thread left, cleared; undefined when there is none (a spurious wake). */
+  private takeCommand(): PausedCommand | undefined {
+    const command = Atomics.exchange(this.words, COMMAND, COMMAND_NONE);
+    if (command === COMMAND_RESUME) return 'resume';
+    if (command === COMMAND_END) return 'end';
+    if (command === COMMAND_SAVE_DEVICES) return 'save-devices';
+    return undefined;
   }
 
   /** Main thread: let a paused vCPU go on (or end the run, or report its devices' state). */
