@@ -15,7 +15,6 @@
  * Not for runs that write while the guest runs (--trace, --step: a blocked write would stall the
  * event loop) or that a debugger drives: those keep a worker (CallerThread.suits).
  */
-import { applyResetState } from '../arch/x86/boot-cpu.js';
 import { s3NapMs, type ConnectedPcChipset } from '../board/chipset.js';
 import { SliceTimer } from '../kvm/slice-timer.js';
 import type { VcpuControl } from './control.js';
@@ -31,7 +30,7 @@ import {
   type VcpuOutcome,
   type VcpuRunResult,
 } from './exit-loop.js';
-import { attachJob, debugHooks, saveJobDevices, type AttachedJob } from './job.js';
+import { attachJob, debugHooks, resumeAfterS3, saveJobDevices, type AttachedJob } from './job.js';
 import type { VcpuJob, VcpuRunner, VcpuThreadEvents } from './thread.js';
 
 /** The longest slice: how long the event loop may wait for its turn while the guest runs. */
@@ -141,8 +140,5 @@ async function sleepInS3(attached: AttachedJob, control: VcpuControl): Promise<V
     if (napMs === undefined) break;
     await sleep(napMs);
   }
-  const resumed = chipset.wakeFromS3();
-  if (resumed.kind === 'reboot') return { reason: 'reset' };
-  applyResetState(attached.vcpu, resumed.entry);
-  return undefined;
+  return resumeAfterS3(attached.vcpu, chipset.wakeFromS3());
 }

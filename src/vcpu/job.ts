@@ -4,17 +4,19 @@
  * board thread's devices reached through the mailbox), and the exit loop's hooks for debugging
  * and tracing. How a pause or an ACPI sleep waits is the running thread's own business.
  */
+import { applyResetState } from '../arch/x86/boot-cpu.js';
 import { loadBios } from '../bios/lazy.js';
 import { COM_PORTS, createPcBoardFromSpec, createVcpuLocalBus, localDevices, type Board } from '../board/pc-board.js';
 import { DeviceMailbox, Doorbell, remoteDevices } from '../board/mailbox.js';
 import { saveBoardState, type BoardState } from '../board/board-state.js';
+import type { ResumeFromS3 } from '../board/chipset.js';
 import { formatVcpuState } from '../debug/register-dump.js';
 import type { ExitDevices } from '../devices/dispatch.js';
 import { VcpuFd } from '../kvm/ioctls.js';
 import { GuestMemory } from '../memory/guest-memory.js';
 import { VcpuControl } from './control.js';
 import { createExitObserver, LineWriter, startSingleStep } from './exit-observers.js';
-import type { LoopHooks, LoopVcpu } from './exit-loop.js';
+import type { LoopHooks, LoopVcpu, VcpuOutcome } from './exit-loop.js';
 import type { VcpuJob } from './thread.js';
 
 export interface AttachedJob {
@@ -56,6 +58,13 @@ export async function attachJob(job: VcpuJob, onDeadline?: (deadlineNs: bigint |
 /** The device state of the board in this thread (none with a board thread: that one saves its own). */
 export function saveJobDevices(job: AttachedJob): BoardState {
   return job.board ? saveBoardState(job.board, COM_PORTS) : { devices: {}, unsaved: [] };
+}
+
+/** The run after an ACPI S3 wake: a reboot ends it (reset); else the vCPU goes on at the waking vector. */
+export function resumeAfterS3(vcpu: VcpuFd, resumed: ResumeFromS3): VcpuOutcome | undefined {
+  if (resumed.kind === 'reboot') return { reason: 'reset' };
+  applyResetState(vcpu, resumed.entry);
+  return undefined;
 }
 
 /** The loop's hooks for debugging and tracing, as the job asks (none: the fast loop). */

@@ -7,9 +7,8 @@
 import { parentPort } from 'node:worker_threads';
 import { toErrorMessage } from '../kvm/error.js';
 import { native } from '../kvm/native.js';
-import { applyResetState } from '../arch/x86/boot-cpu.js';
 import { runVcpu, type LoopHooks } from './exit-loop.js';
-import { attachJob, debugHooks, saveJobDevices, type AttachedJob } from './job.js';
+import { attachJob, debugHooks, resumeAfterS3, saveJobDevices, type AttachedJob } from './job.js';
 import type { CloseFdRequest, VcpuJob, VcpuThreadReply } from './thread.js';
 
 if (!parentPort) throw new Error('vcpu worker must run in a worker thread');
@@ -34,10 +33,7 @@ function loopHooks(job: VcpuJob, attached: AttachedJob): LoopHooks {
   if (chipset) {
     hooks.suspend = (stopRequested) => {
       const resumed = chipset.resumeFromS3(stopRequested);
-      if (resumed === undefined) return { reason: 'stopped' };
-      if (resumed.kind === 'reboot') return { reason: 'reset' };
-      applyResetState(vcpu, resumed.entry);
-      return undefined;
+      return resumed === undefined ? { reason: 'stopped' } : resumeAfterS3(vcpu, resumed);
     };
   }
   return hooks;
