@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstddef>
+#include <dlfcn.h>
 #include <linux/kvm.h>
 #include <sys/mman.h>
 
@@ -153,6 +154,53 @@ Napi::Value DestroyAfterExit(const Napi::CallbackInfo &info) {
   return Napi::Number::New(env, static_cast<double>(shim_destroy_after_exit(fds, static_cast<int>(count))));
 }
 
+// The bundle loader's whole-file reads (native/file_read.c), bounded by `max`.
+size_t MaxBytes(const Napi::Value &v) { return static_cast<size_t>(v.As<Napi::Number>().Int64Value()); }
+
+void FreeFile(napi_env, void *data, void *size) { shim_free_file(data, reinterpret_cast<size_t>(size)); }
+
+// node_api_create_external_string_latin1 (Node >= 20.4; experimental, so absent from the headers
+// without NAPI_EXPERIMENTAL): a string over the caller's bytes, no copy. Looked up at run time,
+// so that the addon loads on every Node 20 and an older one copies instead.
+using ExternalLatin1 = napi_status (*)(napi_env, char *, size_t, napi_finalize, void *, napi_value *, bool *);
+
+// readFileLatin1(path, max): the file as a Latin-1 string over memory of its own (V8 reads it in
+// place: the CLI's bundle becomes its script source without a copy), or -errno.
+Napi::Value ReadFileLatin1(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  size_t size = 0;
+  int err = 0;
+  void *data = shim_read_file(path.c_str(), MaxBytes(info[1]), &size, &err);
+  if (data == nullptr) return Napi::Number::New(env, -err);
+  static const ExternalLatin1 external =
+      reinterpret_cast<ExternalLatin1>(dlsym(RTLD_DEFAULT, "node_api_create_external_string_latin1"));
+  napi_value result;
+  bool copied = false;
+  // On success the string owns the memory: FreeFile runs when it is collected (or at once, when Node copied).
+  if (external != nullptr && external(env, static_cast<char *>(data), size, FreeFile, reinterpret_cast<void *>(size), &result, &copied) == napi_ok)
+    return Napi::Value(env, result);
+  napi_status status = napi_create_string_latin1(env, static_cast<char *>(data), size, &result);
+  shim_free_file(data, size);
+  return status == napi_ok ? Napi::Value(env, result) : Napi::Number::New(env, -ENOMEM);
+}
+
+// readFile(path, max): the file as a Buffer over memory of its own, freed with it, or -errno.
+Napi::Value ReadFile(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  size_t size = 0;
+  int err = 0;
+  void *data = shim_read_file(path.c_str(), MaxBytes(info[1]), &size, &err);
+  if (data == nullptr) return Napi::Number::New(env, -err);
+  napi_value result;
+  if (napi_create_external_buffer(env, size, data, FreeFile, reinterpret_cast<void *>(size), &result) != napi_ok) {
+    shim_free_file(data, size);
+    return Napi::Number::New(env, -ENOMEM);
+  }
+  return Napi::Value(env, result);
+}
+
 #define EXPORT_OFFSET(obj, type, field, key) \
   obj.Set(key, Napi::Number::New(env, static_cast<double>(offsetof(type, field))))
 
@@ -181,6 +229,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sliceTimerSet", Napi::Function::New(env, SliceTimerSet));
   exports.Set("sliceTimerDelete", Napi::Function::New(env, SliceTimerDelete));
   exports.Set("destroyAfterExit", Napi::Function::New(env, DestroyAfterExit));
+  exports.Set("readFileLatin1", Napi::Function::New(env, ReadFileLatin1));
+  exports.Set("readFile", Napi::Function::New(env, ReadFile));
 
   // The ioctl request numbers, from the kernel headers this addon was built against.
   Napi::Object ioctls = Napi::Object::New(env);

@@ -3,8 +3,8 @@
 // TypeScript sources, into dist/bundle/:
 //   cli.cjs                what bin/tskvm.js and bin/tskvm-qemu.js load: CommonJS, one file (a
 //                          dynamic import() inside becomes a lazy call), loaded with V8's code
-//                          cache (cli.cjs.<hash>.cache, written here after bundling, see
-//                          src/cli/code-cache.cts): Node 20 caches the compiled code of no ES module.
+//                          cache (cli.cjs.<hash>.<place>.cache, written here once the bundle is in
+//                          place, see src/cli/code-cache.cts): Node 20 caches no ES module's code.
 //   worker.js              a vCPU thread; board-worker.js, the board thread of a multi-vCPU run;
 //   supervisor-main.js     a domain's supervisor process: ES modules with shared chunks.
 // Loading one file instead of ~130 modules and their packages, compiled once at build time, is
@@ -25,10 +25,7 @@
 //
 // Exit status: 0 when built, 1 when esbuild failed or is not installed.
 
-import { createHash } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
-import { accessSync, chmodSync, constants as fsConstants, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -84,6 +81,7 @@ export async function bundle() {
   } finally {
     rmSync(fresh, { recursive: true, force: true });
   }
+  await prepareCodeCaches();
 }
 
 async function build(esbuild, outdir) {
@@ -118,47 +116,23 @@ async function build(esbuild, outdir) {
     define: { 'import.meta.url': META_URL_NAME },
     write: false,
   });
-  const { bundleIdLine, writeCodeCache } = codeCacheModule();
+  const { bundleText } = codeCacheModule();
   for (const file of commands.outputFiles) {
-    const text = await asciiOnly(esbuild, file.text, file.path);
-    // Named for its contents: a cache is used only with the very text it was made from.
-    const hash = createHash('sha256').update(text).digest('hex').slice(0, 16);
-    writeFileSync(file.path, bundleIdLine(hash) + text, 'latin1');
-    await writeCodeCache(file.path);
-    warmUpRun(file.path);
+    writeFileSync(file.path, bundleText(await asciiOnly(esbuild, file.text, file.path)), 'latin1');
   }
 }
 
 /**
- * A guest of four instructions (mov al, 7; out 0xf4, al; cli; hlt): the debug-exit port ends the
- * run with status 7 after one exit.
+ * The command lines' code caches, made once the bundles are in their place (a cache names the
+ * file it was made for: src/cli/code-cache.cts): the top level, then a one-exit run's worth
+ * where /dev/kvm can be used. A warm-up that fails leaves the top-level cache.
  */
-const ONE_EXIT_GUEST = Buffer.from([0xb0, 0x07, 0xe6, 0xf4, 0xfa, 0xf4, 0xeb, 0xfc]);
-const ONE_EXIT_STATUS = 7;
-
-/**
- * Where /dev/kvm can be used, runs a one-exit guest through the new bundle, which rewrites its
- * cache at exit: the cache then holds the run path compiled too (building the machine, the board,
- * the exit loop), ~20 ms of a launch's CPU here. Without KVM (a build host, a container) the
- * top-level cache stays, and a run compiles the rest as before. A warm-up that fails changes nothing.
- */
-function warmUpRun(bundleFile) {
-  try {
-    accessSync('/dev/kvm', fsConstants.R_OK | fsConstants.W_OK);
-  } catch {
-    return;
-  }
-  const dir = mkdtempSync(join(tmpdir(), 'tskvm-warm-'));
-  try {
-    const image = join(dir, 'oneexit.bin');
-    writeFileSync(image, ONE_EXIT_GUEST);
-    const loader = join(ROOT, 'dist', 'cli', 'code-cache.cjs');
-    const script = `require(${JSON.stringify(loader)}).loadBundle(${JSON.stringify(bundleFile)}, { refresh: true }).exports.launch(['run', ${JSON.stringify(image)}]);`;
-    const r = spawnSync(process.execPath, ['-e', script], { stdio: 'ignore', timeout: 60_000 });
-    if (r.status !== ONE_EXIT_STATUS)
-      process.stderr.write(`tskvm: the code cache's warm-up run ended with ${r.status ?? r.signal}; the cache holds the top level only\n`);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+async function prepareCodeCaches() {
+  const { prepareCodeCache } = codeCacheModule();
+  for (const name of Object.keys(COMMAND_ENTRIES)) {
+    const why = await prepareCodeCache(join(OUT, `${name}.cjs`));
+    if (why !== undefined && why !== 'no usable /dev/kvm')
+      process.stderr.write(`tskvm: ${name}.cjs's code cache holds the top level only: ${why}\n`);
   }
 }
 

@@ -1,9 +1,9 @@
 /**
  * Loads a CommonJS bundle of scripts/bundle.mjs (dist/bundle/cli.cjs, dist/bundle/qemu.cjs) with
- * V8's code cache: `vm.Script` with the `cachedData` the build produced beside it, so that Node
- * deserialises the compiled code instead of parsing and compiling ~1 MB of JavaScript at every
- * launch (Node 20 caches no ES module, and has no module.enableCompileCache). A cache V8 rejects
- * (another Node, other V8 flags) or a missing one only costs the compile: the bundle still runs.
+ * V8's code cache: `vm.Script` with the `cachedData` made beside it, so that Node deserialises the
+ * compiled code instead of parsing and compiling ~1 MB of JavaScript at every launch (Node 20
+ * caches no ES module, and has no module.enableCompileCache). A cache V8 rejects (another Node,
+ * other V8 flags) or a missing one only costs the compile: the bundle still runs.
  *
  * Such a cache is rewritten when the process exits (then with the functions the run compiled),
  * atomically, by a plain `node` (no V8 flags of its own, which would make the cache another's),
@@ -11,8 +11,19 @@
  * against its source by length only, so each bundle starts with a line naming a hash of its
  * contents (`// tskvm-bundle <hash>`) and its cache is named for that hash: a process still
  * running an older bundle never leaves a cache that a same-length newer bundle would accept.
+ * The cache's name also carries a hash of the bundle's path: V8 keeps the file name a cache was
+ * made under and gives it to every function it holds (stack traces, profiles), so a cache made
+ * in another place (the build's staging folder, the machine that packed the package) is not used.
+ * The package therefore ships none: its install script makes one in place (`node
+ * dist/cli/code-cache.cjs dist/bundle/cli.cjs`, prepareCodeCache), as the build does.
+ *
+ * Where the addon is built, the bundle and its cache are read by it (native/file_read.c): into
+ * memory faulted in at once, the bundle as a string over that memory, which V8 compiles in place.
  */
+import type * as ChildProcess from 'node:child_process';
+import type * as Crypto from 'node:crypto';
 import type * as Fs from 'node:fs';
+import type * as Os from 'node:os';
 import type * as Module from 'node:module';
 import type * as Path from 'node:path';
 import type * as Url from 'node:url';
@@ -33,11 +44,27 @@ const META_URL_NAME = '__tskvmImportMetaUrl';
 const BUNDLE_ID_LINE = /^\/\/ tskvm-bundle ([0-9a-f]{16,64})\n/;
 
 /**
- * The bundle's text as one function of what a CommonJS module gets, plus its file URL. Strict, as
- * the ES modules it was bundled from (and the ESM bundle before it) are.
+ * What a bundle's CommonJS text is wrapped in: one function of what a CommonJS module gets, plus
+ * its file URL. Strict, as the ES modules it was bundled from are. The build writes the bundle
+ * wrapped (bundleText), so that the source V8 compiles is the file's text itself, with no copy.
  */
+const WRAPPER_HEAD = `(function (exports, require, module, __filename, __dirname, ${META_URL_NAME}) {'use strict';`;
+const WRAPPER_TAIL = '\n})';
+
+/** A bound on what the loader reads: far above any bundle or cache the build makes (1.2 and 0.7 MB today). */
+const MAX_BUNDLE_BYTES = 64 << 20;
+
+/** A source the build did not wrap (a bundle without an id line, an older build's), wrapped here. */
 function wrap(source: string): string {
-  return `(function (exports, require, module, __filename, __dirname, ${META_URL_NAME}) {'use strict';${source}\n})`;
+  const id = BUNDLE_ID_LINE.exec(source)?.[0] ?? '';
+  return source.startsWith(WRAPPER_HEAD, id.length) ? source : `${WRAPPER_HEAD}${source}${WRAPPER_TAIL}`;
+}
+
+/** A bundle as the build writes it, from esbuild's CommonJS output (ASCII): the id line, then the text, wrapped. */
+function bundleText(cjs: string): string {
+  const { createHash } = require('node:crypto') as typeof Crypto;
+  const wrapped = `${WRAPPER_HEAD}${cjs}${WRAPPER_TAIL}`;
+  return bundleIdLine(createHash('sha256').update(wrapped).digest('hex').slice(0, 16)) + wrapped;
 }
 
 /** How a bundle's code cache was used: V8 took it, refused it, or there was none. */
@@ -61,10 +88,21 @@ interface LoadOptions {
   refresh?: boolean;
 }
 
-/** The cache file of the bundle `file` whose text is `source`: `<file>.<hash>.cache`, or undefined for a bundle without an id line. */
+/**
+ * The cache file of the bundle `file` whose text is `source`, `<file>.<hash>.<place>.cache` (the
+ * place: a hash of the bundle's absolute path), or undefined for a bundle without an id line.
+ */
 function cacheFileOf(file: string, source: string): string | undefined {
   const id = BUNDLE_ID_LINE.exec(source)?.[1];
-  return id === undefined ? undefined : `${file}.${id}.cache`;
+  const absolute = path.resolve(file);
+  return id === undefined ? undefined : `${absolute}.${id}.${placeHash(absolute)}.cache`;
+}
+
+/** FNV-1a (32 bits) of a path, in hex: names the place a cache was made for (no crypto to load at launch). */
+function placeHash(text: string): string {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  return (hash >>> 0).toString(16).padStart(8, '0');
 }
 
 /** The id line a bundle's text gets at build time (scripts/bundle.mjs): `hash` of the text after it. */
@@ -77,14 +115,7 @@ function loadBundle(bundle: string, options: LoadOptions = {}): LoadedBundle {
   const file = path.resolve(bundle);
   const source = readSource(file);
   const cacheFile = cacheFileOf(file, source);
-  let cachedData: Buffer | undefined;
-  if (cacheFile !== undefined) {
-    try {
-      cachedData = readFileSync(cacheFile);
-    } catch {
-      cachedData = undefined;
-    }
-  }
+  const cachedData = cacheFile === undefined ? undefined : readCache(cacheFile);
   const script = new Script(wrap(source), { filename: file, ...(cachedData ? { cachedData } : {}) });
   const cache: CacheUse = cachedData === undefined ? 'missing' : script.cachedDataRejected === true ? 'rejected' : 'accepted';
   const bundleExports = runTopLevel(script, file);
@@ -121,13 +152,94 @@ async function writeCodeCache(bundle: string): Promise<string> {
 }
 
 /**
- * A bundle's text: Latin-1 (a plain copy) when its id line says the build made it, which writes
- * it in ASCII (scripts/bundle.mjs); UTF-8, decoded, otherwise.
+ * A guest of four instructions (mov al, 7; out 0xf4, al; cli; hlt): the debug-exit port ends the
+ * run with status 7 after one exit.
+ */
+const ONE_EXIT_GUEST = [0xb0, 0x07, 0xe6, 0xf4, 0xfa, 0xf4, 0xeb, 0xfc];
+const ONE_EXIT_STATUS = 7;
+/** The warm-up run's bound: it takes ~0.2 s. */
+const WARM_UP_TIMEOUT_MS = 60_000;
+
+/**
+ * Build and install time, with the bundle where it will be run from: writes its code cache
+ * (writeCodeCache), then, where /dev/kvm can be used, runs a one-exit guest through it, which
+ * rewrites the cache at exit with the run path compiled too (building the machine, the board, the
+ * exit loop: ~20 ms of a launch's CPU here). Without KVM (a build host, a container) the first
+ * cache stays, and a run compiles the rest as before. Returns why the warm-up did not run or
+ * failed (then the first cache stays), or undefined.
+ */
+async function prepareCodeCache(bundle: string): Promise<string | undefined> {
+  const file = path.resolve(bundle);
+  await writeCodeCache(file);
+  const { accessSync, constants, mkdtempSync } = require('node:fs') as typeof Fs;
+  try {
+    accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
+  } catch {
+    return 'no usable /dev/kvm';
+  }
+  const { spawnSync } = require('node:child_process') as typeof ChildProcess;
+  const { tmpdir } = require('node:os') as typeof Os;
+  const dir = mkdtempSync(path.join(tmpdir(), 'tskvm-warm-'));
+  try {
+    const image = path.join(dir, 'oneexit.bin');
+    writeFileSync(image, Buffer.from(ONE_EXIT_GUEST));
+    const script = `require(${JSON.stringify(__filename)}).loadBundle(${JSON.stringify(file)}, { refresh: true }).exports.launch(['run', ${JSON.stringify(image)}]);`;
+    // A plain node, as the runs that will use the cache: V8 flags would make it another's.
+    const env = { ...process.env, NODE_OPTIONS: '' };
+    const r = spawnSync(process.execPath, ['-e', script], { stdio: 'ignore', timeout: WARM_UP_TIMEOUT_MS, env });
+    return r.status === ONE_EXIT_STATUS ? undefined : `the warm-up run ended with ${r.status ?? r.signal}`;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A bundle's text: Latin-1 (no decoding: the addon's string over the file's bytes, or a plain
+ * copy) when its id line says the build made it, which writes it in ASCII (scripts/bundle.mjs);
+ * UTF-8, decoded, otherwise.
  */
 function readSource(file: string): string {
-  const bytes = readFileSync(file);
-  const text = bytes.toString('latin1');
-  return cacheFileOf(file, text) === undefined ? bytes.toString('utf8') : text;
+  const mapped = fileReads()?.readFileLatin1(file, MAX_BUNDLE_BYTES);
+  const text = typeof mapped === 'string' ? mapped : readFileSync(file).toString('latin1');
+  return cacheFileOf(file, text) === undefined ? readFileSync(file, 'utf8') : text;
+}
+
+/** A bundle's code cache, or undefined when there is none (or it cannot be read). */
+function readCache(cacheFile: string): Buffer | undefined {
+  const mapped = fileReads()?.readFile(cacheFile, MAX_BUNDLE_BYTES);
+  if (typeof mapped === 'object') return mapped;
+  try {
+    return readFileSync(cacheFile);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The addon's whole-file reads (native/file_read.c): a string or Buffer, or -errno. */
+interface FileReads {
+  readFileLatin1(file: string, max: number): string | number;
+  readFile(file: string, max: number): Buffer | number;
+}
+
+let reads: FileReads | null | undefined;
+
+/**
+ * The addon's reads, where it is built and the run may use it (not under TSKVM_BACKEND=ffi): the
+ * addon the bundle loads anyway (src/kvm/native.ts's addonPath, which this mirrors; Node loads a
+ * file once), only sooner. Undefined elsewhere: then the files are read with node:fs.
+ */
+function fileReads(): FileReads | undefined {
+  if (reads !== undefined) return reads ?? undefined;
+  reads = null;
+  if (process.env.TSKVM_BACKEND === 'ffi') return undefined;
+  const addon = process.env.TSKVM_ADDON_PATH || path.join(__dirname, '..', '..', 'build', 'Release', 'tskvm.node');
+  try {
+    const loaded = require(addon) as Partial<FileReads>;
+    if (typeof loaded.readFileLatin1 === 'function' && typeof loaded.readFile === 'function') reads = loaded as FileReads;
+  } catch {
+    // Not built (the ffi-rs backend's install), or not loadable: node:fs reads the files.
+  }
+  return reads ?? undefined;
 }
 
 function runTopLevel(script: Vm.Script, file: string): unknown {
@@ -200,4 +312,23 @@ function writeAtomically(file: string, data: Buffer): void {
   }
 }
 
-export = { META_URL_NAME, bundleIdLine, cacheFileOf, loadBundle, writeCodeCache };
+// `node dist/cli/code-cache.cjs BUNDLE`: the package's install script (package.json), which makes
+// the cache in place. Exit status 0 when the cache was written, 1 when it could not be.
+if (require.main === module) {
+  const bundle = process.argv[2];
+  const fail = (why: string): void => {
+    process.stderr.write(`tskvm: no code cache for ${bundle ?? 'the bundle'} (${why}); launches compile the CLI instead, ~15 ms slower\n`);
+    process.exitCode = 1;
+  };
+  if (bundle === undefined || process.argv.length > 3) fail('usage: node code-cache.cjs BUNDLE');
+  else
+    prepareCodeCache(bundle).then(
+      (why) => {
+        if (why !== undefined && why !== 'no usable /dev/kvm')
+          process.stderr.write(`tskvm: code cache of ${bundle}: top level only (${why})\n`);
+      },
+      (err: Error) => fail(err.message),
+    );
+}
+
+export = { META_URL_NAME, bundleIdLine, bundleText, cacheFileOf, loadBundle, prepareCodeCache, writeCodeCache };

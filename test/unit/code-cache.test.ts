@@ -1,13 +1,14 @@
 /**
  * The loader of the command lines' CommonJS bundles (src/cli/code-cache.cts): a bundle runs with
  * its V8 code cache, and just as well without one (missing, or one V8 rejects); a cache is named
- * for its bundle's contents; a rejected or missing cache is rewritten at exit; the built-ins it
- * defers are loaded at their first use. Small bundles written here, not the real ones (those the
- * launch and package tests run), and the loader as tsc builds it in dist/.
+ * for its bundle's contents and place; a rejected or missing cache is rewritten at exit; the
+ * built-ins it defers are loaded at their first use; the addon reads the files where it is built,
+ * node:fs elsewhere. Small bundles written here, not the real ones (those the launch and package
+ * tests run), and the loader as tsc builds it in dist/.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,17 +18,17 @@ import type CodeCache from '../../src/cli/code-cache.cjs';
 
 // CommonJS (src/cli/code-cache.cts), as the bins load it: the tsc output in dist/ (npm run build:ts).
 const codeCache = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli', 'code-cache.cjs');
-const { bundleIdLine, cacheFileOf, loadBundle, writeCodeCache } = createRequire(import.meta.url)(codeCache) as typeof CodeCache;
+const { bundleIdLine, bundleText, cacheFileOf, loadBundle, writeCodeCache } = createRequire(import.meta.url)(codeCache) as typeof CodeCache;
 
-/** A bundle's id line, as scripts/bundle.mjs writes it: a hash of its contents. */
-const idLine = (body: string): string => bundleIdLine(createHash('sha256').update(body).digest('hex').slice(0, 16));
-
-/** A bundle as scripts/bundle.mjs writes one: CommonJS, its id line first. */
+/** A bundle as scripts/bundle.mjs writes one: its id line, then the CommonJS text, wrapped. */
 function writeBundle(dir: string, body: string, name = 'b.cjs'): string {
   const file = path.join(dir, name);
-  writeFileSync(file, idLine(body) + body, 'latin1');
+  writeFileSync(file, bundleText(body), 'latin1');
   return file;
 }
+
+/** The cache file the loader looks for beside `file`. */
+const cacheOf = (file: string): string => cacheFileOf(file, readFileSync(file, 'latin1'))!;
 
 /**
  * A bundle's text, unique to each test: V8 keeps what it compiled for a source in the process
@@ -51,7 +52,7 @@ describe('loadBundle', () => {
     const text = body();
     const file = writeBundle(dir, text);
     const cacheFile = await writeCodeCache(file);
-    expect(cacheFile).toBe(cacheFileOf(file, idLine(text)));
+    expect(cacheFile).toBe(cacheOf(file));
     const loaded = loadBundle(file, { rewrite: false });
     expect(loaded.cache).toBe('accepted');
     expect(loaded.cacheFile).toBe(cacheFile);
@@ -69,9 +70,8 @@ describe('loadBundle', () => {
   it('runs a bundle whose cache V8 rejects (not a cache, or the cache of another text)', async () => {
     const other = readFileSync(await writeCodeCache(writeBundle(dir, `${body()}exports.more = 1;\n`, 'other.cjs')));
     for (const [i, bytes] of [Buffer.from('not a V8 code cache'), Buffer.alloc(4096, 0xff), other].entries()) {
-      const text = `${body()}// ${i}\n`;
-      const file = writeBundle(dir, text);
-      writeFileSync(cacheFileOf(file, idLine(text))!, bytes);
+      const file = writeBundle(dir, `${body()}// ${i}\n`);
+      writeFileSync(cacheOf(file), bytes);
       const loaded = loadBundle(file, { rewrite: false });
       expect(loaded.cache).toBe('rejected');
       expect((loaded.exports as { answer: number }).answer).toBe(42);
@@ -83,8 +83,26 @@ describe('loadBundle', () => {
     const two = one.replace('+ 6', '+ 7');
     expect(two.length).toBe(one.length);
     const file = path.join(dir, 'b.cjs');
-    expect(cacheFileOf(file, idLine(one) + one)).not.toBe(cacheFileOf(file, idLine(two) + two));
+    expect(cacheFileOf(file, bundleText(one))).not.toBe(cacheFileOf(file, bundleText(two)));
     expect(cacheFileOf(path.join(dir, 'x.cjs'), 'no id line\n')).toBeUndefined();
+  });
+
+  it("names the cache for the bundle's place too: the same bundle elsewhere looks for a cache of its own", () => {
+    const text = bundleText(body());
+    const here = cacheFileOf(path.join(dir, 'a', 'b.cjs'), text)!;
+    const there = cacheFileOf(path.join(dir, 'c', 'b.cjs'), text)!;
+    expect(path.basename(here)).not.toBe(path.basename(there));
+    expect(path.dirname(there)).toBe(path.join(dir, 'c'));
+    expect(path.basename(there)).toMatch(/^b\.cjs\.[0-9a-f]{16}\.[0-9a-f]{8}\.cache$/);
+  });
+
+  it('runs a bundle of an older build (an id line, the text not wrapped) as before', () => {
+    const text = body();
+    const file = path.join(dir, 'old.cjs');
+    writeFileSync(file, bundleIdLine(createHash('sha256').update(text).digest('hex').slice(0, 16)) + text, 'latin1');
+    const loaded = loadBundle(file, { rewrite: false });
+    expect(loaded.cache).toBe('missing');
+    expect(loaded.exports).toMatchObject({ answer: 42, strict: true });
   });
 
   it('runs a bundle without an id line (UTF-8, no cache)', () => {
@@ -97,11 +115,11 @@ describe('loadBundle', () => {
 });
 
 /** Runs `script` in a plain node (no V8 flags of its own: `node -` reads it from stdin), with the loader of dist/. */
-function node(script: string): { status: number | null; stdout: string; stderr: string } {
+function node(script: string, env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, ['-'], {
     input: `const { loadBundle } = require(${JSON.stringify(codeCache)});\n${script}`,
     encoding: 'utf8',
-    env: { ...process.env, NODE_OPTIONS: '' },
+    env: { ...process.env, NODE_OPTIONS: '', ...env },
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -126,6 +144,31 @@ describe('loadBundle, in a process of its own', () => {
     const after = readFileSync(cacheFile);
     expect(after.equals(before)).toBe(false); // it now holds \`later\`, compiled by the run
     expect(node(script)).toMatchObject({ status: 0, stdout: 'accepted 2,4,6\n' });
+  });
+
+  it('gives a bundle moved elsewhere with its cache none (V8 would name the old place in every stack), and its stacks name its own file', async () => {
+    const text = `${body()}exports.where = function where() { return new Error('here').stack.split('\\n')[1]; };\n`;
+    mkdirSync(path.join(dir, 'made'));
+    mkdirSync(path.join(dir, 'moved'));
+    const made = writeBundle(path.join(dir, 'made'), text);
+    const cacheFile = await writeCodeCache(made);
+    const moved = path.join(dir, 'moved', 'b.cjs');
+    copyFileSync(made, moved);
+    copyFileSync(cacheFile, path.join(dir, 'moved', path.basename(cacheFile)));
+    const script = `const r = loadBundle(${JSON.stringify(moved)}, { rewrite: false }); console.log(r.cache, r.exports.where());`;
+    const r = node(script);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toMatch(/^missing +at (Object\.)?where \(.*\/moved\/b\.cjs:\d+:\d+\)$/);
+  });
+
+  it('reads the bundle and its cache with the addon where it is built, with node:fs without it, to the same effect', async () => {
+    const file = writeBundle(dir, body());
+    await writeCodeCache(file);
+    const script = `const r = loadBundle(${JSON.stringify(file)}, { rewrite: false });
+console.log(r.cache, r.exports.answer, Object.keys(require.cache).some((f) => f.endsWith('tskvm.node')));`;
+    expect(node(script)).toMatchObject({ status: 0, stdout: 'accepted 42 true\n' });
+    expect(node(script, { TSKVM_ADDON_PATH: path.join(dir, 'none.node') })).toMatchObject({ status: 0, stdout: 'accepted 42 false\n' });
+    expect(node(script, { TSKVM_BACKEND: 'ffi' })).toMatchObject({ status: 0, stdout: 'accepted 42 false\n' });
   });
 
   it('loads a deferred built-in (zlib, crypto here) only when the bundle first uses it', () => {
