@@ -23,7 +23,6 @@ import { biosCliRun, type BiosCliOptions } from './bios-options.js';
 import { FdWriter } from './output.js';
 import { checkSnapshotFlags, savedMessage, snapshotRunOptions, terminalSave, type SnapshotCliOptions } from './snapshot-options.js';
 import { isDevNull, isTerminal, STDIN_FD, STDOUT_FD, stderr } from './stdio.js';
-import { TerminalEscapes } from './terminal.js';
 
 /** Exit statuses (DESIGN.md's table, and the README's). */
 export const EXIT_OK = 0;
@@ -186,6 +185,8 @@ export async function runCommand(
     const terminal = stdioPort && serialInput === undefined && isTerminal(STDIN_FD) ? process.stdin : undefined;
     stdinMade = terminal !== undefined;
     if (serialInput === undefined && terminal) {
+      // Loaded here: its Transform loads node:stream, which a run without a terminal never needs.
+      const { TerminalEscapes } = await import('./terminal.js');
       terminal.setRawMode(true);
       stdinInput = terminal.pipe(
         new TerminalEscapes((command) => (command === 'save' ? terminalSaves.request() : stopWith(command === 'quit' ? 'quit' : 'SIGINT'))),

@@ -16,10 +16,13 @@
 import type { Readable } from 'node:stream';
 import { SERIAL_TX_BACKLOG_LIMIT } from '../devices/serial16550.js';
 import { ByteRing, type SerialRings } from './byte-ring.js';
+import type { SerialInput, SerialInputReader, SerialInputSource } from './serial-input-queue.js';
+
+export type { SerialInput } from './serial-input-queue.js';
 
 /** Room for the backlog limit plus the bytes in flight when THRE clears. */
 export const SERIAL_TX_RING_SIZE = 2 * SERIAL_TX_BACKLOG_LIMIT;
-/** Input waiting for the guest; beyond it, the input stream is paused. */
+/** Input waiting for the guest; beyond it, the input is paused. */
 export const SERIAL_RX_RING_SIZE = 64 * 1024;
 /** The most bytes handed to the sink at once. */
 export const SERIAL_OUTPUT_CHUNK = 64 * 1024;
@@ -30,7 +33,6 @@ export const SERIAL_OUTPUT_LINGER_LOOKS = 10;
 
 /** Receives serial output; a returned promise holds back further output until it settles. */
 export type SerialSink = (chunk: Buffer) => void | Promise<void>;
-export type SerialInput = Readable | Uint8Array | string;
 
 export interface SerialBridgeOptions {
   /** Called after new input reached the RX ring, so the machine can tell the UART (raise its interrupt). */
@@ -52,7 +54,8 @@ export class SerialBridge implements SerialRings {
 
   constructor(
     private readonly sink: SerialSink,
-    input?: SerialInput,
+    /** The caller's input, or a queue of it (a SerialConsole's SerialInputQueue). */
+    input?: SerialInput | SerialInputSource,
     private readonly options: SerialBridgeOptions = {},
   ) {
     this.output = this.pumpOutput();
@@ -159,27 +162,23 @@ export class SerialBridge implements SerialRings {
   /** Deliveries waiting on the sink, woken by abandon(). */
   private readonly abandonWakers = new Set<() => void>();
 
-  private startInput(input: SerialInput): void {
+  private startInput(input: SerialInput | SerialInputSource): void {
     if (typeof input === 'string' || input instanceof Uint8Array) {
       const bytes = typeof input === 'string' ? Buffer.from(input) : input;
       void this.feed([bytes]);
       return;
     }
     const queue: Uint8Array[] = [];
-    const onData = (chunk: Buffer | string): void => {
-      queue.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
-      if (!this.feeding) void this.feed(queue, input);
+    const onData = (chunk: Uint8Array): void => {
+      queue.push(chunk);
+      if (!this.feeding) void this.feed(queue, reader);
     };
-    input.on('data', onData);
-    input.on('error', () => {}); // input ending or failing does not end the run
-    this.stopInput = () => {
-      input.off('data', onData);
-      input.pause();
-    };
+    const reader = isInputSource(input) ? input.subscribe(onData) : readStream(input, onData);
+    this.stopInput = () => reader.stop();
   }
 
-  /** Moves queued input into the RX ring, pausing the stream while the ring is full. */
-  private async feed(queue: Uint8Array[], stream?: Readable): Promise<void> {
+  /** Moves queued input into the RX ring, pausing the input while the ring is full. */
+  private async feed(queue: Uint8Array[], reader?: SerialInputReader): Promise<void> {
     this.feeding = true;
     while (queue.length > 0 && !this.finishing) {
       const chunk = queue[0]!;
@@ -190,11 +189,30 @@ export class SerialBridge implements SerialRings {
         continue;
       }
       queue[0] = chunk.subarray(n);
-      stream?.pause();
+      reader?.pause();
       await this.rx.waitForSpace(() => this.finishing);
-      if (!this.finishing) stream?.resume();
+      if (!this.finishing) reader?.resume();
     }
     // Cleared in the same tick as the last look at the queue, so no chunk is left behind.
     this.feeding = false;
   }
+}
+
+function isInputSource(input: Readable | SerialInputSource): input is SerialInputSource {
+  return typeof (input as Partial<SerialInputSource>).subscribe === 'function';
+}
+
+/** A stream given straight to the bridge (the BIOS's keys) is read as it always was: no queue between. */
+function readStream(input: Readable, onData: (chunk: Uint8Array) => void): SerialInputReader {
+  const listener = (chunk: Buffer | string): void => onData(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+  input.on('data', listener);
+  input.on('error', () => {}); // input ending or failing does not end the run
+  return {
+    pause: () => input.pause(),
+    resume: () => input.resume(),
+    stop: () => {
+      input.off('data', listener);
+      input.pause();
+    },
+  };
 }

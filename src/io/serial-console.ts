@@ -2,12 +2,13 @@
  * A serial port as a test drives it, expect-style (what people write with pexpect around QEMU):
  * `write()` types into the port, `expect()` waits for output matching a string or a RegExp and
  * resolves with the match and what came before it, `lines()` yields each line. Typing and
- * expecting interleave without losing a byte: input waits in a stream until the guest's UART
+ * expecting interleave without losing a byte: input waits in a queue until the guest's UART
  * takes it, and output is kept (the last MAX_CONSOLE_OUTPUT characters) from the start of the run.
  */
-import { PassThrough, type Readable } from 'node:stream';
+import { createRequire } from 'node:module';
+import type * as Stream from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
-import type { SerialInput } from './serial-bridge.js';
+import { SerialInputQueue, type SerialInput } from './serial-input-queue.js';
 
 /** Output kept for expect() and `output`, in characters; older output is dropped. */
 export const MAX_CONSOLE_OUTPUT = 1 << 20;
@@ -39,33 +40,60 @@ export class ExpectTimeoutError extends Error {
 }
 
 export class SerialConsole {
-  /** What the guest receives: the caller's input and write()s, in order. */
-  readonly input = new PassThrough();
+  /**
+   * The machine's: what the guest receives, the caller's input and write()s in order. A queue,
+   * not a stream, so that a run with no stream for input never loads node:stream.
+   */
+  readonly inputQueue: SerialInputQueue;
+  private stream: Stream.PassThrough | undefined;
   private text = '';
   /** Where the next expect() starts looking, in `text`. */
   private cursor = 0;
   private readonly decoder = new StringDecoder('utf8');
   private readonly wakers = new Set<() => void>();
   private ended: string | undefined;
-  private source: Readable | undefined;
 
   constructor(
     /** The port's name, for messages. */
     readonly port: string,
-    /** The caller's own input for the port, fed before anything written with write(). */
+    /** The caller's own input for the port, fed before anything written with write(); its EOF ends nothing. */
     initial?: SerialInput,
   ) {
-    if (initial === undefined) return;
-    if (typeof initial === 'string' || initial instanceof Uint8Array) this.input.write(initial);
-    else {
-      this.source = initial;
-      initial.pipe(this.input, { end: false }); // its EOF does not end the port's input
+    this.inputQueue = new SerialInputQueue(initial);
+  }
+
+  /**
+   * The same input as a stream, for code that read it as one (this field was a PassThrough):
+   * made on first use, it gets each chunk from then on. The machine reads `inputQueue`, so a
+   * reader of this stream sees what the guest gets; one that stops reading holds back both, as
+   * the one stream did.
+   */
+  get input(): Stream.PassThrough {
+    if (this.stream) return this.stream;
+    const { PassThrough } = createRequire(import.meta.url)('node:stream') as typeof Stream;
+    const stream = new PassThrough();
+    this.stream = stream;
+    if (this.ended !== undefined) {
+      stream.end();
+      return stream;
     }
+    let held = false;
+    const reader = this.inputQueue.subscribe((chunk) => {
+      if (stream.write(chunk) || held) return;
+      held = true;
+      reader.pause();
+      stream.once('drain', () => {
+        held = false;
+        reader.resume();
+      });
+    });
+    this.inputQueue.flush(); // what waits is in the stream at once, as the constructor's write put it there
+    return stream;
   }
 
   /** Types into the port (queued; the guest reads it as fast as it wants). */
   write(data: string | Uint8Array): void {
-    if (this.ended === undefined) this.input.write(data);
+    if (this.ended === undefined) this.inputQueue.push(data);
   }
 
   /** What the port has printed so far (at most the last MAX_CONSOLE_OUTPUT characters). */
@@ -83,8 +111,8 @@ export class SerialConsole {
     if (this.ended !== undefined) return;
     this.append(this.decoder.end());
     this.ended = why;
-    this.source?.unpipe(this.input);
-    this.input.end();
+    this.inputQueue.close();
+    this.stream?.end();
     this.wake();
   }
 

@@ -147,7 +147,7 @@ class Run {
       const endpoint = config.serial[port.name];
       if (!endpoint) return null;
       const output = port.name === 'COM1' ? this.snapshots.watchSerial((chunk) => endpoint.output?.(chunk)) : endpoint.output;
-      // Every connected port has a console (expect/write for tests): its input stream carries the
+      // Every connected port has a console (expect/write for tests): its input queue carries the
       // caller's input first, then whatever write() types; its output sees every byte.
       const console = new SerialConsole(port.name, endpoint.input);
       this.consoles[port.name] = console;
@@ -157,7 +157,7 @@ class Run {
         if (collect) this.chunks.push(chunk);
         return output?.(chunk);
       };
-      return new SerialBridge(sink, console.input, {
+      return new SerialBridge(sink, console.inputQueue, {
         onInput: () => this.inputArrived(),
         onSinkError: (err) => this.callbackFailed(err),
       });

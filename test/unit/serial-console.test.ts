@@ -1,7 +1,8 @@
 /**
  * The expect-style serial console without KVM: matches in order, `before` is what came between,
  * split and multi-byte output, time-outs that show the output, the run ending, lines(), the bound
- * on kept output, and input (the caller's first, then write()s) reaching the guest's stream.
+ * on kept output, and input (the caller's first, then write()s) reaching the machine's queue and
+ * the `input` stream.
  */
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
@@ -75,5 +76,23 @@ describe('SerialConsole', () => {
     expect(c.input.writableEnded).toBe(false);
     const text = new SerialConsole('COM1', 'given');
     expect(text.input.read()?.toString()).toBe('given');
+  });
+
+  it('hands the machine a queue, not a stream: the source is read only by a reader, close() stops it', async () => {
+    const source = new PassThrough();
+    const c = new SerialConsole('COM1', source);
+    expect(source.listenerCount('data')).toBe(0);
+    const got: Uint8Array[] = [];
+    c.inputQueue.subscribe((chunk) => got.push(chunk));
+    source.write('in ');
+    await new Promise((resolve) => setImmediate(resolve));
+    c.write('typed');
+    c.close('halt');
+    c.write('after');
+    source.write('after');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(Buffer.concat(got).toString()).toBe('in typed');
+    expect(source.isPaused()).toBe(true);
+    expect(c.input.writableEnded).toBe(true); // made after the end: ended too
   });
 });
