@@ -82,8 +82,8 @@ interface LoadOptions {
   /** Rewrite a rejected or missing cache at exit (default: only from a plain `node`, see the header). */
   rewrite?: boolean;
   /**
-   * Rewrite it at exit even when V8 took it: the build's warm-up run (scripts/bundle.mjs), whose
-   * cache then holds the functions a run of a guest compiles, not only the modules' top levels.
+   * Rewrite it at exit even when V8 took it: the warm-up run of prepareCodeCache, whose cache
+   * then holds the functions a run of a guest compiles, not only the modules' top levels.
    */
   refresh?: boolean;
 }
