@@ -165,8 +165,8 @@ const WARM_UP_TIMEOUT_MS = 60_000;
  * (writeCodeCache), then, where /dev/kvm can be used, runs a one-exit guest through it, which
  * rewrites the cache at exit with the run path compiled too (building the machine, the board, the
  * exit loop: ~20 ms of a launch's CPU here). Without KVM (a build host, a container) the first
- * cache stays, and a run compiles the rest as before. Returns why the warm-up did not run or
- * failed (then the first cache stays), or undefined.
+ * cache stays, and a run compiles the rest as before. Returns why the warm-up run failed (the
+ * first cache then stays), or undefined: it ran, or there is no /dev/kvm to run it on.
  */
 async function prepareCodeCache(bundle: string): Promise<string | undefined> {
   const file = path.resolve(bundle);
@@ -175,7 +175,7 @@ async function prepareCodeCache(bundle: string): Promise<string | undefined> {
   try {
     accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
   } catch {
-    return 'no usable /dev/kvm';
+    return undefined;
   }
   const { spawnSync } = require('node:child_process') as typeof ChildProcess;
   const { tmpdir } = require('node:os') as typeof Os;
@@ -317,15 +317,14 @@ function writeAtomically(file: string, data: Buffer): void {
 if (require.main === module) {
   const bundle = process.argv[2];
   const fail = (why: string): void => {
-    process.stderr.write(`tskvm: no code cache for ${bundle ?? 'the bundle'} (${why}); launches compile the CLI instead, ~15 ms slower\n`);
+    process.stderr.write(`tskvm: no code cache for ${bundle ?? 'the bundle'} (${why}); each launch compiles the CLI instead (slower)\n`);
     process.exitCode = 1;
   };
   if (bundle === undefined || process.argv.length > 3) fail('usage: node code-cache.cjs BUNDLE');
   else
     prepareCodeCache(bundle).then(
       (why) => {
-        if (why !== undefined && why !== 'no usable /dev/kvm')
-          process.stderr.write(`tskvm: code cache of ${bundle}: top level only (${why})\n`);
+        if (why !== undefined) process.stderr.write(`tskvm: code cache of ${bundle}: top level only (${why})\n`);
       },
       (err: Error) => fail(err.message),
     );
