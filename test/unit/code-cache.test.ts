@@ -114,6 +114,34 @@ describe('loadBundle', () => {
   });
 });
 
+describe("the addon's whole-file reads (native/file_read.c), which the loader uses", () => {
+  const addon = createRequire(import.meta.url)(path.resolve(path.dirname(codeCache), '..', '..', 'build', 'Release', 'tskvm.node')) as {
+    readFileLatin1(file: string, max: number): string | number;
+    readFile(file: string, max: number): Buffer | number;
+  };
+  const ERRNO = { ENOENT: 2, EINVAL: 22, EFBIG: 27, ENODATA: 61 };
+
+  it('reads a whole file as Latin-1 text or as bytes', () => {
+    const file = path.join(dir, 'f.bin');
+    const bytes = Buffer.from([0x41, 0x00, 0xe9, 0xff, 0x7f]);
+    writeFileSync(file, bytes);
+    expect(addon.readFileLatin1(file, 1 << 20)).toBe(bytes.toString('latin1'));
+    const read = addon.readFile(file, 1 << 20);
+    expect(Buffer.isBuffer(read) && read.equals(bytes)).toBe(true);
+  });
+
+  it('refuses past its bound, and what is not a regular file with a size, with -errno', () => {
+    const file = path.join(dir, 'big.bin');
+    writeFileSync(file, Buffer.alloc(4097, 1));
+    for (const read of [addon.readFile, addon.readFileLatin1]) {
+      expect(read(file, 4096)).toBe(-ERRNO.EFBIG);
+      expect(read(path.join(dir, 'none'), 4096)).toBe(-ERRNO.ENOENT);
+      expect(read(dir, 4096)).toBe(-ERRNO.EINVAL);
+      expect(read('/proc/self/status', 4096)).toBe(-ERRNO.ENODATA); // st_size 0: the loader reads it with node:fs
+    }
+  });
+});
+
 /** Runs `script` in a plain node (no V8 flags of its own: `node -` reads it from stdin), with the loader of dist/. */
 function node(script: string, env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, ['-'], {
