@@ -1,10 +1,10 @@
 /*
- * A file read whole into fresh memory that one mmap(MAP_POPULATE) faults in, instead of the page
- * by page faults of a Buffer and then of V8's copy of it: how the CLI loads its bundle (1.2 MB)
- * and that bundle's V8 code cache at every launch (src/cli/code-cache.cts). Under nested
- * virtualisation a page fault costs microseconds, and the two files are ~470 pages. The memory is
- * anonymous and private: a file rewritten in place while tskvm runs changes nothing it reads
- * (a mapping of the file itself would then fault with SIGBUS).
+ * A file read whole, once, into memory of its own: how the CLI loads its bundle (1.2 MB) and that
+ * bundle's V8 code cache at every launch (src/cli/code-cache.cts), where node:fs made a Buffer,
+ * then V8 a string copy of it, then the wrapped copy it compiled. Under nested virtualisation each
+ * new page costs ~3 us to fault in, ~300 pages per copy of the bundle; MAP_POPULATE takes this
+ * one's in a single call. The memory is anonymous and private: a file rewritten in place while
+ * tskvm runs changes nothing it reads (a mapping of the file itself would then fault with SIGBUS).
  */
 #define _GNU_SOURCE
 #include <errno.h>

@@ -72,9 +72,9 @@ int shim_slice_timer_delete(long timer);
 long shim_destroy_after_exit(const int *fds, int count);
 
 /*
- * Reads the regular file `path` whole (at most `max` bytes) into fresh memory faulted in by one
- * call (native/file_read.c), `*size` bytes of it; NULL with *err set (ENODATA for an empty file,
- * EFBIG past `max`). shim_free_file releases it.
+ * Reads the regular file `path` whole (at most `max` bytes) into fresh anonymous memory, faulted
+ * in by one call (native/file_read.c), `*size` bytes of it; NULL with *err set (ENODATA for an
+ * empty file, EFBIG past `max`). shim_free_file releases it.
  */
 void *shim_read_file(const char *path, size_t max, size_t *size, int *err);
 void shim_free_file(void *data, size_t size);
