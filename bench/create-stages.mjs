@@ -12,6 +12,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { boardHere } from './board-here.mjs';
 import { median, percentile } from './stats.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -26,9 +27,8 @@ const { validateRunOptions } = await load('machine/options.js');
 const { readGuestFiles } = await load('machine/guest-files.js');
 const { buildMachine } = await load('machine/builder.js');
 const { native } = await load('kvm/native.js');
-const { createPcBoardFromSpec, localDevices } = await load('board/pc-board.js');
 const { runVcpu } = await load('vcpu/exit-loop.js');
-const { VcpuControl } = await load('vcpu/control.js');
+const boardFor = await boardHere(dist);
 /** The exit loop's view of a vCPU fd, as the vCPU threads make it; a dist older than vcpu/job.js has none, and no on-this-thread stages. */
 const { loopVcpu } = await load('vcpu/job.js').catch(() => ({}));
 
@@ -94,18 +94,7 @@ async function staged(inline) {
   const vcpu = machine.vcpus[0];
   let result;
   if (inline) {
-    const vm = machine.vm;
-    const board = createPcBoardFromSpec({
-      vmFd: vm.fd.fd,
-      memoryAddr: vm.memory.hostAddr,
-      memorySize: vm.memory.size,
-      irqchip: vm.irqchip,
-      serial: [null, null, null, null],
-      firmware: machine.firmware,
-    });
-    const control = new VcpuControl();
-    const devices = localDevices(board, (deadline) => control.publishDeadline(deadline));
-    devices.pollTimers();
+    const { devices, control } = boardFor(machine);
     lap('board (here)');
     result = runVcpu(loopVcpu(vcpu.fd), devices, control, {});
     lap('exit loop (here)');

@@ -14,6 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { boardHere } from './board-here.mjs';
 import { buildCLoop, loopBinary } from './c-loop.mjs';
 import { median } from './stats.mjs';
 
@@ -25,10 +26,9 @@ const { runGuest } = await load('index.js');
 const { validateRunOptions } = await load('machine/options.js');
 const { readGuestFiles } = await load('machine/guest-files.js');
 const { buildMachine } = await load('machine/builder.js');
-const { createPcBoardFromSpec, localDevices } = await load('board/pc-board.js');
 const { runVcpu } = await load('vcpu/exit-loop.js');
 const { loopVcpu } = await load('vcpu/job.js');
-const { VcpuControl } = await load('vcpu/control.js');
+const boardFor = await boardHere(path.join(root, 'dist'));
 
 const rounds = Number(process.argv[2] ?? 6);
 const image = path.join(root, 'guests', 'build', 'pioloop.bin');
@@ -91,20 +91,9 @@ async function built(withExitLoop) {
   const config = validateRunOptions({ image });
   const machine = buildMachine(config, await readGuestFiles(config));
   try {
-    const { vm } = machine;
     const vcpu = machine.vcpus[0];
     if (!withExitLoop) return bareLoop(vcpu.fd.fd, vcpu.fd.kvmRun);
-    const board = createPcBoardFromSpec({
-      vmFd: vm.fd.fd,
-      memoryAddr: vm.memory.hostAddr,
-      memorySize: vm.memory.size,
-      irqchip: vm.irqchip,
-      serial: [null, null, null, null],
-      firmware: machine.firmware,
-    });
-    const control = new VcpuControl();
-    const devices = localDevices(board, (deadline) => control.publishDeadline(deadline));
-    devices.pollTimers();
+    const { devices, control } = boardFor(machine);
     const t0 = performance.now();
     const result = runVcpu(loopVcpu(vcpu.fd), devices, control, {});
     return ((performance.now() - t0) * 1000) / result.exits.io;
