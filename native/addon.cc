@@ -154,8 +154,12 @@ Napi::Value DestroyAfterExit(const Napi::CallbackInfo &info) {
   return Napi::Number::New(env, static_cast<double>(shim_destroy_after_exit(fds, static_cast<int>(count))));
 }
 
-// The bundle loader's whole-file reads (native/file_read.c), bounded by `max`.
-size_t MaxBytes(const Napi::Value &v) { return static_cast<size_t>(v.As<Napi::Number>().Int64Value()); }
+// The bundle loader's whole-file reads (native/file_read.c): the file info[0], at most info[1]
+// bytes, read into memory of its own; nullptr with *err set.
+void *ReadWhole(const Napi::CallbackInfo &info, size_t *size, int *err) {
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  return shim_read_file(path.c_str(), static_cast<size_t>(info[1].As<Napi::Number>().Int64Value()), size, err);
+}
 
 void FreeFile(napi_env, void *data, void *size) { shim_free_file(data, reinterpret_cast<size_t>(size)); }
 
@@ -168,10 +172,9 @@ using ExternalLatin1 = napi_status (*)(napi_env, char *, size_t, napi_finalize, 
 // place: the CLI's bundle becomes its script source without a copy), or -errno.
 Napi::Value ReadFileLatin1(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  std::string path = info[0].As<Napi::String>().Utf8Value();
   size_t size = 0;
   int err = 0;
-  void *data = shim_read_file(path.c_str(), MaxBytes(info[1]), &size, &err);
+  void *data = ReadWhole(info, &size, &err);
   if (data == nullptr) return Napi::Number::New(env, -err);
   static const ExternalLatin1 external =
       reinterpret_cast<ExternalLatin1>(dlsym(RTLD_DEFAULT, "node_api_create_external_string_latin1"));
@@ -188,10 +191,9 @@ Napi::Value ReadFileLatin1(const Napi::CallbackInfo &info) {
 // readFile(path, max): the file as a Buffer over memory of its own, freed with it, or -errno.
 Napi::Value ReadFile(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  std::string path = info[0].As<Napi::String>().Utf8Value();
   size_t size = 0;
   int err = 0;
-  void *data = shim_read_file(path.c_str(), MaxBytes(info[1]), &size, &err);
+  void *data = ReadWhole(info, &size, &err);
   if (data == nullptr) return Napi::Number::New(env, -err);
   napi_value result;
   if (napi_create_external_buffer(env, size, data, FreeFile, reinterpret_cast<void *>(size), &result) != napi_ok) {
