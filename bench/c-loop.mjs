@@ -1,23 +1,32 @@
-// bench/kvm-loop.c, the C reference loop of the benchmarks: built (gcc -O2) when missing or older
-// than its source, into bench/build/.
+// The benchmarks' C references, built (gcc -O2) into bench/build/ when missing or older than
+// their source: bench/kvm-loop.c (the exit loop) and bench/kvm-create.c (create-run-destroy).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const loopSource = path.join(root, 'bench', 'kvm-loop.c');
 export const loopBinary = path.join(root, 'bench', 'build', 'kvm-loop');
+export const createBinary = path.join(root, 'bench', 'build', 'kvm-create');
 
-export function buildCLoop() {
+function buildC(binary, extraFlags = []) {
+  const source = path.join(root, 'bench', `${path.basename(binary)}.c`);
   const stale = (() => {
     try {
-      return statSync(loopBinary).mtimeMs < statSync(loopSource).mtimeMs;
+      return statSync(binary).mtimeMs < statSync(source).mtimeMs;
     } catch {
       return true;
     }
   })();
   if (!stale) return;
-  mkdirSync(path.dirname(loopBinary), { recursive: true });
-  execFileSync('gcc', ['-O2', '-Wall', '-o', loopBinary, loopSource], { stdio: 'inherit' });
+  mkdirSync(path.dirname(binary), { recursive: true });
+  execFileSync('gcc', ['-O2', '-Wall', ...extraFlags, '-o', binary, source], { stdio: 'inherit' });
+}
+
+export function buildCLoop() {
+  buildC(loopBinary);
+}
+
+export function buildCCreate() {
+  buildC(createBinary, ['-pthread']);
 }

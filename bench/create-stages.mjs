@@ -5,14 +5,17 @@
  * built (every KVM call timed from JS: the ioctl and its crossing), the vCPU run in its pooled
  * worker, the VM closed — and the same run with the exit loop on this thread instead (board built
  * here, no postMessage), so the difference is what the worker round trip costs; and runGuest with
- * vcpuThread 'caller' where the build has it. Medians over
+ * vcpuThread 'caller' where the build has it; and the kernel's share, bench/kvm-create.c (the same
+ * VM built, run and closed from C, no device model), in batches between them. Medians over
  * --runs (default 200), each variant interleaved with the others so that host drift hits all alike.
  *   node bench/create-stages.mjs [--runs N] [--dist DIR]   (DIR: a tsc outDir, default dist/)
  */
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { boardHere } from './board-here.mjs';
+import { buildCCreate, createBinary } from './c-loop.mjs';
 import { median, percentile } from './stats.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -117,6 +120,18 @@ for (let i = 0; i < 20; i++) {
   if (loopVcpu) await staged(true);
 }
 
+buildCCreate();
+/** The C reference's median over a batch of `n` runs in a process of its own (ms). */
+const cBatch = (n) => {
+  const r = spawnSync(createBinary, [image, String(n)], { encoding: 'utf8' });
+  const m = /median_ms=([\d.]+)/.exec(r.stdout);
+  if (r.status !== 0 || !m) throw new Error(`bench/kvm-create failed: ${r.stderr || r.stdout}`);
+  return Number(m[1]);
+};
+const C_BATCH = 20;
+cBatch(C_BATCH); // warm-up
+const cMedians = [];
+
 const totals = [];
 const callerTotals = [];
 const worker = [];
@@ -128,6 +143,7 @@ for (let i = 0; i < runs; i++) {
   const w = await staged(false);
   worker.push(w);
   if (loopVcpu) inline.push(await staged(true));
+  if (i % C_BATCH === 0) cMedians.push(cBatch(C_BATCH));
   for (const [name, c] of w.buildCalls) {
     const list = callTimes.get(name) ?? [];
     list.push(c);
@@ -144,6 +160,12 @@ if (callerOptions) {
   const c = callerTotals;
   console.log(`  runGuest() vcpuThread caller ${f(median(c))}   p95 ${f(percentile(c, 95))}   min ${f(Math.min(...c))}`);
 }
+const cMed = median(cMedians);
+console.log(`  C, the same VM (bench/kvm-create.c) ${f(cMed)}   (median of ${cMedians.length} batch medians: the kernel's share)`);
+console.log(
+  `  ratio to C: runGuest() ${(median(totals) / cMed).toFixed(2)}` +
+    (callerOptions ? `, vcpuThread caller ${(median(callerTotals) / cMed).toFixed(2)}` : ''),
+);
 const wKeys = ['validate', 'read files', 'build', 'vcpu.run (worker)', 'close'];
 const iKeys = ['validate', 'read files', 'build', 'board (here)', 'exit loop (here)', 'close'];
 console.log('  stages, exit loop in the pooled worker:');
