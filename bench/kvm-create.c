@@ -125,7 +125,7 @@ static void one_run(const uint8_t *image, size_t image_size, size_t mem_size)
 	if (ioctl(vcpu, KVM_SET_REGS, &regs) < 0)
 		die("KVM_SET_REGS");
 
-	while (ioctl(vcpu, KVM_RUN, 0) < 0)
+	if (ioctl(vcpu, KVM_RUN, 0) < 0)
 		die("KVM_RUN");
 	if (run->exit_reason != KVM_EXIT_IO || run->io.port != DEBUG_EXIT_PORT) {
 		fprintf(stderr, "kvm-create: the first exit was reason %u, not an OUT to 0xF4\n", run->exit_reason);
@@ -165,6 +165,10 @@ int main(int argc, char **argv)
 	ssize_t image_size = read(img, image, sizeof(image));
 	if (image_size <= 0)
 		die("read image");
+	if ((size_t)image_size == sizeof(image)) {
+		fprintf(stderr, "kvm-create: %s: a flat image of at most %u bytes\n", argv[1], MAX_IMAGE - 1);
+		return 1;
+	}
 	close(img);
 
 	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
