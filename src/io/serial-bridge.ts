@@ -13,10 +13,9 @@
  * hands over what came; meanwhile the vCPU's pushes find no reader waiting and notify nobody.
  * Only after SERIAL_OUTPUT_LINGER_LOOKS empty looks does it park and wait to be notified again.
  */
-import type { Readable } from 'node:stream';
 import { SERIAL_TX_BACKLOG_LIMIT } from '../devices/serial16550.js';
 import { ByteRing, type SerialRings } from './byte-ring.js';
-import type { SerialInput, SerialInputReader, SerialInputSource } from './serial-input-queue.js';
+import { SerialInputQueue, type SerialInput, type SerialInputReader, type SerialInputSource } from './serial-input-queue.js';
 
 export type { SerialInput } from './serial-input-queue.js';
 
@@ -163,18 +162,21 @@ export class SerialBridge implements SerialRings {
   private readonly abandonWakers = new Set<() => void>();
 
   private startInput(input: SerialInput | SerialInputSource): void {
-    if (typeof input === 'string' || input instanceof Uint8Array) {
-      const bytes = typeof input === 'string' ? Buffer.from(input) : input;
-      void this.feed([bytes]);
-      return;
-    }
+    // Input given straight to the bridge (the BIOS's keys) is read through a queue of its own,
+    // as a serial port's is through its console's: one way to read a stream, a string or bytes.
+    let own: SerialInputQueue | undefined;
+    const source = isInputSource(input) ? input : (own = new SerialInputQueue(input));
     const queue: Uint8Array[] = [];
     const onData = (chunk: Uint8Array): void => {
       queue.push(chunk);
       if (!this.feeding) void this.feed(queue, reader);
     };
-    const reader = isInputSource(input) ? input.subscribe(onData) : readStream(input, onData);
-    this.stopInput = () => reader.stop();
+    const reader = source.subscribe(onData);
+    own?.flush(); // a string or bytes reach the RX ring now, before the guest runs
+    this.stopInput = () => {
+      reader.stop();
+      own?.close();
+    };
   }
 
   /** Moves queued input into the RX ring, pausing the input while the ring is full. */
@@ -198,21 +200,6 @@ export class SerialBridge implements SerialRings {
   }
 }
 
-function isInputSource(input: Readable | SerialInputSource): input is SerialInputSource {
+function isInputSource(input: SerialInput | SerialInputSource): input is SerialInputSource {
   return typeof (input as Partial<SerialInputSource>).subscribe === 'function';
-}
-
-/** A stream given straight to the bridge (the BIOS's keys) is read as it always was: no queue between. */
-function readStream(input: Readable, onData: (chunk: Uint8Array) => void): SerialInputReader {
-  const listener = (chunk: Buffer | string): void => onData(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
-  input.on('data', listener);
-  input.on('error', () => {}); // input ending or failing does not end the run
-  return {
-    pause: () => input.pause(),
-    resume: () => input.resume(),
-    stop: () => {
-      input.off('data', listener);
-      input.pause();
-    },
-  };
 }
