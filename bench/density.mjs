@@ -13,8 +13,8 @@
  *   (c) VM create-run-destroy latency in-process for oneexit.bin: sequential and 8 at a time.
  * Options: --vms N (default 64), --ksm-vms M (default 16), --no-processes (skip the N-process
  * comparisons), --latency-runs N (default 200), --batches N (default 25).
- * Every child is spawned in its own process group and killed (SIGTERM, then SIGKILL) on every
- * path out; every wait is bounded.
+ * Every child runs without NODE_EXTRA_CA_CERTS (bench/env.mjs), in its own process group, and is
+ * killed (SIGTERM, then SIGKILL) on every path out; every wait is bounded.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -22,6 +22,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { benchEnv } from './env.mjs';
 import { median, percentile } from './stats.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -107,7 +108,7 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 
 /** Spawns a child in its own process group; resolves once `ready(child)` resolves (bounded). */
 function spawnChild(command, args, { waitFor, timeoutMs }) {
-  const child = spawn(command, args, { cwd: root, stdio: ['pipe', 'pipe', 'ignore'], detached: true });
+  const child = spawn(command, args, { cwd: root, stdio: ['pipe', 'pipe', 'ignore'], detached: true, env: benchEnv });
   children.add(child);
   child.exited = new Promise((resolve) => child.once('exit', resolve));
   child.exited.then(() => children.delete(child));

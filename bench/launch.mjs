@@ -14,6 +14,8 @@
  * --compare DIR (also time DIR/bin/tskvm.js, another build of tskvm, in the same rounds: a
  * before/after of a change on a loaded host).
  * Prints the load average with the figures: other work on the host moves every one of them.
+ * Every process runs without NODE_EXTRA_CA_CERTS (bench/env.mjs: Node parses that file at every
+ * start); where the caller has it set, `node -e 0` with it is timed too.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -22,6 +24,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildCLoop, loopBinary } from './c-loop.mjs';
+import { benchEnv, extraCaCerts } from './env.mjs';
 import { median } from './stats.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -42,6 +45,9 @@ const COMMANDS = {
   cliPioloop: { argv: [process.execPath, cli, 'run', guest('pioloop')], status: 0 },
   cPioloop: { argv: [loopBinary, guest('pioloop')], status: 0 },
 };
+// Every command runs without NODE_EXTRA_CA_CERTS (bench/env.mjs); where the caller has it, Node's
+// start with it is timed too.
+if (extraCaCerts !== undefined) COMMANDS.nodeEmptyWithCa = { argv: [process.execPath, '-e', '0'], status: 0, env: process.env };
 if (values.compare !== undefined) {
   const other = path.resolve(values.compare, 'bin', 'tskvm.js');
   COMMANDS.compareOneExit = { argv: [process.execPath, other, 'run', guest('oneexit')], status: 7 };
@@ -61,10 +67,10 @@ function childrenCpuMs() {
 
 /** Milliseconds from spawn to exit of one whole process, and the CPU time it used. */
 function timeOnce(name) {
-  const { argv, status } = COMMANDS[name];
+  const { argv, status, env = benchEnv } = COMMANDS[name];
   const cpu0 = childrenCpuMs();
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  const r = spawnSync(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', env });
   const ms = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== status) throw new Error(`${argv.join(' ')}: exit ${r.status ?? r.signal}, wanted ${status}: ${r.stderr}`);
   return { ms, cpuMs: childrenCpuMs() - cpu0 };
@@ -72,9 +78,9 @@ function timeOnce(name) {
 
 /** Peak RSS (KiB) of one run, from /usr/bin/time's %M (the child's ru_maxrss). */
 function peakRss(name, dir) {
-  const { argv, status } = COMMANDS[name];
+  const { argv, status, env = benchEnv } = COMMANDS[name];
   const out = path.join(dir, `${name}.rss`);
-  const r = spawnSync(TIME, ['-f', '%M', '-o', out, ...argv], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  const r = spawnSync(TIME, ['-f', '%M', '-o', out, ...argv], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', env });
   if (r.status !== status) throw new Error(`${argv.join(' ')} under ${TIME}: exit ${r.status ?? r.signal}: ${r.stderr}`);
   return Number(readFileSync(out, 'utf8').trim().split('\n').pop());
 }
@@ -85,6 +91,7 @@ function stagesOnce() {
   const r = spawnSync(process.execPath, [path.join(root, 'bench', 'launch-stages.cjs'), 'run', guest('oneexit')], {
     stdio: ['ignore', 'ignore', 'pipe'],
     encoding: 'utf8',
+    env: benchEnv,
   });
   const wall = Number(process.hrtime.bigint() - t0) / 1e6;
   if (r.status !== 7) throw new Error(`launch-stages.cjs: exit ${r.status ?? r.signal}: ${r.stderr}`);
@@ -97,7 +104,7 @@ function stagesOnce() {
 function nodeTailOnce() {
   const script = "process.on('exit', () => require('node:fs').writeSync(2, String(process.uptime() * 1000)))";
   const t0 = process.hrtime.bigint();
-  const r = spawnSync(process.execPath, ['-e', script], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['-e', script], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8', env: benchEnv });
   return Number(process.hrtime.bigint() - t0) / 1e6 - Number(r.stderr);
 }
 
@@ -128,7 +135,7 @@ function main() {
   if (existsSync(TIME)) {
     const dir = mkdtempSync(path.join(tmpdir(), 'tskvm-launch-'));
     try {
-      for (const name of ['nodeEmpty', 'cliOneExit', 'cliPioloop', 'cPioloop', 'compareOneExit', 'comparePioloop']) {
+      for (const name of ['nodeEmpty', 'nodeEmptyWithCa', 'cliOneExit', 'cliPioloop', 'cPioloop', 'compareOneExit', 'comparePioloop']) {
         if (!COMMANDS[name]) continue;
         const samples = [];
         for (let i = 0; i < 5; i++) samples.push(peakRss(name, dir));
@@ -167,6 +174,11 @@ function main() {
   const la = report.loadAverage;
   console.log(`Launch, whole processes, median of ${rounds} interleaved rounds (load average ${la.min.toFixed(2)}-${la.max.toFixed(2)})`);
   console.log(`  node -e 0                        ${ms(med.nodeEmpty)}  ${cpuOf('nodeEmpty')}   peak RSS ${mib(rss.nodeEmpty)}`);
+  if (med.nodeEmptyWithCa !== undefined) {
+    console.log(
+      `  node -e 0 with NODE_EXTRA_CA_CERTS ${ms(med.nodeEmptyWithCa)}  ${cpuOf('nodeEmptyWithCa')}   peak RSS ${mib(rss.nodeEmptyWithCa)}   (the caller's; every other command runs without it: bench/env.mjs)`,
+    );
+  }
   console.log(`  C loop, oneexit.bin              ${ms(med.cOneExit)}  ${cpuOf('cOneExit')}`);
   console.log(
     `  tskvm run oneexit.bin            ${ms(med.cliOneExit)}  ${cpuOf('cliOneExit')}   peak RSS ${mib(rss.cliOneExit)}   (target <= 50 MiB)`,
