@@ -3,7 +3,7 @@
  * returns undefined where the file is missing, rather than guessing.
  */
 import { readdirSync, readFileSync } from 'node:fs';
-import os from 'node:os';
+import { availableParallelism } from 'node:os';
 import { KvmError } from './kvm/error.js';
 import { monotonicMs } from './units.js';
 
@@ -39,7 +39,7 @@ export function recentAvailableMemory(): number | undefined {
 
 /** CPUs this process may run on. */
 export function hostCpus(): number {
-  return os.availableParallelism();
+  return availableParallelism();
 }
 
 /** Whether the KSM daemon is merging (/sys/kernel/mm/ksm/run = 1). */

@@ -32,7 +32,11 @@ import type * as Vm from 'node:vm';
 // CommonJS, as bin/tskvm.js and bin/tskvm-qemu.js are: an entry that needs no ES module loads
 // without Node's ES module loader (its modules, and fs/promises and readline behind them).
 const { readFileSync, renameSync, rmSync, writeFileSync } = require('node:fs') as typeof Fs;
-const { createRequire } = require('node:module') as typeof Module;
+// node:module's export is the CommonJS loader's Module class, this module's own constructor, plus
+// what lib/module.js adds to it when first required (findSourceMap, SourceMap, register: ~0.6 ms
+// of loading, the ES module loader's among it): the class alone has createRequire.
+const loaderModule = module.constructor as unknown as typeof Module;
+const { createRequire } = loaderModule;
 const path = require('node:path') as typeof Path;
 const { pathToFileURL } = require('node:url') as typeof Url;
 const { Script } = require('node:vm') as typeof Vm;
@@ -265,10 +269,11 @@ function runTopLevel(script: Vm.Script, file: string): unknown {
  * snapshot files; with it, Node's readline and file-watcher internals), worker_threads (a
  * one-vCPU run keeps its vCPU on the main thread, and reads isMainThread only at the end), net
  * (a FIFO or socket as --serial-input, the gdb stub; Node loads it itself for a stdio stream on a
- * pipe or terminal, which a plain run never makes: src/cli/stdio.ts).
+ * pipe or terminal, which a plain run never makes: src/cli/stdio.ts), os (an error's errno name,
+ * a signal's exit status, the host's CPUs for an SMP guest, a snapshot's header).
  */
 const LAZY_BUILTINS = new Set(
-  ['child_process', 'zlib', 'crypto', 'fs/promises', 'worker_threads', 'net'].flatMap((name) => [name, `node:${name}`]),
+  ['child_process', 'zlib', 'crypto', 'fs/promises', 'worker_threads', 'net', 'os'].flatMap((name) => [name, `node:${name}`]),
 );
 
 /**
@@ -277,8 +282,21 @@ const LAZY_BUILTINS = new Set(
  * and a namespace or default import copies every property, which loads it at once: still correct).
  */
 function lazyBuiltinRequire(real: NodeJS.Require): NodeJS.Require {
-  const lazy = (id: string): unknown => (LAZY_BUILTINS.has(id) ? lazyModule(() => real(id) as object) : real(id));
+  const lazy = (id: string): unknown => {
+    if (id === 'module' || id === 'node:module') return moduleBuiltin(() => real(id) as object);
+    return LAZY_BUILTINS.has(id) ? lazyModule(() => real(id) as object) : real(id);
+  };
   return Object.assign(lazy, real);
+}
+
+/**
+ * node:module for the bundle (its createRequire calls): the loader's Module class, which is that
+ * module's export; a property only lib/module.js adds (findSourceMap...) loads it first.
+ */
+function moduleBuiltin(load: () => object): object {
+  return new Proxy(loaderModule, {
+    get: (target, key) => (key in target ? Reflect.get(target, key) : Reflect.get(load(), key)) as unknown,
+  });
 }
 
 function lazyModule(load: () => object): object {

@@ -4,7 +4,7 @@
  * version mismatch), EKVMCAP (a capability tskvm needs is missing), ERESOURCE (the process or
  * host ran out of file descriptors, memory or threads), EKVM (any other failure).
  */
-import os from 'node:os';
+import { constants as osConstants, userInfo } from 'node:os';
 import { UsageError, type UsageErrorCode } from '../errors.js';
 import { EACCES, ENODEV, ENOENT, ENXIO, EPERM } from './constants.js';
 
@@ -28,7 +28,7 @@ export class KvmError extends Error {
   /** An error for a call that returned -errno, with the remedy that errno calls for. */
   static fromErrno(syscall: string, negErrno: number, context = ''): KvmError {
     const errno = Math.abs(negErrno);
-    const name = ERRNO_NAMES[errno];
+    const name = errnoNames()[errno];
     if (name !== undefined && RESOURCE_ERRNOS.has(name)) return KvmError.resource(syscall + (context ? ` (${context})` : ''), name, errno);
     const what = `${syscall} failed: ${errnoName(errno)}${context ? ` (${context})` : ''}`;
     return new KvmError('EKVM', syscall, errno, what);
@@ -61,11 +61,7 @@ export class KvmError extends Error {
   }
 
   /** The process or host is out of something (fds, memory, threads): say which limit to raise. */
-  static resource(
-    what: string,
-    errnoCode: string,
-    errno = os.constants.errno[errnoCode as keyof typeof os.constants.errno] ?? 0,
-  ): KvmError {
+  static resource(what: string, errnoCode: string, errno = osConstants.errno[errnoCode as keyof typeof osConstants.errno] ?? 0): KvmError {
     const advice =
       errnoCode === 'EMFILE'
         ? 'this process has too many open files: raise its limit (`ulimit -n`) or run fewer guests at once'
@@ -110,22 +106,25 @@ export class KvmError extends Error {
 
 function safeUserName(): string {
   try {
-    return os.userInfo().username;
+    return userInfo().username;
   } catch {
     return '$USER';
   }
 }
 
-const ERRNO_NAMES: Readonly<Record<number, string>> = Object.fromEntries(
-  Object.entries(os.constants.errno).map(([name, value]) => [value, name]),
-);
+let errnoNameTable: Readonly<Record<number, string>> | undefined;
+
+/** errno → its name (12 → ENOMEM), made on first use: only a failure needs it. */
+function errnoNames(): Readonly<Record<number, string>> {
+  return (errnoNameTable ??= Object.fromEntries(Object.entries(osConstants.errno).map(([name, value]) => [value, name])));
+}
 
 /** Errors that mean "out of something", not "KVM cannot". */
 const RESOURCE_ERRNOS = new Set(['EMFILE', 'ENFILE', 'ENOMEM', 'EAGAIN']);
 
 /** `ENOMEM (errno 12)`, the way strace would name it. */
 export function errnoName(errno: number): string {
-  return `${ERRNO_NAMES[errno] ?? 'errno'} (errno ${errno})`;
+  return `${errnoNames()[errno] ?? 'errno'} (errno ${errno})`;
 }
 
 /**

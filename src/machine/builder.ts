@@ -93,7 +93,8 @@ export function buildMachine(config: MachineConfig, files: GuestFiles): Machine 
         `invalid options.cpus '${config.cpus}': this host's KVM allows at most ${maxCpus} vCPUs per VM (KVM_CAP_MAX_VCPUS)`,
       );
     }
-    if (config.cpus > hostCpus()) {
+    // One vCPU never outnumbers the host's CPUs: only more ask (the count loads node:os).
+    if (config.cpus > 1 && config.cpus > hostCpus()) {
       warnings.push(
         `${config.cpus} vCPUs on ${hostCpus()} host CPUs: one guest with more vCPUs than the host has CPUs makes them take turns, ` +
           'and guests that spin-wait on each other slow down badly (many small guests are fine)',

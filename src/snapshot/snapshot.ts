@@ -4,7 +4,7 @@
  * copy-on-write into a new VM's RAM and load the KVM state into it. capture.ts and restore.ts
  * put these steps around a running guest (pausing it, the devices, the new run's endpoints).
  */
-import os from 'node:os';
+import { cpus, release } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { PAGE_SIZE } from '../kvm/constants.js';
 import { UsageError } from '../errors.js';
@@ -62,7 +62,7 @@ export async function writeSnapshot(file: string, snapshot: MachineSnapshot, ram
     header: {
       tskvm: tskvmVersion(),
       created: new Date().toISOString(),
-      host: { kernel: os.release(), cpu: hostCpu() },
+      host: { kernel: release(), cpu: hostCpu() },
       machine: snapshot.machine,
       cpuid: vcpu0.cpuid,
       vcpus: snapshot.vcpus.map((v) => ({ id: v.id, mpState: v.mpState, tscKhz: v.tscKhz })),
@@ -75,9 +75,9 @@ export async function writeSnapshot(file: string, snapshot: MachineSnapshot, ram
 
 function hostCpu(): string {
   try {
-    return /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? os.cpus()[0]?.model ?? 'unknown';
+    return /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model ?? 'unknown';
   } catch {
-    return os.cpus()[0]?.model ?? 'unknown';
+    return cpus()[0]?.model ?? 'unknown';
   }
 }
 

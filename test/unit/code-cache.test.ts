@@ -216,4 +216,28 @@ console.log(JSON.stringify({ before, text, after: [loaded('zlib'), loaded('crypt
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout)).toEqual({ before: [false, false], text: 'round trip', after: [true, false], uuid: true });
   });
+
+  it("gives the bundle node:module's createRequire without loading the rest of node:module, which its other properties load", () => {
+    const file = writeBundle(
+      dir,
+      `const { createRequire } = require('node:module'); const m = require('node:module');
+exports.fsByCreateRequire = () => createRequire(__filename)('node:fs') === require('node:fs');
+exports.findSourceMap = () => typeof m.findSourceMap;`,
+    );
+    // A file, not `node -`: Node's own eval of a script loads node:module.
+    const main = path.join(dir, 'main.cjs');
+    writeFileSync(
+      main,
+      `const { loadBundle } = require(${JSON.stringify(codeCache)});
+const loaded = () => process.moduleLoadList.includes('NativeModule module');
+const bundle = loadBundle(${JSON.stringify(file)}, { rewrite: false }).exports;
+const fs = bundle.fsByCreateRequire();
+const before = loaded();
+const findSourceMap = bundle.findSourceMap();
+console.log(JSON.stringify({ fs, before, findSourceMap, after: loaded() }));`,
+    );
+    const r = spawnSync(process.execPath, [main], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ fs: true, before: false, findSourceMap: 'function', after: true });
+  });
 });
