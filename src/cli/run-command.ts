@@ -170,7 +170,7 @@ export async function runCommand(
 
     // A signal stops the run through its handle, not an AbortSignal: Node loads AbortController's
     // modules on first use, ~1 ms of every launch. One that comes while the guest is being set up
-    // stops it as soon as there is a handle (an AbortSignal would be looked at no sooner).
+    // stops it once startGuest has returned the handle.
     let run: GuestRun | undefined;
     let stoppedBy: NodeJS.Signals | 'quit' | undefined;
     const stopWith = (why: NodeJS.Signals | 'quit'): void => {
