@@ -11,9 +11,8 @@ import type { BoardState } from '../board/board-state.js';
 import type { FwCfgConfig } from '../devices/fw-cfg.js';
 import type { GuestFormat } from '../loader/guest.js';
 import type { Vcpu } from '../vcpu/vcpu.js';
-import { describeMachine } from './machine-config.js';
 import type { RamMapping } from './memory.js';
-import { captureMachine, writeSnapshot, type SnapshotWriteStats } from './snapshot.js';
+import type { SnapshotWriteStats } from './snapshot.js';
 
 export interface SnapshotOptions {
   /** Let the guest go on once the file is written (default: it stays paused). */
@@ -55,6 +54,13 @@ export async function captureGuest(access: CaptureAccess, path: string, options:
   const { machine } = access;
   const started = performance.now();
   await access.pause();
+  // The writer (snapshot.ts, and the format, files and KVM state behind it) is loaded once the
+  // guest is paused, not before: a run that saves nothing never evaluates it, and the pause is
+  // asked for at once, so a guest that goes on after a trigger is stopped as near it as before.
+  const [{ captureMachine, writeSnapshot }, { describeMachine }] = await Promise.all([
+    import('./snapshot.js'),
+    import('./machine-config.js'),
+  ]);
   const notPaused = machine.vcpus.filter((vcpu) => vcpu.state !== 'paused');
   if (notPaused.length > 0)
     throw new UsageError(`the guest cannot be saved: its run has ended (vCPU ${notPaused[0]!.id} is ${notPaused[0]!.state})`);

@@ -9,7 +9,7 @@ import type { BoardState } from '../board/board-state.js';
 import type { BoardSnapshotSpec } from '../board/pc-board.js';
 import type { SerialSink } from '../io/serial-bridge.js';
 import type { SaveConfig } from './options.js';
-import type { CaptureMachine, SnapshotInfo, SnapshotOptions } from './capture.js';
+import { captureGuest, type CaptureMachine, type SnapshotInfo, type SnapshotOptions } from './capture.js';
 import type { PendingRestore } from './restore.js';
 
 /** What the hooks need of the run. */
@@ -94,9 +94,7 @@ export class RunSnapshots {
 
   /** run.snapshot(path, options). */
   snapshot(path: string, options?: SnapshotOptions): Promise<SnapshotInfo> {
-    // The writer (capture.ts and the snapshot format behind it) is loaded by the first capture:
-    // a run that saves nothing never evaluates it.
-    const capture = import('./capture.js').then(({ captureGuest }) => captureGuest(this.run, path, options));
+    const capture = captureGuest(this.run, path, options);
     this.captures.add(capture);
     const forget = (): void => void this.captures.delete(capture);
     capture.then(forget, forget);
