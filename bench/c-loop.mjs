@@ -1,5 +1,6 @@
 // The benchmarks' C references, built (gcc -O2) into bench/build/ when missing or older than
-// their source: bench/kvm-loop.c (the exit loop) and bench/kvm-create.c (create-run-destroy).
+// their source: bench/kvm-loop.c (the exit loop) and bench/kvm-create.c (create-run-destroy),
+// which share bench/kvm-setup.h.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -9,11 +10,15 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const loopBinary = path.join(root, 'bench', 'build', 'kvm-loop');
 export const createBinary = path.join(root, 'bench', 'build', 'kvm-create');
 
+/** The header both programs include: a change to it rebuilds them too. */
+const sharedHeader = path.join(root, 'bench', 'kvm-setup.h');
+
 function buildC(binary, extraFlags = []) {
   const source = path.join(root, 'bench', `${path.basename(binary)}.c`);
   const stale = (() => {
     try {
-      return statSync(binary).mtimeMs < statSync(source).mtimeMs;
+      const built = statSync(binary).mtimeMs;
+      return built < statSync(source).mtimeMs || built < statSync(sharedHeader).mtimeMs;
     } catch {
       return true;
     }

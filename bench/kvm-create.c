@@ -31,22 +31,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DEFAULT_MEMORY (16u << 20) /* tskvm's default RAM (src/machine/options.ts) */
-#define TSS_ADDR 0xfffbd000ul
+#include "kvm-setup.h"
+
 #define IDENTITY_MAP_ADDR 0xfffbc000ull
-#define FLAT_LOAD_ADDR 0x10000
-#define FLAT_SEGMENT 0x1000
-#define FLAT_SP 0x8000
-#define DEBUG_EXIT_PORT 0xf4
 #define MAX_IMAGE (64u << 10)
 #define MAX_CPUID_ENTRIES 256
 #define MAX_RUNS 100000
-
-static void die(const char *what)
-{
-	perror(what);
-	exit(1);
-}
 
 static double now_ms(void)
 {
@@ -65,12 +55,6 @@ static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
 	return x < y ? -1 : x > y;
-}
-
-static void set_segment(struct kvm_segment *s, uint16_t selector)
-{
-	s->selector = selector;
-	s->base = (uint64_t)selector << 4;
 }
 
 static struct kvm_cpuid2 *cpuid;
@@ -104,23 +88,9 @@ static void one_run(const uint8_t *image, size_t image_size, size_t mem_size)
 		die("KVM_CREATE_VCPU");
 	if (ioctl(vcpu, KVM_SET_CPUID2, cpuid) < 0)
 		die("KVM_SET_CPUID2");
-	int run_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
-	if (run_size < 0)
-		die("KVM_GET_VCPU_MMAP_SIZE");
-	struct kvm_run *run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
-	if (run == MAP_FAILED)
-		die("mmap kvm_run");
-	struct kvm_sregs sregs;
-	if (ioctl(vcpu, KVM_GET_SREGS, &sregs) < 0)
-		die("KVM_GET_SREGS");
-	set_segment(&sregs.cs, FLAT_SEGMENT);
-	set_segment(&sregs.ds, FLAT_SEGMENT);
-	set_segment(&sregs.es, FLAT_SEGMENT);
-	set_segment(&sregs.fs, FLAT_SEGMENT);
-	set_segment(&sregs.gs, FLAT_SEGMENT);
-	set_segment(&sregs.ss, FLAT_SEGMENT);
-	if (ioctl(vcpu, KVM_SET_SREGS, &sregs) < 0)
-		die("KVM_SET_SREGS");
+	size_t run_size;
+	struct kvm_run *run = map_run(kvm, vcpu, &run_size);
+	set_real_mode_segments(vcpu, FLAT_SEGMENT);
 	struct kvm_regs regs = { .rflags = 0x2, .rsp = FLAT_SP, .rbp = FLAT_SP };
 	if (ioctl(vcpu, KVM_SET_REGS, &regs) < 0)
 		die("KVM_SET_REGS");
@@ -132,7 +102,7 @@ static void one_run(const uint8_t *image, size_t image_size, size_t mem_size)
 		exit(1);
 	}
 
-	munmap(run, (size_t)run_size);
+	munmap(run, run_size);
 	close(vcpu);
 	munmap(mem, mem_size);
 	close(kvm);

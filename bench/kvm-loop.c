@@ -44,12 +44,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#define DEFAULT_MEMORY (16u << 20)
-#define TSS_ADDR 0xfffbd000ul
+#include "kvm-setup.h"
 
-#define FLAT_LOAD_ADDR 0x10000
-#define FLAT_SEGMENT 0x1000
-#define FLAT_SP 0x8000
 #define BOOT_LOAD_ADDR 0x7c00
 #define BOOT_SECTOR_SIZE 512
 #define BOOT_DRIVE 0x80
@@ -60,15 +56,8 @@
 #define LSR_DR 0x01
 #define LSR_THRE 0x20
 #define LSR_TEMT 0x40
-#define DEBUG_EXIT_PORT 0xf4
 #define I8042_CMD_PORT 0x64
 #define I8042_CMD_RESET 0xfe
-
-static void die(const char *what)
-{
-	perror(what);
-	exit(1);
-}
 
 static void write_all(int fd, const uint8_t *p, size_t n)
 {
@@ -109,12 +98,6 @@ static uint8_t serial_rbr(void)
 	uint8_t b = rx_byte >= 0 ? (uint8_t)rx_byte : 0;
 	rx_byte = -1;
 	return b;
-}
-
-static void set_segment(struct kvm_segment *s, uint16_t selector)
-{
-	s->selector = selector;
-	s->base = (uint64_t)selector << 4;
 }
 
 int main(int argc, char **argv)
@@ -188,26 +171,11 @@ int main(int argc, char **argv)
 	int vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
 	if (vcpu < 0)
 		die("KVM_CREATE_VCPU");
-	int run_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
-	if (run_size < 0)
-		die("KVM_GET_VCPU_MMAP_SIZE");
-	struct kvm_run *run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
-	if (run == MAP_FAILED)
-		die("mmap kvm_run");
+	size_t run_size;
+	struct kvm_run *run = map_run(kvm, vcpu, &run_size);
 
 	/* Registers: real mode (KVM's reset state), segment base = selector << 4. */
-	struct kvm_sregs sregs;
-	if (ioctl(vcpu, KVM_GET_SREGS, &sregs) < 0)
-		die("KVM_GET_SREGS");
-	uint16_t seg = boot_sector ? 0 : FLAT_SEGMENT;
-	set_segment(&sregs.cs, seg);
-	set_segment(&sregs.ds, seg);
-	set_segment(&sregs.es, seg);
-	set_segment(&sregs.fs, seg);
-	set_segment(&sregs.gs, seg);
-	set_segment(&sregs.ss, seg);
-	if (ioctl(vcpu, KVM_SET_SREGS, &sregs) < 0)
-		die("KVM_SET_SREGS");
+	set_real_mode_segments(vcpu, boot_sector ? 0 : FLAT_SEGMENT);
 	struct kvm_regs regs = { .rflags = 0x2 };
 	if (boot_sector) {
 		regs.rip = BOOT_LOAD_ADDR;
