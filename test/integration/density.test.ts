@@ -6,13 +6,13 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { expect, it } from 'vitest';
 import { releaseIdleResources, runGuest, startGuest } from '../../dist/index.js';
-import { assertKvm, describeKvm, guest } from './helpers.js';
+import { assertKvm, describeKvm, guest, liveThreads } from './helpers.js';
 
 /** What a VM holds in this process: threads, fds, and its guest RAM / kvm_run mappings. */
 function resources(): { threads: number; fds: number; vmMappings: number } {
   const maps = readFileSync('/proc/self/maps', 'utf8').split('\n');
   return {
-    threads: readdirSync('/proc/self/task').length,
+    threads: liveThreads(),
     fds: readdirSync('/proc/self/fd').length,
     // Guest RAM is shared anonymous memory ("/dev/zero (deleted)"); kvm_run is a vCPU fd mapping.
     vmMappings: maps.filter((line) => line.includes('/dev/zero (deleted)') || line.includes('kvm-vcpu')).length,

@@ -3,7 +3,7 @@
  * guests, and a way to run the CLI as a user would.
  */
 import { spawn, type SpawnOptions } from 'node:child_process';
-import { closeSync, constants, openSync } from 'node:fs';
+import { closeSync, constants, openSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe } from 'vitest';
@@ -22,6 +22,31 @@ function kvmUsable(): { ok: boolean; why: string } {
   } catch (err) {
     return { ok: false, why: (err as Error).message };
   }
+}
+
+/** The kernel's PF_EXITING task flag (include/linux/sched.h): the thread is in do_exit. */
+const PF_EXITING = 0x4;
+
+/**
+ * This process's threads that are not on their way out. A thread that has exited as far as
+ * pthread_join (and Node's Worker 'exit') can tell is still listed in /proc/self/task until the
+ * kernel has released it, a window that a loaded host stretches: counting it made a test see one
+ * thread more before its runs than after (the previous test's worker, dying).
+ */
+export function liveThreads(): number {
+  let live = 0;
+  for (const tid of readdirSync('/proc/self/task')) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/self/task/${tid}/stat`, 'latin1');
+    } catch {
+      continue; // gone while we looked
+    }
+    // Fields after "(comm)": state ppid pgrp session tty_nr tpgid flags ...; comm may hold spaces.
+    const flags = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[6]);
+    if ((flags & PF_EXITING) === 0) live++;
+  }
+  return live;
 }
 
 export const kvm = kvmUsable();

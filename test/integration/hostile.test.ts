@@ -11,11 +11,10 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { KvmError, releaseIdleResources, runGuest, startGuest, UsageError } from '../../dist/index.js';
-import { assertKvm, CLI, describeKvm, guest, ROOT, runCli } from './helpers.js';
+import { assertKvm, CLI, describeKvm, guest, liveThreads, ROOT, runCli } from './helpers.js';
 
 const kernel = (name: string): string => path.join(ROOT, 'guests', 'build', name);
 const openFds = (): number => readdirSync('/proc/self/fd').length;
-const threads = (): number => readdirSync('/proc/self/task').length;
 const MiB = 2 ** 20;
 const isRoot = process.getuid?.() === 0;
 
@@ -342,12 +341,12 @@ describeKvm('the library never throws past its promise', () => {
 
   it('leaves no thread or fd behind after refused and failed runs', async () => {
     await releaseIdleResources();
-    const [fds, tasks] = [openFds(), threads()];
+    const [fds, tasks] = [openFds(), liveThreads()];
     await rejection(() => runGuest({ image: guest('hello'), serialInput: 42 as never }));
     await rejection(() => runGuest({ image: path.join(tmp, 'nope.bin') }));
     await rejection(() => runGuest({ image: guest('hello'), onSerial: () => Promise.reject(new Error('x')) }));
     await releaseIdleResources();
-    expect([openFds(), threads()]).toEqual([fds, tasks]);
+    expect([openFds(), liveThreads()]).toEqual([fds, tasks]);
     expect(KvmError).toBeDefined();
     expect(existsSync(path.join(tmp, 'nope.bin'))).toBe(false);
   });

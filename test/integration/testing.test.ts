@@ -14,6 +14,7 @@ import { releaseIdleResources } from '../../dist/index.js';
 import { assemble, ExpectTimeoutError } from '../../dist/testing/index.js';
 import { kvmTest, type TestGuestRun } from '../../dist/testing/vitest.js';
 import { PROMPT_GUEST, SPIN_GUEST } from './fixtures/prompt-guest.js';
+import { liveThreads } from './helpers.js';
 
 const FIXTURES = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures');
 
@@ -38,7 +39,7 @@ function kvmFds(): string[] {
 }
 
 function threadCount(): number {
-  return readdirSync('/proc/self/task').length;
+  return liveThreads();
 }
 
 describe('expect() and write() on a guest that prompts, reads a line and answers', () => {
