@@ -64,6 +64,17 @@ Napi::Value Run(const Napi::CallbackInfo &info) {
   return Napi::Number::New(info.Env(), shim_run(info[0].As<Napi::Number>().Int32Value()));
 }
 
+// runPastUnassigned(fd, kvmRun: ArrayBuffer, unassigned: Uint8Array, handled: Float64Array): as
+// run, once per exit that JavaScript handles; exits to unassigned ports are counted in handled[0].
+Napi::Value RunPastUnassigned(const Napi::CallbackInfo &info) {
+  Napi::ArrayBuffer run = info[1].As<Napi::ArrayBuffer>();
+  Napi::Uint8Array unassigned = info[2].As<Napi::Uint8Array>();
+  Napi::Float64Array handled = info[3].As<Napi::Float64Array>();
+  if (unassigned.ByteLength() < SHIM_PORT_MAP_BYTES || handled.ElementLength() < 1) return Napi::Number::New(info.Env(), -EINVAL);
+  return Napi::Number::New(info.Env(), shim_run_past_unassigned(info[0].As<Napi::Number>().Int32Value(), run.Data(), run.ByteLength(),
+                                                                unassigned.Data(), handled.Data()));
+}
+
 Napi::Value MmapAnonymous(const Napi::CallbackInfo &info) {
   int err = 0;
   bool shared = info.Length() < 2 || info[1].As<Napi::Boolean>().Value();
@@ -216,6 +227,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ioctlBuffer", Napi::Function::New(env, IoctlBuffer));
   exports.Set("setUserMemoryRegion", Napi::Function::New(env, SetUserMemoryRegion));
   exports.Set("run", Napi::Function::New(env, Run));
+  exports.Set("runPastUnassigned", Napi::Function::New(env, RunPastUnassigned));
   exports.Set("mmapAnonymous", Napi::Function::New(env, MmapAnonymous));
   exports.Set("mmapFd", Napi::Function::New(env, MmapFd));
   exports.Set("mmapFileFixed", Napi::Function::New(env, MmapFileFixed));

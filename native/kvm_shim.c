@@ -50,6 +50,24 @@ int shim_set_user_memory_region(int vm_fd, uint32_t slot, uint32_t flags, uint64
 
 int shim_run(int vcpu_fd) { return ioctl(vcpu_fd, KVM_RUN, 0) < 0 ? -errno : 0; }
 
+int shim_run_past_unassigned(int vcpu_fd, void *kvm_run, size_t run_size, const uint8_t *unassigned, double *handled) {
+  struct kvm_run *run = kvm_run;
+  for (;;) {
+    if (ioctl(vcpu_fd, KVM_RUN, 0) < 0) return -errno;
+    if (run->exit_reason != KVM_EXIT_IO) return 0;
+    unsigned int port = run->io.port;
+    if ((unassigned[port >> 3] & (1u << (port & 7))) == 0) return 0;
+    if (run->io.direction == KVM_EXIT_IO_IN) {
+      /* Nothing drives the bus: every byte reads as ones. Data outside the page is left to the
+       * caller, which clamps it. */
+      uint64_t length = (uint64_t)run->io.size * run->io.count;
+      if (run->io.data_offset > run_size || length > run_size - run->io.data_offset) return 0;
+      memset((char *)kvm_run + run->io.data_offset, 0xff, (size_t)length);
+    }
+    *handled += 1;
+  }
+}
+
 void *shim_mmap_anonymous(size_t size, int shared, int *err) {
   int flags = (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | MAP_NORESERVE;
   void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, flags, -1, 0);

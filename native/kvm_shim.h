@@ -22,6 +22,14 @@ int shim_set_user_memory_region(int vm_fd, uint32_t slot, uint32_t flags, uint64
                                 uint64_t memory_size, uint64_t userspace_addr);
 /* KVM_RUN: 0, or -errno (-EINTR when kicked). Blocks the calling thread while the guest runs. */
 int shim_run(int vcpu_fd);
+/*
+ * KVM_RUN again and again while the vCPU exits for a port access that no device decodes (its bit
+ * set in `unassigned`, one bit per port, 8 KiB): writes are dropped and reads get all ones, as on
+ * the PC's ISA bus, without a return to JavaScript. Returns as shim_run does, for the first exit
+ * the caller must see; `*handled` grows by the exits it took itself.
+ */
+#define SHIM_PORT_MAP_BYTES 8192
+int shim_run_past_unassigned(int vcpu_fd, void *kvm_run, size_t run_size, const uint8_t *unassigned, double *handled);
 
 /*
  * Anonymous memory for guest RAM, reserved, not committed (MAP_NORESERVE): MAP_SHARED, or

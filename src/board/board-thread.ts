@@ -17,13 +17,18 @@ export interface BoardJob extends BoardSpec {
   doorbell: SharedArrayBuffer;
 }
 
-export type BoardThreadMessage = { type: 'ready'; deviceNames: string[] } | { type: 'devices'; devices: BoardState } | { type: 'done' };
+export type BoardThreadMessage =
+  | { type: 'ready'; deviceNames: string[]; unassignedPorts: Uint8Array | undefined }
+  | { type: 'devices'; devices: BoardState }
+  | { type: 'done' };
 
 /** What a vCPU thread needs to use the shared board. */
 export interface RemoteBoard {
   mailbox: SharedArrayBuffer;
   doorbell: SharedArrayBuffer;
   deviceNames: string[];
+  /** The board's ports that no device decodes (ExitDevices.unassignedPorts). */
+  unassignedPorts: Uint8Array | undefined;
 }
 
 export class BoardThread {
@@ -61,18 +66,18 @@ export class BoardThread {
       mailboxes: mailboxes.map((m) => m.buffer),
       doorbell: doorbell.buffer,
     };
-    const ready = new Promise<string[]>((resolve, reject) => {
+    const ready = new Promise<Extract<BoardThreadMessage, { type: 'ready' }>>((resolve, reject) => {
       worker.once('message', (message: BoardThreadMessage) =>
-        message.type === 'ready' ? resolve(message.deviceNames) : reject(new Error('board thread ended early')),
+        message.type === 'ready' ? resolve(message) : reject(new Error('board thread ended early')),
       );
       worker.once('error', (err) => reject(asResourceError(err, 'starting the board thread')));
     });
     worker.postMessage(job);
-    const deviceNames = await ready;
+    const { deviceNames, unassignedPorts } = await ready;
     return new BoardThread(
       worker,
       doorbell,
-      mailboxes.map((m) => ({ mailbox: m.buffer, doorbell: doorbell.buffer, deviceNames })),
+      mailboxes.map((m) => ({ mailbox: m.buffer, doorbell: doorbell.buffer, deviceNames, unassignedPorts })),
     );
   }
 

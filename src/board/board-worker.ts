@@ -29,7 +29,7 @@ port.once('message', async (job: BoardJob) => {
   const index = new Map(names.map((name, i) => [name, i]));
   const mailboxes = job.mailboxes.map((buffer) => new DeviceMailbox(buffer));
   const doorbell = new Doorbell(job.doorbell);
-  port.postMessage({ type: 'ready', deviceNames: names } satisfies BoardThreadMessage);
+  port.postMessage({ type: 'ready', deviceNames: names, unassignedPorts: devices.unassignedPorts } satisfies BoardThreadMessage);
   for (;;) {
     const seen = doorbell.rings;
     if (doorbell.quitting) break;

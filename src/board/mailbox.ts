@@ -6,7 +6,7 @@
  */
 import type { PioBus } from '../devices/bus.js';
 import type { MachineStop, PioSize } from '../devices/device.js';
-import { handleIo, type ExitDevices } from '../devices/dispatch.js';
+import { handleIo, unassignedPortMap, type ExitDevices } from '../devices/dispatch.js';
 
 // Mailbox header words (Int32).
 const STATE = 0;
@@ -119,9 +119,18 @@ export class Doorbell {
 /**
  * The vCPU side: each access goes to the board thread and back, except those to `local`'s ports:
  * devices that need this vCPU's registers (vmport), performed here (createVcpuLocalBus).
+ * `boardUnassigned`: the board's map of ports no device decodes (its buses are built before the
+ * run), so that the exit loop need not ask the board thread about them.
  */
-export function remoteDevices(mailbox: DeviceMailbox, doorbell: Doorbell, deviceNames: readonly string[], local?: PioBus): ExitDevices {
+export function remoteDevices(
+  mailbox: DeviceMailbox,
+  doorbell: Doorbell,
+  deviceNames: readonly string[],
+  local?: PioBus,
+  boardUnassigned?: Uint8Array,
+): ExitDevices {
   let stop: MachineStop | undefined;
+  const unassignedPorts = boardUnassigned && (local ? unassignedPortMap(local, boardUnassigned) : boardUnassigned);
   const { words, bytes } = mailbox;
   const call = (): string | undefined => {
     Atomics.store(words, STATE, STATE_REQUEST);
@@ -161,6 +170,7 @@ export function remoteDevices(mailbox: DeviceMailbox, doorbell: Doorbell, device
       if (!access.isWrite) access.data.set(bytes.subarray(HEADER_BYTES, HEADER_BYTES + length));
       return device;
     },
+    ...(unassignedPorts ? { unassignedPorts } : {}),
     // The board thread polls its devices' input and timers itself (the main thread rings its doorbell).
     pollInput() {},
     pollTimers() {},

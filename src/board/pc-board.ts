@@ -6,7 +6,7 @@
 import { Bus, PIO_ADDRESS_SPACE_SIZE, type MmioBus, type PioBus } from '../devices/bus.js';
 import { DEBUG_EXIT_IOSIZE, DEBUG_EXIT_PORT, DebugExit } from '../devices/debug-exit.js';
 import type { MachineStop, MmioDevice, PioDevice } from '../devices/device.js';
-import { handleIo, handleMmio, type ExitDevices } from '../devices/dispatch.js';
+import { handleIo, handleMmio, unassignedPortMap, type ExitDevices } from '../devices/dispatch.js';
 import { FW_CFG_IO_BASE, FW_CFG_IO_SIZE, FwCfg, type FwCfgConfig } from '../devices/fw-cfg.js';
 import { I8042, I8042_DATA_PORT, I8042_PORT_COUNT } from '../devices/i8042.js';
 import { Serial16550, UART_REGISTER_COUNT, type SerialHost } from '../devices/serial16550.js';
@@ -218,8 +218,18 @@ export function localDevices(board: Board, onDeadline?: DeadlineSink): ExitDevic
     if (name !== undefined && timed.has(name)) report(false);
     return name;
   };
+  // Remade only when a device has been registered since (the board's buses are built before the run).
+  let portMap: Uint8Array | undefined;
+  let portMapGeneration = -1;
   return {
     io: timed.size ? (access, cpu) => afterAccess(handleIo(access, board.pio, cpu)) : (access, cpu) => handleIo(access, board.pio, cpu),
+    get unassignedPorts() {
+      if (portMapGeneration !== board.pio.generation) {
+        portMap = unassignedPortMap(board.pio);
+        portMapGeneration = board.pio.generation;
+      }
+      return portMap;
+    },
     mmio: timed.size ? (access) => afterAccess(handleMmio(access, board.mmio)) : (access) => handleMmio(access, board.mmio),
     pollInput: () => {
       for (const uart of board.serial) uart.pollRx();

@@ -44,6 +44,8 @@ export class Bus<D> {
   private readonly ends: number[] = [];
   /** Index of the slot that answered the last successful `find()`, or -1. */
   private last = -1;
+  /** Grows with every registration: whoever keeps a map derived from the bus knows when to redo it. */
+  private registrations = 0;
 
   /** @param size the size of the address space; ranges must lie inside [0, size). */
   constructor(readonly size: number = MMIO_ADDRESS_SPACE_SIZE) {
@@ -91,6 +93,12 @@ export class Bus<D> {
     this.bases.splice(at, 0, base);
     this.ends.splice(at, 0, end);
     this.last = -1;
+    this.registrations++;
+  }
+
+  /** How many ranges have been registered: it changes whenever the map of owners does. */
+  get generation(): number {
+    return this.registrations;
   }
 
   /** The slot that owns `addr`, or undefined if no device does. Allocation-free. */

@@ -3,7 +3,7 @@
  * the same code whether the devices live in the vCPU's own thread (one vCPU) or in a board
  * thread shared by several.
  */
-import type { MmioBus, PioBus } from './bus.js';
+import { PIO_ADDRESS_SPACE_SIZE, type MmioBus, type PioBus } from './bus.js';
 import { isCpuPioDevice, MMIO_ALL_ONES_BYTE, PIO_ALL_ONES, type IoCpu, type MachineStop, type PioSize } from './device.js';
 
 /** A port access, self-contained: `data` holds size × count bytes (see VcpuExit 'io'). */
@@ -38,6 +38,12 @@ export interface ExitDevices {
   /** Set once a device has ended the run (debug-exit, reset, poweroff). */
   readonly stop: MachineStop | undefined;
   /**
+   * The ports no device decodes, one bit each (a PortMap, see unassignedPortMap): the exit loop
+   * may let the native side take accesses to them without a return to JavaScript, with the same
+   * effect as `io()` (the write dropped, all ones read). Absent: every access goes through `io()`.
+   */
+  readonly unassignedPorts?: Uint8Array;
+  /**
    * The guest has put the machine to sleep (ACPI S3, suspend to RAM): the exit loop parks the
    * vCPU until a wake event (LoopHooks.suspend). Absent: sleep states are not modelled here.
    */
@@ -71,6 +77,27 @@ export function handleMmio(access: MmioAccess, mmio: MmioBus): string | undefine
   else if (slot) slot.device.mmioRead(access.physAddr - slot.base, access.data);
   else access.data.fill(MMIO_ALL_ONES_BYTE);
   return slot?.name;
+}
+
+/** A PortMap's size: one bit per port of the 64 Ki port space (native/kvm_shim.h's SHIM_PORT_MAP_BYTES). */
+export const PORT_MAP_BYTES = PIO_ADDRESS_SPACE_SIZE / 8;
+
+/**
+ * The ports of `pio` that no device owns, as a bitmap (port p is bit p % 8 of byte p / 8). An
+ * access is routed by its first port, as handleIo routes it, so a bit says what handleIo would
+ * do with an access that starts there. `within`: only ports that map marks too (a copy is made).
+ */
+export function unassignedPortMap(pio: PioBus, within?: Uint8Array): Uint8Array {
+  const map = within ? Uint8Array.from(within) : new Uint8Array(PORT_MAP_BYTES).fill(0xff);
+  for (const { base, length } of pio.entries()) {
+    const end = base + length;
+    let port = base;
+    for (; port < end && (port & 7) !== 0; port++) map[port >>> 3]! &= ~(1 << (port & 7));
+    const wholeBytesEnd = end & ~7;
+    if (port < wholeBytesEnd) map.fill(0, port >>> 3, wholeBytesEnd >>> 3);
+    for (port = Math.max(port, wholeBytesEnd); port < end; port++) map[port >>> 3]! &= ~(1 << (port & 7));
+  }
+  return map;
 }
 
 function readLe(bytes: Uint8Array, at: number, size: PioSize): number {

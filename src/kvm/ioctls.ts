@@ -318,7 +318,26 @@ export class VcpuFd {
    * -EINTR), or an application processor woken from its wait for INIT/SIPI (-EAGAIN: run again).
    */
   run(): boolean {
-    const r = native().run(this.fd);
+    return this.ran(native().run(this.fd));
+  }
+
+  /**
+   * As run(), but exits to the ports `unassigned` marks (a PortMap) are taken by the native side
+   * without coming back: writes dropped, reads all ones. handled[0] grows by their number. Without
+   * the addon's fast path (the ffi-rs backend) it is run(), every exit returned.
+   */
+  runPastUnassigned(unassigned: Uint8Array, handled: Float64Array): boolean {
+    const calls = native();
+    if (calls.runPastUnassigned === undefined) return this.run();
+    return this.ran(calls.runPastUnassigned(this.fd, this.kvmRun.bytes.buffer as ArrayBuffer, unassigned, handled));
+  }
+
+  /** Whether runPastUnassigned takes those exits natively (the addon), rather than being run(). */
+  get runsPastUnassigned(): boolean {
+    return native().runPastUnassigned !== undefined;
+  }
+
+  private ran(r: number): boolean {
     if (r === 0) return true;
     if (r === -EINTR || r === -EAGAIN) return false;
     throw KvmError.fromErrno('KVM_RUN', r);

@@ -70,6 +70,13 @@ export interface NativeKvm {
   ioctlBuffer(fd: number, request: number, bytes: Uint8Array): number;
   setUserMemoryRegion(vmFd: number, slot: number, flags: number, guestPhysAddr: number, size: number, userAddr: bigint): number;
   run(vcpuFd: number): number;
+  /**
+   * KVM_RUN, again and again while the vCPU exits for a port that `unassigned` marks (one bit per
+   * port, PORT_MAP_BYTES): writes dropped, reads all ones, without a return to JavaScript. Returns
+   * as run() does, for the first other exit; handled[0] grows by the exits it took itself. The
+   * addon has it; the ffi-rs backend runs every exit through JavaScript.
+   */
+  runPastUnassigned?(vcpuFd: number, kvmRun: ArrayBuffer, unassigned: Uint8Array, handled: Float64Array): number;
   /** MAP_SHARED (default) or MAP_PRIVATE anonymous memory, MAP_NORESERVE either way. */
   mmapAnonymous(size: number, shared?: boolean): bigint;
   mmapFd(fd: number, size: number): bigint;

@@ -79,6 +79,9 @@ async function runSliced(job: VcpuJob, events: VcpuThreadEvents): Promise<VcpuRu
     try {
       outcome = await requests(ctx, attached, events);
       while (outcome === undefined) {
+        // Every request has been answered, and only this thread makes them: a kick that came
+        // with one (the halt poll's, between slices) would only end the next slice at once.
+        attached.loopVcpu.clearImmediateExit();
         inSlice = true;
         sliceEndNs = process.hrtime.bigint() + BigInt(SLICE_NS);
         arm(control.deadlineNs);

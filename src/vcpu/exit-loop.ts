@@ -18,6 +18,11 @@ import type { ResumeCommand, VcpuControl } from './control.js';
 export interface LoopVcpu {
   /** One KVM_RUN: true when it exited for a reason that `exit()` decodes, false when kicked (-EINTR). */
   run(): boolean;
+  /**
+   * As run(), with the exits to the ports `unassigned` marks taken on the native side (writes
+   * dropped, all ones read) and counted in handled[0]. Optional: without it every exit comes back.
+   */
+  runPastUnassigned?(unassigned: Uint8Array, handled: Float64Array): boolean;
   /** The exit the last KVM_RUN reported. */
   exit(): VcpuExit;
   /** kvm_run.immediate_exit = 0, once a kick has been seen. */
@@ -125,6 +130,8 @@ interface LoopContext {
   readonly exits: ExitCounts;
   readonly ioCpu: LazyIoCpu;
   readonly step: ExitStep;
+  /** I/O exits the native side took (runPastUnassigned), not yet in `exits`. */
+  readonly unassignedExits: Float64Array;
 }
 
 /**
@@ -171,7 +178,16 @@ export const PAUSE = Symbol('pause');
 /** Sets up a run: the thread is published so that kicks reach it. */
 export function startLoop(vcpu: LoopVcpu, devices: ExitDevices, control: VcpuControl, hooks: LoopHooks = {}): LoopRun {
   control.publishThread();
-  return { vcpu, devices, control, hooks, exits: newExitCounts(), ioCpu: new LazyIoCpu(vcpu), step: { outcome: undefined } };
+  return {
+    vcpu,
+    devices,
+    control,
+    hooks,
+    exits: newExitCounts(),
+    ioCpu: new LazyIoCpu(vcpu),
+    step: { outcome: undefined },
+    unassignedExits: new Float64Array(1),
+  };
 }
 
 /**
@@ -179,13 +195,24 @@ export function startLoop(vcpu: LoopVcpu, devices: ExitDevices, control: VcpuCon
  * KVM_RUN (KICK: the caller looks at the requests), or the machine sleeps (SUSPEND).
  */
 export function runToKick(ctx: LoopRun): VcpuOutcome | typeof KICK | typeof SUSPEND {
-  const { vcpu, devices, control, hooks, step } = ctx;
+  const step = runExits(ctx);
+  const handled = ctx.unassignedExits;
+  ctx.exits.io += handled[0]!;
+  handled[0] = 0;
+  return step;
+}
+
+function runExits(ctx: LoopContext): VcpuOutcome | typeof KICK | typeof SUSPEND {
+  const { vcpu, devices, control, hooks, step, unassignedExits } = ctx;
   const { observer } = hooks;
   const timed = observer?.timed === true;
+  // Exits to ports no device decodes need no JavaScript (a hobby kernel's io_wait on port 0x80, a
+  // probe of absent hardware): the native side takes them, unless an observer must see every exit.
+  const unassigned = observer === undefined && vcpu.runPastUnassigned !== undefined ? devices.unassignedPorts : undefined;
   for (;;) {
     if (control.stopRequested) return STOPPED;
     const t0 = timed ? performance.now() : 0;
-    if (!vcpu.run()) {
+    if (!(unassigned === undefined ? vcpu.run() : vcpu.runPastUnassigned!(unassigned, unassignedExits))) {
       ctx.exits.intr++;
       // Clear immediate_exit before looking at the requests: a kick that lands after this
       // sets it again, so no request is missed.

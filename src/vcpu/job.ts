@@ -46,6 +46,7 @@ export async function attachJob(job: VcpuJob, onDeadline?: (deadlineNs: bigint |
         new Doorbell(job.remote.doorbell),
         job.remote.deviceNames,
         createVcpuLocalBus(job.memorySize),
+        job.remote.unassignedPorts,
       )
     : localDevices((board = createPcBoardFromSpec(job)), (deadline) => {
         control.publishDeadline(deadline);
@@ -91,6 +92,9 @@ export function loopVcpu(fd: VcpuFd): LoopVcpu {
   const run = fd.kvmRun;
   return {
     run: () => fd.run(),
+    ...(fd.runsPastUnassigned
+      ? { runPastUnassigned: (unassigned: Uint8Array, handled: Float64Array) => fd.runPastUnassigned(unassigned, handled) }
+      : {}),
     exit: () => run.exit(),
     clearImmediateExit: () => {
       run.immediateExit = false;

@@ -323,3 +323,61 @@ describe('runVcpu with a fake vCPU', () => {
     expect(result.exits.io).toBe(3);
   });
 });
+
+/** The fake vCPU with the addon's fast path, modelled: it takes exits to unassigned ports itself. */
+class NativeUnassignedVcpu extends FakeVcpu {
+  fastRuns = 0;
+  runPastUnassigned(unassigned: Uint8Array, handled: Float64Array): boolean {
+    this.fastRuns++;
+    for (;;) {
+      if (!this.run()) return false;
+      const exit = this.exit();
+      if (exit.kind !== 'io' || (unassigned[exit.port >>> 3]! & (1 << (exit.port & 7))) === 0) return true;
+      if (exit.direction === 'in') exit.data.fill(0xff);
+      handled[0]!++;
+    }
+  }
+}
+
+describe('runVcpu with the native side taking exits to unassigned ports', () => {
+  const board = (): ExitDevices => {
+    const rec = new RecordingDevices();
+    const devices = devicesOf(rec);
+    // Only 0x3f8-0x3ff and 0xf4 are decoded.
+    const map = new Uint8Array(8192).fill(0xff);
+    map[0x3f8 >>> 3] = 0;
+    map[0xf4 >>> 3]! &= ~(1 << (0xf4 & 7));
+    return Object.assign(devices, { unassignedPorts: map, rec });
+  };
+
+  it('hands only the decoded ports to the devices and counts every I/O exit', () => {
+    const devices = board();
+    const probe = io('in', 0x80, 1);
+    const vcpu = new NativeUnassignedVcpu([
+      io('out', 0x80, [1]),
+      probe,
+      io('out', 0x3f8, [0x41]),
+      io('out', 0x80, [2]),
+      KICK,
+      io('out', 0xf4, [3]),
+    ]);
+    const result = runVcpu(vcpu, devices, fakeControl().control);
+    expect(result.outcome).toEqual({ reason: 'debug-exit', exitCode: 3 });
+    const rec = (devices as unknown as { rec: RecordingDevices }).rec;
+    expect(rec.io.map((a) => a.port)).toEqual([0x3f8, 0xf4]);
+    expect([...(probe as { data: Uint8Array }).data]).toEqual([0xff]);
+    expect(result.exits).toMatchObject({ io: 5, intr: 1 });
+    expect(vcpu.fastRuns).toBeGreaterThan(0);
+  });
+
+  it('shows an observer every exit: the fast path is off while one watches', () => {
+    const devices = board();
+    const seen: number[] = [];
+    const observer = { timed: false, afterExit: (exit: VcpuExit) => void (exit.kind === 'io' && seen.push(exit.port)) };
+    const vcpu = new NativeUnassignedVcpu([io('out', 0x80, [1]), io('out', 0x3f8, [0x41]), io('out', 0xf4, [0])]);
+    const result = runVcpu(vcpu, devices, fakeControl().control, { observer });
+    expect(seen).toEqual([0x80, 0x3f8, 0xf4]);
+    expect(vcpu.fastRuns).toBe(0);
+    expect(result.exits.io).toBe(3);
+  });
+});
