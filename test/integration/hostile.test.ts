@@ -5,7 +5,7 @@
  * memory stays bounded however much the guest writes, and nothing is left behind.
  */
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, truncateSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync, truncateSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -32,6 +32,32 @@ function flood(bursts: number): string {
   const file = path.join(tmp, `flood-${bursts}.elf`);
   writeFileSync(file, image);
   return file;
+}
+
+/** pioloop.bin writing port 0x80 2^32 - 1 times (hours): every exit one that the addon takes without JavaScript. */
+function endlessPortLoop(): string {
+  const image = Buffer.from(readFileSync(guest('pioloop')));
+  const at = image.indexOf(Buffer.of(0x40, 0x0d, 0x03, 0x00)); // movl $200000, %ecx
+  if (at < 0) throw new Error('pioloop.bin: its loop count was not found');
+  image.writeUInt32LE(0xffffffff, at);
+  const file = path.join(tmp, 'endless-port-loop.bin');
+  writeFileSync(file, image);
+  return file;
+}
+
+/** Waits until process `pid` holds a vCPU fd: its guest runs, and its signal handlers are in place. */
+async function untilVcpu(pid: number): Promise<void> {
+  for (;;) {
+    const fds = readdirSync(`/proc/${pid}/fd`).map((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        return '';
+      }
+    });
+    if (fds.some((target) => target.includes('kvm-vcpu'))) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 function fifo(name: string): string {
@@ -185,6 +211,29 @@ describeKvm('signals and slow readers', () => {
       const code = await exited;
       clearTimeout(timer);
       expect(code, signal).toBe(status);
+    }
+  });
+
+  it('ends a guest that spins on a port no device decodes (exits the addon takes natively) on --timeout, SIGINT and stop()', async () => {
+    const image = endlessPortLoop();
+    const timedOut = await runCli(['run', '--timeout', '300ms', '--result-json', path.join(tmp, 'spin.json'), image]);
+    expect(timedOut.status).toBe(124);
+    expect(JSON.parse(readFileSync(path.join(tmp, 'spin.json'), 'utf8')).exits.io).toBeGreaterThan(0);
+    const child = spawn(process.execPath, [CLI, 'run', image], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    await untilVcpu(child.pid!);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    child.kill('SIGINT');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000); // a hang fails the test below, not the suite
+    expect(await exited).toBe(130);
+    clearTimeout(timer);
+    for (const vcpuThread of ['worker', 'caller'] as const) {
+      const run = await startGuest({ image, vcpuThread });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      run.stop();
+      const result = await run.result;
+      expect([result.reason, vcpuThread]).toEqual(['stopped', vcpuThread]);
+      expect(result.exits.io).toBeGreaterThan(1000);
     }
   });
 
