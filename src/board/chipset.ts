@@ -198,8 +198,10 @@ export function registerPcChipset(board: ChipsetBoard, host: PcChipsetHost): PcC
       rtc?.poll();
     },
     nextDeadlineNs() {
-      const all = [hpet.nextDeadlineNs(), pm.nextDeadlineNs(), rtc?.nextDeadlineNs()].filter((d) => d !== undefined);
-      return all.length ? all.reduce((a, b) => (b < a ? b : a)) : undefined;
+      // Asked after every access to a timer device: no arrays.
+      const earlier = (a: bigint | undefined, b: bigint | undefined): bigint | undefined =>
+        a === undefined || (b !== undefined && b < a) ? b : a;
+      return earlier(earlier(hpet.nextDeadlineNs(), pm.nextDeadlineNs()), rtc?.nextDeadlineNs());
     },
   };
 }

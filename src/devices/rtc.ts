@@ -231,6 +231,13 @@ export class Mc146818Rtc implements PioDevice, Snapshottable<RtcState>, TimedDev
   private irqLevel = false;
   /** The chipset took IRQ 8 away (HPET legacy replacement): IRQF still sets, the line stays low. */
   private irqGated = false;
+  /**
+   * nextDeadlineNs()'s last answer, which holds until the guest touches a register (an index
+   * write does not) or the state is restored, or until it has passed: the board asks after every
+   * access to the chip, and a guest reading the CMOS writes the index port as often as it reads.
+   */
+  private deadline: bigint | undefined;
+  private deadlineKnown = false;
 
   constructor(
     private readonly host: RtcHost = {},
@@ -289,6 +296,7 @@ export class Mc146818Rtc implements PioDevice, Snapshottable<RtcState>, TimedDev
 
   /** A register or CMOS byte as the guest reads it through 0x71 (reading C clears it). */
   readRegister(index: number): number {
+    this.deadlineKnown = false;
     this.poll();
     const i = index & INDEX_MASK;
     if (TIME_REGISTERS.has(i)) return this.timeRegister(i);
@@ -308,6 +316,7 @@ export class Mc146818Rtc implements PioDevice, Snapshottable<RtcState>, TimedDev
 
   /** A register or CMOS byte as the guest writes it through 0x71. */
   writeRegister(index: number, value: number): void {
+    this.deadlineKnown = false;
     this.poll();
     const i = index & INDEX_MASK;
     const byte = value & BYTE_MASK;
@@ -372,6 +381,15 @@ export class Mc146818Rtc implements PioDevice, Snapshottable<RtcState>, TimedDev
    * until the guest reads C.
    */
   nextDeadlineNs(): bigint | undefined {
+    // Between the guest's accesses only time moves, and before the deadline the chip raises nothing
+    // the guest enabled, so the answer stands until then.
+    if (this.deadlineKnown && (this.deadline === undefined || this.deadline > this.now())) return this.deadline;
+    this.deadline = this.computeDeadlineNs();
+    this.deadlineKnown = true;
+    return this.deadline;
+  }
+
+  private computeDeadlineNs(): bigint | undefined {
     this.poll();
     if (this.irqLevel || !this.running()) return undefined;
     const b = this.cmos[RTC_REG_B]!;
@@ -434,6 +452,7 @@ export class Mc146818Rtc implements PioDevice, Snapshottable<RtcState>, TimedDev
     const phaseNs = intField(device, fields, 'phaseNs', 0, Number(NS_PER_SECOND) - 1);
     const flags = maskField(device, fields, 'flags', REG_C_FLAGS); // only PF, AF and UF
     const irqLine = boolField(device, fields, 'irqLine');
+    this.deadlineKnown = false;
     this.cmos.set(cmos);
     this.cmos[RTC_REG_A] = cmos[RTC_REG_A]! & ~REG_A_UIP;
     this.cmos[RTC_REG_C] = 0;

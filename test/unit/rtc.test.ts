@@ -341,4 +341,53 @@ describe('MC146818 RTC: any time set reads back', () => {
       { numRuns: 300 },
     );
   });
+
+  it("answers nextDeadlineNs() from its last answer until a register access or the deadline, and that answer is always today's", () => {
+    type Step =
+      | { kind: 'write'; index: number; value: number }
+      | { kind: 'read'; index: number }
+      | { kind: 'index'; value: number }
+      | { kind: 'wait'; ms: number }
+      | { kind: 'poll' };
+    const register = fc.constantFrom(
+      RTC_REG_A,
+      RTC_REG_B,
+      RTC_REG_C,
+      RTC_SECONDS,
+      RTC_SECONDS_ALARM,
+      RTC_MINUTES_ALARM,
+      RTC_HOURS_ALARM,
+      RTC_MINUTES,
+    );
+    const step: fc.Arbitrary<Step> = fc.oneof(
+      fc.record({
+        kind: fc.constant('write' as const),
+        index: register,
+        value: fc.oneof(
+          fc.integer({ min: 0, max: 0xff }),
+          fc.constantFrom(REG_A_DV_32768 | 6, REG_A_DV_32768 | 15, REG_B_PIE | REG_B_AIE | REG_B_UIE | REG_B_24H, ALARM_DONT_CARE),
+        ),
+      }),
+      fc.record({ kind: fc.constant('read' as const), index: register }),
+      fc.record({ kind: fc.constant('index' as const), value: fc.integer({ min: 0, max: 0xff }) }),
+      fc.record({ kind: fc.constant('wait' as const), ms: fc.integer({ min: 0, max: 2500 }) }),
+      fc.record({ kind: fc.constant('poll' as const) }),
+    );
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 40 }), (steps) => {
+        const r = new Rig();
+        const fresh = (): bigint | undefined => (r.rtc as unknown as { computeDeadlineNs(): bigint | undefined }).computeDeadlineNs();
+        for (const s of steps) {
+          if (s.kind === 'write') r.write(s.index, s.value);
+          else if (s.kind === 'read') r.read(s.index);
+          else if (s.kind === 'index') r.rtc.pioWrite(0, 1, s.value);
+          else if (s.kind === 'wait') r.ns += BigInt(s.ms) * 1_000_000n;
+          else r.rtc.poll();
+          const cached = r.rtc.nextDeadlineNs();
+          expect(cached).toBe(fresh());
+        }
+      }),
+      { numRuns: 400 },
+    );
+  });
 });
