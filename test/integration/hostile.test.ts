@@ -206,7 +206,7 @@ describeKvm('signals and slow readers', () => {
   it('ends a guest that spins on a port no device decodes (exits the addon takes natively) on --timeout, SIGINT and stop()', async () => {
     const image = guest('portspin');
     const resultFile = path.join(tmp, 'portspin.json');
-    const timedOut = await runCli(['run', '--timeout', '300ms', '--result-json', resultFile, image]);
+    const timedOut = await runCli(['run', '--timeout', '2s', '--result-json', resultFile, image]);
     expect([timedOut.status, timedOut.stdout.toString()]).toEqual([124, 'spinning\n']);
     expect(JSON.parse(readFileSync(resultFile, 'utf8')).reason).toBe('timeout');
     const child = spawn(process.execPath, [CLI, 'run', image], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -219,9 +219,15 @@ describeKvm('signals and slow readers', () => {
     expect(await exited).toBe(130);
     clearTimeout(timer);
     for (const vcpuThread of ['worker', 'caller'] as const) {
+      // The whole line: output arrives in chunks, and the guest is in its loop once it has printed it.
       let printed!: () => void;
       const running = new Promise<void>((resolve) => (printed = resolve));
-      const run = await startGuest({ image, vcpuThread, onSerial: () => printed() });
+      let text = '';
+      const onSerial = (chunk: Buffer): void => {
+        text += chunk.toString('latin1');
+        if (text.endsWith('\n')) printed();
+      };
+      const run = await startGuest({ image, vcpuThread, onSerial });
       await running;
       run.stop();
       const result = await run.result;
