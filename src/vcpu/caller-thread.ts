@@ -79,9 +79,6 @@ async function runSliced(job: VcpuJob, events: VcpuThreadEvents): Promise<VcpuRu
     try {
       outcome = await requests(ctx, attached, events);
       while (outcome === undefined) {
-        // Every request has been answered, and only this thread makes them: a kick that came
-        // with one (the halt poll's, between slices) would only end the next slice at once.
-        attached.loopVcpu.clearImmediateExit();
         inSlice = true;
         sliceEndNs = process.hrtime.bigint() + BigInt(SLICE_NS);
         arm(control.deadlineNs);
@@ -113,6 +110,10 @@ async function runSliced(job: VcpuJob, events: VcpuThreadEvents): Promise<VcpuRu
 
 /** The main thread's requests, with a pause waited out here without blocking the event loop. */
 async function requests(ctx: LoopRun, attached: AttachedJob, events: VcpuThreadEvents): Promise<VcpuOutcome | undefined> {
+  // Between slices this thread is out of KVM_RUN, and the kick of a request made meanwhile (the
+  // halt poll's) would only end the next slice at once: its immediate_exit is cleared before the
+  // requests are looked at, so that one made after that (during a pause) still ends the slice.
+  attached.loopVcpu.clearImmediateExit();
   const outcome = handleRequests(ctx);
   if (outcome !== PAUSE) return outcome;
   const { control } = attached;
