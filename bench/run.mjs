@@ -93,8 +93,8 @@ async function main() {
   // Port 0x80 is decoded by no device, so the addon takes those exits without JavaScript (as the
   // C loop does). The same loop to a port a TypeScript device decodes shows the JavaScript path.
   const scratch = mkdtempSync(path.join(tmpdir(), 'tskvm-bench-'));
-  const rtcImage = pioloopTo(RTC_INDEX_PORT, scratch);
   try {
+    const rtcImage = pioloopTo(RTC_INDEX_PORT, scratch);
     await runGuest({ image: rtcImage });
     const device = { c: [], ts: [], caller: [] };
     for (let i = 0; i < rounds; i++) {
