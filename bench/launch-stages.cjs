@@ -10,7 +10,8 @@ const { writeSync } = require('node:fs');
 const path = require('node:path');
 const { loadBundle } = require('../dist/cli/code-cache.cjs');
 
-const bundle = loadBundle(path.join(__dirname, '..', 'dist', 'bundle', 'cli.cjs'));
+// The bundle bin/tskvm.js loads for this command line: run.cjs for `run`, cli.cjs for the others.
+const bundle = loadBundle(path.join(__dirname, '..', 'dist', 'bundle', process.argv[2] === 'run' ? 'run.cjs' : 'cli.cjs'));
 const loaded = process.uptime();
 process.on('exit', () => {
   const ms = (s) => Math.round(s * 1e5) / 100;

@@ -5,6 +5,8 @@
 //                          dynamic import() inside becomes a lazy call), loaded with V8's code
 //                          cache (cli.cjs.<hash>.<place>.cache, written here once the bundle is in
 //                          place, see src/cli/code-cache.cts): Node 20 caches no ES module's code.
+//   run.cjs                what bin/tskvm.js loads for `tskvm run`: the same, less the modules only
+//                          other commands reach (a third of cli.cjs; ~1.3 ms of a launch here).
 //   worker.js              a vCPU thread; board-worker.js, the board thread of a multi-vCPU run;
 //   supervisor-main.js     a domain's supervisor process: ES modules with shared chunks.
 // Loading one file instead of ~130 modules and their packages, compiled once at build time, is
@@ -41,9 +43,14 @@ const THREAD_ENTRIES = {
   'supervisor-main': 'src/domains/supervisor-main.ts',
 };
 
-/** The command lines' entry point (tskvm's and tskvm-qemu's: one CommonJS file, with a code cache), by file name (.cjs). */
+/**
+ * The command lines' entry points (CommonJS files, each with a code cache), by file name (.cjs):
+ * cli, tskvm's and tskvm-qemu's every command; run, `tskvm run` alone, without what a run never
+ * reaches (`omit`: the dynamic imports of src/cli/main.ts that only other commands make).
+ */
 const COMMAND_ENTRIES = {
-  cli: 'scripts/cli-entry.mjs',
+  cli: { entry: 'scripts/cli-entry.mjs', omit: [] },
+  run: { entry: 'scripts/run-entry.mjs', omit: ['src/cli/domains.ts', 'src/doctor.ts'] },
 };
 
 /** What import.meta.url becomes in a CommonJS bundle: a parameter the loader passes (src/cli/code-cache.cts's META_URL_NAME). */
@@ -108,18 +115,50 @@ async function build(esbuild, outdir) {
     chunkNames: '[name]-[hash]',
     banner: { js: BANNER },
   });
-  const commands = await esbuild.build({
-    ...common,
-    entryPoints: entries(COMMAND_ENTRIES),
-    format: 'cjs',
-    outExtension: { '.js': '.cjs' },
-    define: { 'import.meta.url': META_URL_NAME },
-    write: false,
-  });
   const { bundleText } = codeCacheModule();
-  for (const file of commands.outputFiles) {
-    writeFileSync(file.path, bundleText(await asciiOnly(esbuild, file.text, file.path)), 'latin1');
+  for (const [name, { entry, omit }] of Object.entries(COMMAND_ENTRIES)) {
+    const command = await esbuild.build({
+      ...common,
+      entryPoints: { [name]: join(ROOT, entry) },
+      format: 'cjs',
+      outExtension: { '.js': '.cjs' },
+      define: { 'import.meta.url': META_URL_NAME },
+      plugins: [omitModules(name, omit)],
+      write: false,
+    });
+    for (const file of command.outputFiles) {
+      writeFileSync(file.path, bundleText(await asciiOnly(esbuild, file.text, file.path)), 'latin1');
+    }
   }
+}
+
+/**
+ * An esbuild plugin that leaves the modules `omit` (paths from the root) out of the bundle `name`:
+ * a dynamic import of one gets a module that throws, naming the bundle, should the code that
+ * makes it ever run there.
+ */
+function omitModules(name, omit) {
+  const omitted = new Set(omit.map((file) => join(ROOT, file)));
+  return {
+    name: 'tskvm-omit',
+    setup(build) {
+      if (omitted.size === 0) return;
+      build.onResolve({ filter: /.*/ }, async (args) => {
+        if (args.kind !== 'dynamic-import' || args.pluginData === 'tskvm-omit') return undefined;
+        const resolved = await build.resolve(args.path, {
+          kind: args.kind,
+          importer: args.importer,
+          resolveDir: args.resolveDir,
+          pluginData: 'tskvm-omit',
+        });
+        return omitted.has(resolved.path) ? { path: resolved.path, namespace: 'tskvm-omit' } : undefined;
+      });
+      build.onLoad({ filter: /.*/, namespace: 'tskvm-omit' }, (args) => ({
+        contents: `throw new Error(${JSON.stringify(`internal error: ${args.path.slice(ROOT.length + 1)} is not in dist/bundle/${name}.cjs`)});`,
+        loader: 'js',
+      }));
+    },
+  };
 }
 
 /**

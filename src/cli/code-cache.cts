@@ -330,22 +330,26 @@ function writeAtomically(file: string, data: Buffer): void {
   }
 }
 
-// `node dist/cli/code-cache.cjs BUNDLE`: the package's install script (package.json), which makes
-// the cache in place. Exit status 0 when the cache was written, 1 when it could not be.
+// `node dist/cli/code-cache.cjs BUNDLE...`: the package's install script (package.json), which
+// makes each bundle's cache in place, one after the other. Exit status 0 when every cache was
+// written, 1 when one could not be.
 if (require.main === module) {
-  const bundle = process.argv[2];
-  const fail = (why: string): void => {
+  const bundles = process.argv.slice(2);
+  const fail = (bundle: string | undefined, why: string): void => {
     process.stderr.write(`tskvm: no code cache for ${bundle ?? 'the bundle'} (${why}); each launch compiles the CLI instead (slower)\n`);
     process.exitCode = 1;
   };
-  if (bundle === undefined || process.argv.length > 3) fail('usage: node code-cache.cjs BUNDLE');
-  else
-    prepareCodeCache(bundle).then(
-      (why) => {
+  if (bundles.length === 0) fail(undefined, 'usage: node code-cache.cjs BUNDLE...');
+  void (async () => {
+    for (const bundle of bundles) {
+      try {
+        const why = await prepareCodeCache(bundle);
         if (why !== undefined) process.stderr.write(`tskvm: code cache of ${bundle}: top level only (${why})\n`);
-      },
-      (err: Error) => fail(err.message),
-    );
+      } catch (err) {
+        fail(bundle, (err as Error).message);
+      }
+    }
+  })();
 }
 
 export = { META_URL_NAME, bundleIdLine, bundleText, cacheFileOf, loadBundle, prepareCodeCache, writeCodeCache };

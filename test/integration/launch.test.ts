@@ -5,7 +5,7 @@
  * command lines' hand-over of a VM's destruction to a child that outlives them.
  * Nothing here is timed: the launch figures are `npm run bench`'s (bench/launch.mjs).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -16,9 +16,34 @@ import { assertKvm, describeKvm, guest, kvm, requireKvm, ROOT, runCli } from './
 
 describe('the tskvm command, as bin/tskvm.js loads it', () => {
   it('is built as a bundle beside its threads (npm run build:ts)', () => {
-    for (const file of ['cli.cjs', 'worker.js', 'board-worker.js', 'supervisor-main.js']) {
+    for (const file of ['cli.cjs', 'run.cjs', 'worker.js', 'board-worker.js', 'supervisor-main.js']) {
       expect(existsSync(path.join(ROOT, 'dist', 'bundle', file)), `dist/bundle/${file}`).toBe(true);
     }
+  });
+
+  it("gives `run` a bundle of its own, without the other commands' modules, and the same `run --help`", async () => {
+    const run = readFileSync(path.join(ROOT, 'dist', 'bundle', 'run.cjs'), 'latin1');
+    const cli = readFileSync(path.join(ROOT, 'dist', 'bundle', 'cli.cjs'), 'latin1');
+    // esbuild puts a `// <path>` line above each module it bundles.
+    for (const module of ['src/cli/domains.ts', 'src/doctor.ts', 'src/qemu/main.ts', 'node_modules/fast-xml-parser/']) {
+      expect(cli).toContain(`// ${module}`);
+      expect(run).not.toContain(`// ${module}`);
+    }
+    // The full bundle's `run --help`, loaded as the bin loads it, against the bin's (run.cjs).
+    const loader = path.join(ROOT, 'dist', 'cli', 'code-cache.cjs');
+    const full = spawnSync(
+      process.execPath,
+      [
+        '-e',
+        `require(${JSON.stringify(loader)}).loadBundle(${JSON.stringify(path.join(ROOT, 'dist', 'bundle', 'cli.cjs'))}).exports.launch(['run', '--help'])`,
+      ],
+      { cwd: ROOT, encoding: 'utf8' },
+    );
+    const r = await runCli(['run', '--help']);
+    expect(r.status).toBe(0);
+    expect(full.status).toBe(0);
+    expect(r.stdout.toString()).toBe(full.stdout);
+    expect(r.stdout.toString()).toContain('Usage: tskvm run');
   });
 
   it('lists every command in --help, though it loads the domain commands only when needed', async () => {

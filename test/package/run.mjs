@@ -62,6 +62,7 @@ const REQUIRED = [
   'dist/kvm/ffi-backend.cjs',
   'dist/vcpu/worker.js',
   'dist/bundle/cli.cjs',
+  'dist/bundle/run.cjs',
   'dist/cli/code-cache.cjs',
   'dist/bundle/worker.js',
   'guests/build/hello.bin',
@@ -272,15 +273,17 @@ async function main() {
   // The install script made the bundle's code cache in place: V8 accepts it, and the stacks of the
   // functions it holds name the installed file.
   const loader = join(installed, 'dist', 'cli', 'code-cache.cjs');
-  const bundle = join(installed, 'dist', 'bundle', 'cli.cjs');
-  const probe = `const r = require(${JSON.stringify(loader)}).loadBundle(${JSON.stringify(bundle)}, { rewrite: false });
+  for (const name of ['cli.cjs', 'run.cjs']) {
+    const bundle = join(installed, 'dist', 'bundle', name);
+    const probe = `const r = require(${JSON.stringify(loader)}).loadBundle(${JSON.stringify(bundle)}, { rewrite: false });
 r.exports.launch(null).catch((err) => console.log(r.cache, err.stack.split('\\n')[1].trim()));`;
-  const cache = await run(process.execPath, ['-e', probe], { cwd: dir, env: cleanEnv() });
-  check(
-    cache.stdout.startsWith('accepted at ') && cache.stdout.includes(`(${bundle}:`),
-    "the installed CLI's bundle loads with the code cache its install made, whose stacks name the installed bundle",
-    `${cache.stdout}${cache.stderr}`,
-  );
+    const cache = await run(process.execPath, ['-e', probe], { cwd: dir, env: cleanEnv() });
+    check(
+      cache.stdout.startsWith('accepted at ') && cache.stdout.includes(`(${bundle}:`),
+      `the installed CLI's bundle ${name} loads with the code cache its install made, whose stacks name the installed bundle`,
+      `${cache.stdout}${cache.stderr}`,
+    );
+  }
 
   const hello = join(installed, 'guests', 'build', 'hello.bin');
   if (kvmUsable) {
