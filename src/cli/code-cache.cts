@@ -238,7 +238,10 @@ function fileReads(): FileReads | undefined {
   if (process.env.TSKVM_BACKEND === 'ffi') return undefined;
   const addon = process.env.TSKVM_ADDON_PATH || path.join(__dirname, '..', '..', 'build', 'Release', 'tskvm.node');
   try {
-    const loaded = require(addon) as Partial<FileReads>;
+    // process.dlopen, as src/kvm/native.ts loads it: require() would resolve the path first.
+    const addonModule = { exports: {} as Partial<FileReads> };
+    process.dlopen(addonModule, path.resolve(addon));
+    const loaded = addonModule.exports;
     if (typeof loaded.readFileLatin1 === 'function' && typeof loaded.readFile === 'function') reads = loaded as FileReads;
   } catch {
     // Not built (the ffi-rs backend's install), or not loadable: node:fs reads the files.
@@ -256,9 +259,21 @@ function runTopLevel(script: Vm.Script, file: string): unknown {
     bundleModule,
     file,
     path.dirname(file),
-    pathToFileURL(file).href,
+    fileUrl(file),
   );
   return bundleModule.exports;
+}
+
+/** Characters that a file URL's path keeps as they are (letters, digits, `/._-`: pathToFileURL escapes even `~`). */
+const URL_PLAIN_PATH = /^\/[A-Za-z0-9/._-]*$/;
+
+/**
+ * pathToFileURL(file).href, without node:url's conversion (~0.6 ms cold, and nothing else in
+ * `tskvm run` needs it) for an absolute path of plain characters, the usual install path. `file`
+ * comes from path.resolve: no `.` or `..` segments for the URL to fold.
+ */
+function fileUrl(file: string): string {
+  return URL_PLAIN_PATH.test(file) ? `file://${file}` : pathToFileURL(file).href;
 }
 
 /**
@@ -352,4 +367,4 @@ if (require.main === module) {
   })();
 }
 
-export = { META_URL_NAME, bundleIdLine, bundleText, cacheFileOf, loadBundle, prepareCodeCache, writeCodeCache };
+export = { META_URL_NAME, bundleIdLine, bundleText, cacheFileOf, fileUrl, loadBundle, prepareCodeCache, writeCodeCache };

@@ -13,12 +13,15 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type CodeCache from '../../src/cli/code-cache.cjs';
 
 // CommonJS (src/cli/code-cache.cts), as the bins load it: the tsc output in dist/ (npm run build:ts).
 const codeCache = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli', 'code-cache.cjs');
-const { bundleIdLine, bundleText, cacheFileOf, loadBundle, writeCodeCache } = createRequire(import.meta.url)(codeCache) as typeof CodeCache;
+const { bundleIdLine, bundleText, cacheFileOf, fileUrl, loadBundle, writeCodeCache } = createRequire(import.meta.url)(
+  codeCache,
+) as typeof CodeCache;
 
 /** A bundle as scripts/bundle.mjs writes one: its id line, then the CommonJS text, wrapped. */
 function writeBundle(dir: string, body: string, name = 'b.cjs'): string {
@@ -114,6 +117,21 @@ describe('loadBundle', () => {
   });
 });
 
+describe("a bundle's file URL (its import.meta.url)", () => {
+  it('is what pathToFileURL gives, for any absolute path path.resolve makes', () => {
+    const segment = fc.stringMatching(/^[A-Za-z0-9._~ %#?\\\n\t'"@:;,=+&$!()*\u00e9\u4e2d-]{1,8}$/);
+    fc.assert(
+      fc.property(fc.array(segment, { minLength: 1, maxLength: 5 }), (segments) => {
+        const file = path.resolve('/', ...segments);
+        expect(fileUrl(file)).toBe(pathToFileURL(file).href);
+      }),
+      { numRuns: 2000 },
+    );
+    for (const file of ['/work/main/dist/bundle/run.cjs', '/a b/c#d?e', '/100%/x', '/tmp/\u00e9t\u00e9/x.cjs', '/x\\y', '/'])
+      expect(fileUrl(file)).toBe(pathToFileURL(file).href);
+  });
+});
+
 describe("the addon's whole-file reads (native/file_read.c), which the loader uses", () => {
   const addon = createRequire(import.meta.url)(path.resolve(path.dirname(codeCache), '..', '..', 'build', 'Release', 'tskvm.node')) as {
     readFileLatin1(file: string, max: number): string | number;
@@ -189,11 +207,11 @@ describe('loadBundle, in a process of its own', () => {
     expect(r.stdout.trim()).toMatch(/^missing +at (Object\.)?where \(.*\/moved\/b\.cjs:\d+:\d+\)$/);
   });
 
-  it('reads the bundle and its cache with the addon where it is built, with node:fs without it, to the same effect', async () => {
+  it('reads the bundle and its cache with the addon (mapped into the process) where it is built, with node:fs without it, to the same effect', async () => {
     const file = writeBundle(dir, body());
     await writeCodeCache(file);
     const script = `const r = loadBundle(${JSON.stringify(file)}, { rewrite: false });
-console.log(r.cache, r.exports.answer, Object.keys(require.cache).some((f) => f.endsWith('tskvm.node')));`;
+console.log(r.cache, r.exports.answer, require('node:fs').readFileSync('/proc/self/maps', 'utf8').includes('/tskvm.node'));`;
     expect(node(script)).toMatchObject({ status: 0, stdout: 'accepted 42 true\n' });
     expect(node(script, { TSKVM_ADDON_PATH: path.join(dir, 'none.node') })).toMatchObject({ status: 0, stdout: 'accepted 42 false\n' });
     expect(node(script, { TSKVM_BACKEND: 'ffi' })).toMatchObject({ status: 0, stdout: 'accepted 42 false\n' });
