@@ -5,7 +5,9 @@
  * pass/fail timings). Every round runs each command once, in turn, so that load from elsewhere
  * hits all of them alike; figures are medians over the rounds.
  *   1. `tskvm run oneexit.bin` (one exit, then debug-exit 7) against `node -e 0` (Node's own
- *      start) and against bench/kvm-loop.c on the same guest (a C VMM's launch).
+ *      start), against bench/launch-floor.cjs (Node running the same guest with the addon and
+ *      nothing else: the floor of any VMM in Node) and against bench/kvm-loop.c on the same guest
+ *      (a C VMM's launch).
  *   2. `tskvm run pioloop.bin` (200,001 PIO exits) against the C loop, start-up included.
  *   3. Peak RSS (ru_maxrss, by /usr/bin/time when it is installed) of one-vCPU runs.
  *   4. Where a one-exit launch goes (bench/launch-stages.cjs, the bin with clocks): Node's own
@@ -40,6 +42,7 @@ const TIME = '/usr/bin/time';
 /** The commands, each with the exit status it must end with (a run that fails is no figure). */
 const COMMANDS = {
   nodeEmpty: { argv: [process.execPath, '-e', '0'], status: 0 },
+  nodeFloor: { argv: [process.execPath, path.join(root, 'bench', 'launch-floor.cjs')], status: 7 },
   cliOneExit: { argv: [process.execPath, cli, 'run', guest('oneexit')], status: 7 },
   cOneExit: { argv: [loopBinary, guest('oneexit')], status: 7 },
   cliPioloop: { argv: [process.execPath, cli, 'run', guest('pioloop')], status: 0 },
@@ -159,6 +162,8 @@ function main() {
     meanCpuMs: cpuMean,
     cliOverNodeMs: med.cliOneExit - med.nodeEmpty,
     cliOverNodeRatio: med.cliOneExit / med.nodeEmpty,
+    floorOverNodeMs: med.nodeFloor - med.nodeEmpty,
+    cliOverFloorMs: med.cliOneExit - med.nodeFloor,
     cliOverCRatio: med.cliOneExit / med.cOneExit,
     pioloopSpeedRatio: med.cPioloop / med.cliPioloop,
     peakRssKiB: rss,
@@ -179,6 +184,9 @@ function main() {
       `  node -e 0 with NODE_EXTRA_CA_CERTS ${ms(med.nodeEmptyWithCa)}  ${cpuOf('nodeEmptyWithCa')}   peak RSS ${mib(rss.nodeEmptyWithCa)}   (the caller's; every other command runs without it: bench/env.mjs)`,
     );
   }
+  console.log(
+    `  Node + the addon, one KVM_RUN    ${ms(med.nodeFloor)}  ${cpuOf('nodeFloor')}   (bench/launch-floor.cjs: the floor of a VMM in Node, ${report.floorOverNodeMs.toFixed(1)} ms above node -e 0)`,
+  );
   console.log(`  C loop, oneexit.bin              ${ms(med.cOneExit)}  ${cpuOf('cOneExit')}`);
   console.log(
     `  tskvm run oneexit.bin            ${ms(med.cliOneExit)}  ${cpuOf('cliOneExit')}   peak RSS ${mib(rss.cliOneExit)}   (target <= 50 MiB)`,
@@ -186,6 +194,7 @@ function main() {
   console.log(
     `  tskvm over node -e 0             ${ms(report.cliOverNodeMs)}   ratio ${report.cliOverNodeRatio.toFixed(2)}   (target: within 20 ms)`,
   );
+  console.log(`  tskvm over that floor            ${ms(report.cliOverFloorMs)}   (what tskvm's own code costs a launch)`);
   console.log(`  tskvm / C loop launch            ratio ${report.cliOverCRatio.toFixed(2)}`);
   console.log(`  C loop, pioloop.bin (200k exits) ${ms(med.cPioloop)}  ${cpuOf('cPioloop')}   peak RSS ${mib(rss.cPioloop)}`);
   console.log(`  tskvm run pioloop.bin            ${ms(med.cliPioloop)}  ${cpuOf('cliPioloop')}   peak RSS ${mib(rss.cliPioloop)}`);
