@@ -228,9 +228,17 @@ interface FileReads {
 let reads: FileReads | null | undefined;
 
 /**
+ * Where this thread's loaded addon is left for src/kvm/native.ts (ADDON_HANDOFF there): its file
+ * and its exports. process.dlopen runs the addon's init again for every call (~0.15 ms), which
+ * require() spared by keeping the module; `process` is the thread's own, as the exports must be.
+ */
+const ADDON_HANDOFF = Symbol.for('tskvm.addon');
+
+/**
  * The addon's reads, where it is built and the run may use it (not under TSKVM_BACKEND=ffi): the
- * addon the bundle loads anyway (src/kvm/native.ts's addonPath, which this mirrors; Node loads a
- * file once), only sooner. Undefined elsewhere: then the files are read with node:fs.
+ * addon the bundle loads anyway (src/kvm/native.ts's addonPath, which this mirrors, and which
+ * takes the exports loaded here), only sooner. Undefined elsewhere: then the files are read with
+ * node:fs.
  */
 function fileReads(): FileReads | undefined {
   if (reads !== undefined) return reads ?? undefined;
@@ -239,8 +247,10 @@ function fileReads(): FileReads | undefined {
   const addon = process.env.TSKVM_ADDON_PATH || path.join(__dirname, '..', '..', 'build', 'Release', 'tskvm.node');
   try {
     // process.dlopen, as src/kvm/native.ts loads it: require() would resolve the path first.
+    const file = path.resolve(addon);
     const addonModule = { exports: {} as Partial<FileReads> };
-    process.dlopen(addonModule, path.resolve(addon));
+    process.dlopen(addonModule, file);
+    (process as unknown as Record<symbol, unknown>)[ADDON_HANDOFF] = { file, exports: addonModule.exports };
     const loaded = addonModule.exports;
     if (typeof loaded.readFileLatin1 === 'function' && typeof loaded.readFile === 'function') reads = loaded as FileReads;
   } catch {

@@ -199,7 +199,13 @@ export function probeBackends(): Record<BackendName, BackendProbe> {
   return { addon: probe(loadAddon), ffi: probe(loadFfi) };
 }
 
+/** The addon the bundle loader (src/cli/code-cache.cts) already loaded on this thread, under its ADDON_HANDOFF. */
+const ADDON_HANDOFF = Symbol.for('tskvm.addon');
+
 function loadAddon(): NativeKvm {
+  const file = path.resolve(addonPath);
+  const handed = (process as unknown as Record<symbol, { file: string; exports: unknown } | undefined>)[ADDON_HANDOFF];
+  if (handed?.file === file) return handed.exports as NativeKvm;
   if (!existsSync(addonPath)) {
     throw Object.assign(new Error(`${addonPath} is missing; build it with \`npm run build\` (needs python3, make and g++)`), {
       code: 'ENOADDON',
@@ -208,7 +214,7 @@ function loadAddon(): NativeKvm {
   // What require() does for a .node file, without its module resolution (stat, realpath) and the
   // module object it keeps. Node loads the library once per process; each thread gets its exports.
   const addon = { exports: {} };
-  process.dlopen(addon, path.resolve(addonPath));
+  process.dlopen(addon, file);
   return addon.exports as NativeKvm;
 }
 

@@ -217,6 +217,20 @@ console.log(r.cache, r.exports.answer, require('node:fs').readFileSync('/proc/se
     expect(node(script, { TSKVM_BACKEND: 'ffi' })).toMatchObject({ status: 0, stdout: 'accepted 42 false\n' });
   });
 
+  it('hands the addon it loaded to the KVM layer on the same thread, which loads its own in a worker', async () => {
+    const file = writeBundle(dir, body());
+    await writeCodeCache(file);
+    const nativeJs = pathToFileURL(path.resolve(path.dirname(codeCache), '..', 'kvm', 'native.js')).href;
+    const script = `loadBundle(${JSON.stringify(file)}, { rewrite: false });
+const handed = process[Symbol.for('tskvm.addon')];
+const { Worker } = require('node:worker_threads');
+import(${JSON.stringify(nativeJs)}).then(({ native }) => {
+  const worker = new Worker(\`import(\${JSON.stringify(${JSON.stringify(nativeJs)})}).then(({ native }) => require('node:worker_threads').parentPort.postMessage([process[Symbol.for('tskvm.addon')] === undefined, typeof native().run]))\`, { eval: true });
+  worker.once('message', (inWorker) => { console.log(JSON.stringify([handed?.exports === native(), typeof native().run, ...inWorker])); worker.terminate(); });
+});`;
+    expect(node(script)).toMatchObject({ status: 0, stdout: '[true,"function",true,"function"]\n' });
+  });
+
   it('loads a deferred built-in (zlib, crypto here) only when the bundle first uses it', () => {
     const file = writeBundle(
       dir,
