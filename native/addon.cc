@@ -6,7 +6,9 @@
 #include <cstddef>
 #include <dlfcn.h>
 #include <linux/kvm.h>
+#include <poll.h>
 #include <sys/mman.h>
+#include <uv.h>
 
 #include "kvm_shim.h"
 
@@ -125,6 +127,34 @@ Napi::Value ThreadSelf(const Napi::CallbackInfo &info) {
 
 Napi::Value IsMainThread(const Napi::CallbackInfo &info) { return Napi::Boolean::New(info.Env(), shim_is_main_thread() != 0); }
 
+// Whether this thread's event loop has something to do now, so that an exit loop sharing the
+// thread (src/vcpu/caller-thread.ts) gives it a turn: a timer due (against the clock read now),
+// a handle closing (its callback is due), or an fd ready in its epoll set (I/O, signals, worker
+// messages, thread-pool completions, V8's foreground tasks all wake the loop so). Idle handles
+// are not asked: Node's immediates keep theirs active until the pass that runs them ends, which
+// is where that exit loop runs (the caller asks Node for pending immediates itself). A loop that
+// cannot be asked says it has work: the caller then turns it.
+static void NoteHandleWork(uv_handle_t *handle, void *arg) {
+  bool *work = static_cast<bool *>(arg);
+  if (*work) return;
+  if (uv_is_closing(handle)) *work = true;
+  else if (handle->type == UV_TIMER && uv_is_active(handle) && uv_timer_get_due_in(reinterpret_cast<uv_timer_t *>(handle)) == 0)
+    *work = true;
+}
+
+Napi::Value LoopHasWork(const Napi::CallbackInfo &info) {
+  uv_loop_t *loop = nullptr;
+  if (napi_get_uv_event_loop(info.Env(), &loop) != napi_ok || loop == nullptr) return Napi::Boolean::New(info.Env(), true);
+  uv_update_time(loop);
+  bool work = false;
+  uv_walk(loop, NoteHandleWork, &work);
+  if (!work) {
+    struct pollfd backend = {uv_backend_fd(loop), POLLIN, 0};
+    work = backend.fd < 0 || poll(&backend, 1, 0) != 0;
+  }
+  return Napi::Boolean::New(info.Env(), work);
+}
+
 Napi::Value Isatty(const Napi::CallbackInfo &info) {
   return Napi::Boolean::New(info.Env(), shim_isatty(info[0].As<Napi::Number>().Int32Value()) == 1);
 }
@@ -238,6 +268,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("threadSelf", Napi::Function::New(env, ThreadSelf));
   exports.Set("isMainThread", Napi::Function::New(env, IsMainThread));
   exports.Set("isatty", Napi::Function::New(env, Isatty));
+  exports.Set("loopHasWork", Napi::Function::New(env, LoopHasWork));
   exports.Set("kick", Napi::Function::New(env, Kick));
   exports.Set("sliceTimerCreate", Napi::Function::New(env, SliceTimerCreate));
   exports.Set("sliceTimerSet", Napi::Function::New(env, SliceTimerSet));

@@ -6,7 +6,10 @@
  *
  * The exit loop runs in slices. A slice timer (src/kvm/slice-timer.ts) ends KVM_RUN every
  * SLICE_MS, or sooner when a device timer is due, and between slices the event loop runs: serial
- * output is pumped, input read, signals and timeouts handled. Requests come through the same
+ * output is pumped, input read, signals and timeouts handled. It runs only when it has something
+ * to do (the addon's loopHasWork: a timer due, an fd ready, immediates queued), or at least every
+ * TURN_GAP_MS: a turn costs ~0.2 ms here, the host having left its code cold, and a guest that
+ * computes without a word to the host would pay it every slice (2% of its speed) for nothing. Requests come through the same
  * control block as for a worker (a kick to this thread sets immediate_exit, so the next KVM_RUN
  * returns at once), and a pause or an ACPI sleep waits asynchronously instead of blocking the
  * thread. The slow-reader rule holds as with a worker: output waits in the TX ring, never in a
@@ -16,8 +19,9 @@
  * event loop) or that a debugger drives: those keep a worker (CallerThread.suits).
  */
 import { s3NapMs, type ConnectedPcChipset } from '../board/chipset.js';
+import { native } from '../kvm/native.js';
 import { SliceTimer } from '../kvm/slice-timer.js';
-import type { VcpuControl } from './control.js';
+import { HALT_POLL_INTERVAL_MS, type VcpuControl } from './control.js';
 import {
   finishLoop,
   handleRequests,
@@ -33,13 +37,30 @@ import {
 import { attachJob, debugHooks, resumeAfterS3, saveJobDevices, type AttachedJob } from './job.js';
 import type { VcpuJob, VcpuRunner, VcpuThreadEvents } from './thread.js';
 
-/** The longest slice: how long the event loop may wait for its turn while the guest runs. */
+/** The longest slice: how long the event loop may wait for its turn, once it has work, while the guest runs. */
 export const SLICE_MS = 10;
+/**
+ * The longest the event loop goes without a turn while the guest runs, work or not: a bound for
+ * what loopHasWork cannot see (process.nextTick callbacks queued by the exit loop, an unref'd immediate).
+ */
+export const TURN_GAP_MS = 50;
 const NS_PER_MS = 1_000_000;
 const SLICE_NS = SLICE_MS * NS_PER_MS;
+const TURN_GAP_NS = BigInt(TURN_GAP_MS * NS_PER_MS);
+const HALT_POLL_NS = BigInt(HALT_POLL_INTERVAL_MS * NS_PER_MS);
 const STOPPED: VcpuOutcome = { reason: 'stopped' };
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Whether this thread's event loop has work for a turn: the backend's answer (a timer due, an fd
+ * ready), or Node's immediates queued (which the backend cannot see from inside the pass that
+ * runs them, where this exit loop resumes). Always, where the backend cannot tell.
+ */
+export function eventLoopHasWork(): boolean {
+  const ask = native().loopHasWork;
+  return ask === undefined || ask() || process.getActiveResourcesInfo().includes('Immediate');
+}
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class CallerThread implements VcpuRunner {
@@ -76,25 +97,50 @@ async function runSliced(job: VcpuJob, events: VcpuThreadEvents): Promise<VcpuRu
     events.onStarted?.();
     const ctx = startLoop(attached.loopVcpu, attached.devices, control, hooks);
     let outcome: VcpuOutcome | undefined;
+    // The halt poll (see Vcpu.run) is made here between slices, as often as a worker is asked,
+    // instead of by an interval timer: a short run then starts no host timer at all.
+    let haltPollNs = process.hrtime.bigint() + HALT_POLL_NS;
+    let turnByNs = process.hrtime.bigint() + TURN_GAP_NS;
     try {
       outcome = await requests(ctx, attached, events);
       while (outcome === undefined) {
-        inSlice = true;
-        sliceEndNs = process.hrtime.bigint() + BigInt(SLICE_NS);
-        arm(control.deadlineNs);
+        if (!inSlice) {
+          inSlice = true;
+          sliceEndNs = process.hrtime.bigint() + BigInt(SLICE_NS);
+          arm(control.deadlineNs);
+        }
         const step = runToKick(ctx);
-        inSlice = false;
-        timer.disarm();
         if (step === KICK) {
-          await nextTurn();
+          let now = process.hrtime.bigint();
+          // A pause is waited out with the event loop running, and with no ticks to interrupt it.
+          if (now >= turnByNs || control.pending('pause') || eventLoopHasWork()) {
+            inSlice = false;
+            timer.disarm();
+            await nextTurn();
+            now = process.hrtime.bigint();
+            turnByNs = now + TURN_GAP_NS;
+          } else {
+            // The timer ticks on, every SLICE_MS; a device deadline before its next tick re-arms it.
+            sliceEndNs = now + BigInt(SLICE_NS);
+            const deadline = control.deadlineNs;
+            if (deadline !== undefined && deadline < sliceEndNs) arm(deadline);
+          }
+          if (job.irqchip && now >= haltPollNs) {
+            control.note('poll-halt');
+            haltPollNs = now + HALT_POLL_NS;
+          }
           // A slice that ended at a device timer's deadline: its interrupt is raised now, not
           // when the deadline watcher's millisecond timeout comes round (a worker waits for that).
           const due = control.deadlineNs;
-          if (due !== undefined && due <= process.hrtime.bigint()) attached.devices.pollTimers();
+          if (due !== undefined && due <= now) attached.devices.pollTimers();
           outcome = await requests(ctx, attached, events);
         } else if (step === SUSPEND) {
+          inSlice = false;
+          timer.disarm();
           outcome = await sleepInS3(attached, control);
         } else {
+          inSlice = false;
+          timer.disarm();
           outcome = step;
         }
       }

@@ -32,6 +32,9 @@ export type VcpuRequest =
   /** The published timer deadline has come: let the timer devices raise what is due. */
   | 'poll-timers';
 
+/** How often a running vCPU is asked whether it has halted for good (in-kernel irqchip only). */
+export const HALT_POLL_INTERVAL_MS = 20;
+
 const REQUEST_WORDS: Readonly<Record<VcpuRequest, number>> = { stop: 0, pause: 1, 'poll-halt': 2, 'poll-input': 3, 'poll-timers': 6 };
 /** Main → vCPU thread while paused: what to do next (a ResumeCommand). */
 const COMMAND = 4;
@@ -96,6 +99,14 @@ export class VcpuControl {
     Atomics.store(this.words, REQUEST_WORDS[request], 1);
     if (request === 'stop') this.command('end'); // in case it is paused
     this.kick(runAddr);
+  }
+
+  /**
+   * vCPU thread: a request of its own, seen at its next look at the requests. No kick: the thread
+   * is out of KVM_RUN (a vCPU on the caller's thread polls its halt state so between slices).
+   */
+  note(request: VcpuRequest): void {
+    Atomics.store(this.words, REQUEST_WORDS[request], 1);
   }
 
   /** Either thread: whether a request is pending (a stop stays pending once made). */

@@ -12,13 +12,12 @@ import type { SerialRings } from '../io/byte-ring.js';
 import type { VcpuFd } from '../kvm/ioctls.js';
 import type { KvmRegs, KvmSregs } from '../kvm/structs.js';
 import type { GuestDebug } from '../kvm/x86.js';
-import { VcpuControl } from './control.js';
+import { HALT_POLL_INTERVAL_MS, VcpuControl } from './control.js';
 import type { DebugStop, VcpuRunResult } from './exit-loop.js';
 import { CallerThread } from './caller-thread.js';
 import { VcpuThread, type VcpuJobDebug, type VcpuRunner } from './thread.js';
 
-/** How often a running vCPU is asked whether it has halted for good (in-kernel irqchip only). */
-export const HALT_POLL_INTERVAL_MS = 20;
+export { HALT_POLL_INTERVAL_MS } from './control.js';
 
 /** What a vCPU needs to know of its VM. */
 export interface VcpuVm {
@@ -110,7 +109,8 @@ export class Vcpu {
     const onDevices = (devices: BoardState): void => {
       for (const resolve of this.deviceWaiters.splice(0)) resolve(devices);
     };
-    // HLT does not exit under the in-kernel irqchip: ask now and then whether the guest is done.
+    // HLT does not exit under the in-kernel irqchip: ask now and then whether the guest is done
+    // (on the caller's thread the slices ask: caller-thread.ts, with no host timer to start).
     let thread: VcpuRunner | undefined;
     let poll: ReturnType<typeof setInterval> | undefined;
     const onThisThread = options.thread === 'caller' && CallerThread.suits(options);
@@ -119,7 +119,10 @@ export class Vcpu {
     const unwatch = onThisThread ? () => {} : control.watchDeadlines(this.fd.runAddr);
     try {
       thread = onThisThread ? new CallerThread() : VcpuThread.acquire();
-      poll = this.vm.irqchip ? setInterval(() => control.request('poll-halt', this.fd.runAddr), HALT_POLL_INTERVAL_MS) : undefined;
+      poll =
+        this.vm.irqchip && !onThisThread
+          ? setInterval(() => control.request('poll-halt', this.fd.runAddr), HALT_POLL_INTERVAL_MS)
+          : undefined;
       const job = {
         vcpuId: this.id,
         debug: options.debug,
