@@ -110,12 +110,40 @@ export class ByteRing {
 
   /** Wakes a waitForData() so that it looks at its cancel condition. */
   wakeReader(): void {
-    Atomics.notify(this.header, HEAD);
+    this.wakeHere(HEAD);
   }
 
   /** Wakes a waitForSpace() so that it looks at its cancel condition. */
   wakeWriter(): void {
-    Atomics.notify(this.header, TAIL);
+    this.wakeHere(TAIL);
+  }
+
+  /**
+   * The waits of this ring object (its thread's), by the index they wait on: a wake from this
+   * thread resolves them at once. Atomics.notify alone would resolve a waitAsync of this thread
+   * only through a task of the event loop (~0.1 ms: the end of every run waits for it).
+   */
+  private readonly waitsHere = new Map<number, Set<() => void>>();
+
+  private wakeHere(index: number): void {
+    Atomics.notify(this.header, index); // also lets V8 drop the waitAsync it holds
+    const waits = this.waitsHere.get(index);
+    if (!waits) return;
+    this.waitsHere.delete(index);
+    for (const wake of waits) wake();
+  }
+
+  /** A waitAsync on `index` that a wake from this thread also ends. */
+  private waitHere(index: number, value: Promise<unknown>): Promise<void> {
+    return new Promise((resolve) => {
+      let waits = this.waitsHere.get(index);
+      if (!waits) this.waitsHere.set(index, (waits = new Set()));
+      waits.add(resolve);
+      void value.then(() => {
+        this.waitsHere.get(index)?.delete(resolve);
+        resolve();
+      });
+    });
   }
 
   private async waitWhile(flag: number, index: number, blocked: () => boolean, cancelled: () => boolean): Promise<void> {
@@ -125,7 +153,7 @@ export class ByteRing {
       // Re-check after raising the flag: the other side may have moved just before it saw the flag.
       if (!blocked()) break;
       const wait = Atomics.waitAsync(this.header, index, seen);
-      if (wait.async) await wait.value;
+      if (wait.async) await this.waitHere(index, wait.value);
     }
     Atomics.store(this.header, flag, 0);
   }

@@ -158,6 +158,24 @@ describe('ByteRing: waiting', () => {
     await waiting;
     expect(ring.free()).toBe(1);
   });
+
+  it("a wake from the waiter's own thread ends its wait within microtasks, with no turn of the event loop", async () => {
+    const empty = ByteRing.allocate(4);
+    const full = ByteRing.allocate(4);
+    full.write(bytes(1, 2, 3, 4));
+    let cancelled = false;
+    const ended: string[] = [];
+    const reading = empty.waitForData(() => cancelled).then(() => ended.push('reader'));
+    const writing = full.waitForSpace(() => cancelled).then(() => ended.push('writer'));
+    expect([await settled(reading), await settled(writing)]).toEqual(['pending', 'pending']);
+    cancelled = true;
+    empty.wakeReader();
+    full.wakeWriter();
+    // Atomics.notify alone settles a waitAsync of this thread only through an event-loop task.
+    for (let i = 0; i < 10 && ended.length < 2; i++) await Promise.resolve();
+    expect(ended.sort()).toEqual(['reader', 'writer']);
+    await Promise.all([reading, writing]);
+  });
 });
 
 describe('ByteRing: across worker threads', () => {
