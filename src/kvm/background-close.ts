@@ -39,9 +39,18 @@ export function destroyVmsAfterExit(): void {
   afterExit = true;
 }
 
+/**
+ * For a process that exits once its guests have ended (destroyVmsAfterExit): hands `fd` to the
+ * child that closes it after this process has exited, and closes it here. False (nothing done)
+ * elsewhere, or when the backend cannot, or once MAX_HANDED_OVER VMs have gone so.
+ */
+export function closeAfterExit(fd: number): boolean {
+  return afterExit && handOver(fd);
+}
+
 /** Closes `fd` without blocking the caller; the promise settles when it is closed (it never rejects: a failed close leaves nothing to do). */
 export function closeInBackground(fd: number): Promise<void> {
-  if (afterExit && handOver(fd)) return Promise.resolve();
+  if (closeAfterExit(fd)) return Promise.resolve();
   if (onMainThread()) return new Promise((resolve) => fsClose(fd, () => resolve()));
   const inThread = threadCloser?.(fd);
   if (inThread) return inThread;

@@ -8,7 +8,7 @@ import { CAPABILITIES } from './capabilities.js';
 
 /** Set once Kvm.open has found every required capability on this host. */
 let capabilitiesChecked = false;
-import { closeInBackground } from './background-close.js';
+import { closeAfterExit, closeInBackground } from './background-close.js';
 import { KvmError } from './error.js';
 import { native } from './native.js';
 import { KvmRun } from './run.js';
@@ -281,6 +281,17 @@ export class VmFd {
     if (this.closed || !this.owner) return Promise.resolve();
     this.closed = true;
     return closeInBackground(this.fd);
+  }
+
+  /**
+   * In a process that exits once its guests have ended (the command lines), leaves the VM's
+   * destruction until after the exit (background-close.ts) and closes the fd here; false (the fd
+   * still open) where it cannot.
+   */
+  closeAfterExit(): boolean {
+    if (this.closed || !this.owner || !closeAfterExit(this.fd)) return false;
+    this.closed = true;
+    return true;
   }
 }
 

@@ -142,15 +142,19 @@ export class Vm implements VcpuVm {
    * Closes vCPUs, memory, /dev/kvm and the VM fd. Stop (and await) every run first. Everything
    * but the VM fd is released before this returns; the VM fd's close, which makes the kernel
    * destroy the VM (slow with an irqchip), runs on the thread pool, and the promise settles when
-   * it is done. Callers need not wait for it.
+   * it is done. Callers need not wait for it. In a process that exits once its guests have ended
+   * (destroyVmsAfterExit: the command lines), the VM and its RAM go after the exit instead.
    */
   close(): Promise<void> {
     if (this.closed) return Promise.resolve();
     this.closed = true;
     for (const vcpu of this.vcpus) vcpu.close();
-    this.memory.close();
+    // A VM left to the kernel until this process has exited (the command lines) leaves its RAM
+    // mapped till then too: its unmapping (~0.2 ms for 16 MiB) would only delay the exit.
+    const afterExit = this.fd.closeAfterExit();
+    this.memory.close({ unmap: !afterExit });
     this.kvm.close();
-    const closing = this.fd.closeAsync();
+    const closing = afterExit ? Promise.resolve() : this.fd.closeAsync();
     teardowns.add(closing);
     void closing.then(() => teardowns.delete(closing));
     return closing;

@@ -94,10 +94,14 @@ export class GuestMemory {
     if (r < 0) throw KvmError.fromErrno(`madvise ${name}`, r, 'the kernel may lack the feature (CONFIG_KSM / CONFIG_TRANSPARENT_HUGEPAGE)');
   }
 
-  close(): void {
+  /**
+   * Unmaps the memory (when this object mapped it). `unmap: false` leaves the mapping to the
+   * process's exit (a VM whose destruction waits for it: Vm.close), closed here all the same.
+   */
+  close({ unmap = true }: { unmap?: boolean } = {}): void {
     if (this.closed) return;
     this.closed = true;
     this.view = undefined;
-    if (this.owner) native().munmap(this.hostAddr, this.size);
+    if (this.owner && unmap) native().munmap(this.hostAddr, this.size);
   }
 }
