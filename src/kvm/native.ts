@@ -99,9 +99,10 @@ export interface NativeKvm {
   /** isatty(3), known without node:tty (which loads node:net: ~5 ms of a launch). The addon has it. */
   isatty?(fd: number): boolean;
   /**
-   * Whether this thread's event loop has work for a turn now: a timer due, callbacks or
-   * immediates pending, or an fd ready (I/O, a signal, a message). The addon has it; without it
-   * an exit loop on the caller's thread gives the event loop a turn after every slice.
+   * Whether this thread's event loop has work for a turn now: a timer due, a handle closing, or
+   * an fd ready (I/O, a signal, a message, V8's tasks). Node's immediates it cannot see (see
+   * src/vcpu/caller-thread.ts). The addon has it; without it an exit loop on the caller's thread
+   * gives the event loop a turn after every slice.
    */
   loopHasWork?(): boolean;
   kick(runAddr: bigint, thread: bigint): number;

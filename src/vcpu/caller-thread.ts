@@ -7,10 +7,10 @@
  * The exit loop runs in slices. A slice timer (src/kvm/slice-timer.ts) ends KVM_RUN every
  * SLICE_MS, or sooner when a device timer is due, and between slices the event loop runs: serial
  * output is pumped, input read, signals and timeouts handled. It runs only when it has something
- * to do (the addon's loopHasWork: a timer due, an fd ready, immediates queued), or at least every
+ * to do (eventLoopHasWork: a timer due, an fd ready, immediates queued), or at least every
  * TURN_GAP_MS: a turn costs ~0.2 ms here, the host having left its code cold, and a guest that
- * computes without a word to the host would pay it every slice (2% of its speed) for nothing. Requests come through the same
- * control block as for a worker (a kick to this thread sets immediate_exit, so the next KVM_RUN
+ * computes without a word to the host would pay it every slice (2% of its speed) for nothing.
+ * Requests come through the same control block as for a worker (a kick to this thread sets immediate_exit, so the next KVM_RUN
  * returns at once), and a pause or an ACPI sleep waits asynchronously instead of blocking the
  * thread. The slow-reader rule holds as with a worker: output waits in the TX ring, never in a
  * write, so no exit ever blocks on the host.
@@ -51,6 +51,7 @@ const HALT_POLL_NS = BigInt(HALT_POLL_INTERVAL_MS * NS_PER_MS);
 const STOPPED: VcpuOutcome = { reason: 'stopped' };
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Whether this thread's event loop has work for a turn: the backend's answer (a timer due, an fd
@@ -61,7 +62,6 @@ export function eventLoopHasWork(): boolean {
   const ask = native().loopHasWork;
   return ask === undefined || ask() || process.getActiveResourcesInfo().includes('Immediate');
 }
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class CallerThread implements VcpuRunner {
   /** Whether `job` can run on the caller's thread: one vCPU with its own board, no debugger, nothing written while it runs. */
