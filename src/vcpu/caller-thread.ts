@@ -10,8 +10,8 @@
  * to do (eventLoopHasWork: a timer due, an fd ready, immediates queued), or at least every
  * TURN_GAP_MS: a turn costs ~0.2 ms here, the host having left its code cold, and a guest that
  * computes without a word to the host would pay it every slice (2% of its speed) for nothing.
- * Requests come through the same control block as for a worker (a kick to this thread sets immediate_exit, so the next KVM_RUN
- * returns at once), and a pause or an ACPI sleep waits asynchronously instead of blocking the
+ * Requests come through the same control block as for a worker (a kick to this thread sets
+ * immediate_exit, so the next KVM_RUN returns at once), and a pause or an ACPI sleep waits asynchronously instead of blocking the
  * thread. The slow-reader rule holds as with a worker: output waits in the TX ring, never in a
  * write, so no exit ever blocks on the host.
  *
@@ -46,6 +46,7 @@ export const SLICE_MS = 10;
 export const TURN_GAP_MS = 50;
 const NS_PER_MS = 1_000_000;
 const SLICE_NS = SLICE_MS * NS_PER_MS;
+const SLICE_NS_BIGINT = BigInt(SLICE_NS);
 const TURN_GAP_NS = BigInt(TURN_GAP_MS * NS_PER_MS);
 const HALT_POLL_NS = BigInt(HALT_POLL_INTERVAL_MS * NS_PER_MS);
 const STOPPED: VcpuOutcome = { reason: 'stopped' };
@@ -87,6 +88,11 @@ async function runSliced(job: VcpuJob, events: VcpuThreadEvents): Promise<VcpuRu
     const end = deadlineNs !== undefined && deadlineNs < sliceEndNs ? deadlineNs : sliceEndNs;
     timer.set(Number(end - process.hrtime.bigint()), SLICE_NS);
   };
+  /** Out of the slice: no tick may interrupt what the thread does next (the event loop's syscalls). */
+  const endSlice = (): void => {
+    inSlice = false;
+    timer.disarm();
+  };
   try {
     // A device timer armed during a slice (the guest programmed the HPET) shortens the slice.
     const attached = await attachJob(job, (deadline) => {
@@ -99,14 +105,15 @@ async function runSliced(job: VcpuJob, events: VcpuThreadEvents): Promise<VcpuRu
     let outcome: VcpuOutcome | undefined;
     // The halt poll (see Vcpu.run) is made here between slices, as often as a worker is asked,
     // instead of by an interval timer: a short run then starts no host timer at all.
-    let haltPollNs = process.hrtime.bigint() + HALT_POLL_NS;
-    let turnByNs = process.hrtime.bigint() + TURN_GAP_NS;
+    const startNs = process.hrtime.bigint();
+    let haltPollNs = startNs + HALT_POLL_NS;
+    let turnByNs = startNs + TURN_GAP_NS;
     try {
       outcome = await requests(ctx, attached, events);
       while (outcome === undefined) {
         if (!inSlice) {
           inSlice = true;
-          sliceEndNs = process.hrtime.bigint() + BigInt(SLICE_NS);
+          sliceEndNs = process.hrtime.bigint() + SLICE_NS_BIGINT;
           arm(control.deadlineNs);
         }
         const step = runToKick(ctx);
@@ -114,14 +121,13 @@ async function runSliced(job: VcpuJob, events: VcpuThreadEvents): Promise<VcpuRu
           let now = process.hrtime.bigint();
           // A pause is waited out with the event loop running, and with no ticks to interrupt it.
           if (now >= turnByNs || control.pending('pause') || eventLoopHasWork()) {
-            inSlice = false;
-            timer.disarm();
+            endSlice();
             await nextTurn();
             now = process.hrtime.bigint();
             turnByNs = now + TURN_GAP_NS;
           } else {
             // The timer ticks on, every SLICE_MS; a device deadline before its next tick re-arms it.
-            sliceEndNs = now + BigInt(SLICE_NS);
+            sliceEndNs = now + SLICE_NS_BIGINT;
             const deadline = control.deadlineNs;
             if (deadline !== undefined && deadline < sliceEndNs) arm(deadline);
           }
@@ -135,12 +141,10 @@ async function runSliced(job: VcpuJob, events: VcpuThreadEvents): Promise<VcpuRu
           if (due !== undefined && due <= now) attached.devices.pollTimers();
           outcome = await requests(ctx, attached, events);
         } else if (step === SUSPEND) {
-          inSlice = false;
-          timer.disarm();
+          endSlice();
           outcome = await sleepInS3(attached, control);
         } else {
-          inSlice = false;
-          timer.disarm();
+          endSlice();
           outcome = step;
         }
       }
