@@ -76,6 +76,39 @@ export async function restoredMachine(config: MachineConfig, restore: RestoreCon
 }
 
 export function buildMachine(config: MachineConfig, files: GuestFiles): Machine {
+  const staged = stageMachine(config, files);
+  try {
+    staged.load();
+  } catch (err) {
+    void staged.machine.vm.close();
+    throw err;
+  }
+  return staged.machine;
+}
+
+/** A machine in two steps (stageMachine): built, then loaded. */
+export interface StagedMachine {
+  /** Its VM, RAM and vCPUs; `loaded` (and `bios`) are there once load() has run. */
+  readonly machine: Machine;
+  /** Whether load() boots the image through tskvm's BIOS (it sets `machine.bios`). */
+  readonly throughBios: boolean;
+  /**
+   * Writes the firmware tables and the image into RAM and sets the boot vCPU's registers. A
+   * failure leaves the VM to the caller, who may first have to stop a vCPU thread that uses it.
+   */
+  load(): void;
+}
+
+/**
+ * The machine built but nothing loaded yet: the VM with RAM and its interrupt controllers, the
+ * vCPUs, what fw_cfg will tell. A one-vCPU run lets its vCPU thread build the board meanwhile
+ * (run.ts): neither step needs the other's.
+ */
+export function stageMachine(config: MachineConfig, files: GuestFiles): StagedMachine {
+  const image = files.image;
+  // A boot sector (or a disk) boots through tskvm's BIOS; everything else loads as it always has.
+  const throughBios = bootsThroughBios(config.bios, config.format, image?.bytes);
+  if (!throughBios && !image) throw new UsageError('nothing to run: give an IMAGE (or a disk to boot through the BIOS)');
   const warnings = overcommitWarnings(config);
   const vm = Vm.create({
     memorySize: config.memorySize,
@@ -85,7 +118,7 @@ export function buildMachine(config: MachineConfig, files: GuestFiles): Machine 
     hugepages: config.hugepages,
     cpuid: config.cpuid,
   });
-  let bios: BiosHost | undefined;
+  let vcpus: Vcpu[];
   try {
     const maxCpus = vm.maxVcpus();
     if (config.cpus > maxCpus) {
@@ -101,45 +134,63 @@ export function buildMachine(config: MachineConfig, files: GuestFiles): Machine 
       );
     }
     // vCPU 0 boots; KVM leaves the others waiting for INIT/SIPI (the in-kernel LAPIC handles both).
-    const vcpus = Array.from({ length: config.cpus }, (_, id) => vm.createVcpu(id));
-    const memory = vm.memory.bytes;
-    const e820 = pcE820Map(config.memorySize);
-    writeFreshFirmwareTables(memory, config.memorySize, config.cpus);
-    const image = files.image;
-    // A boot sector (or a disk) boots through tskvm's BIOS; everything else loads as it always has.
-    if (bootsThroughBios(config.bios, config.format, image?.bytes)) {
-      const com = COM_PORTS.map((p) => p.base);
-      bios = loadedBios().host.BiosHost.prepare({
-        config: config.bios!,
-        format: config.format,
-        image,
-        memory,
-        memorySize: config.memorySize,
-        e820,
-        com,
-        trace: config.trace,
-      });
-    }
-    if (!bios && !image) throw new UsageError('nothing to run: give an IMAGE (or a disk to boot through the BIOS)');
-    const loaded =
-      bios?.loaded ??
-      loadGuest(image!.bytes, memory, {
-        format: config.format,
-        name: image!.name,
-        cmdline: config.cmdline,
-        modules: files.modules,
-        longMode: config.longMode,
-        e820,
-      });
-    applyBootState(vcpus[0]!, memory, loaded.bootState, loaded.bootTables);
-    // A kernel QEMU would start through SeaBIOS finds the PICs, the PIT and the IVT as SeaBIOS leaves them.
-    if (!bios && vm.irqchip && loaded.bootState.mode !== 'real') applyFirmwareIrqState(vm.fd, memory);
-    return { vm, vcpus, loaded, firmware: firmwareConfig(config, e820), warnings, bios };
+    vcpus = Array.from({ length: config.cpus }, (_, id) => vm.createVcpu(id));
   } catch (err) {
-    bios?.close();
     void vm.close();
     throw err;
   }
+  const e820 = pcE820Map(config.memorySize);
+  let loaded: Machine['loaded'] | undefined;
+  const machine: Machine = {
+    vm,
+    vcpus,
+    get loaded() {
+      if (!loaded) throw new Error('the machine is not loaded yet (StagedMachine.load)');
+      return loaded;
+    },
+    firmware: firmwareConfig(config, e820),
+    warnings,
+    bios: undefined,
+  };
+  const load = (): void => {
+    let bios: BiosHost | undefined;
+    try {
+      const memory = vm.memory.bytes;
+      writeFreshFirmwareTables(memory, config.memorySize, config.cpus);
+      if (throughBios) {
+        const com = COM_PORTS.map((p) => p.base);
+        bios = loadedBios().host.BiosHost.prepare({
+          config: config.bios!,
+          format: config.format,
+          image,
+          memory,
+          memorySize: config.memorySize,
+          e820,
+          com,
+          trace: config.trace,
+        });
+      }
+      const guest =
+        bios?.loaded ??
+        loadGuest(image!.bytes, memory, {
+          format: config.format,
+          name: image!.name,
+          cmdline: config.cmdline,
+          modules: files.modules,
+          longMode: config.longMode,
+          e820,
+        });
+      applyBootState(vcpus[0]!, memory, guest.bootState, guest.bootTables);
+      // A kernel QEMU would start through SeaBIOS finds the PICs, the PIT and the IVT as SeaBIOS leaves them.
+      if (!bios && vm.irqchip && guest.bootState.mode !== 'real') applyFirmwareIrqState(vm.fd, memory);
+      loaded = guest;
+      machine.bios = bios;
+    } catch (err) {
+      bios?.close();
+      throw err;
+    }
+  };
+  return { machine, throughBios, load };
 }
 
 function firmwareConfig(config: MachineConfig, e820: E820Entry[]): FwCfgConfig {

@@ -17,7 +17,7 @@ import type { AttachedGdb } from '../gdb/attach.js';
 import type { VcpuRunResult } from '../vcpu/exit-loop.js';
 import type { VcpuJobDebug } from '../vcpu/thread.js';
 import { HALT_POLL_INTERVAL_MS, type Vcpu, type VcpuState } from '../vcpu/vcpu.js';
-import { buildMachine, restoredMachine, type Machine } from './builder.js';
+import { restoredMachine, stageMachine, type Machine, type StagedMachine } from './builder.js';
 import { readGuestFiles } from './guest-files.js';
 import { validateRunOptions, type MachineConfig, type RunGuestOptions } from './options.js';
 import { combineVcpuResults, toRunResult, type RunReason, type RunResult } from './result.js';
@@ -79,7 +79,19 @@ export async function runGuest(options: RunGuestOptions): Promise<RunResult> {
 export async function startGuest(options: RunGuestOptions): Promise<GuestRun> {
   const config = validateRunOptions(options);
   const files = config.restore ? undefined : await filesForBuild(config);
-  const machine = config.restore ? await restoredMachine(config, config.restore) : buildMachine(config, files!);
+  let machine: Machine;
+  if (config.restore) machine = await restoredMachine(config, config.restore);
+  else {
+    const staged = stageMachine(config, files!);
+    if (loadsWhileBoardBuilds(config, staged)) return startWhileLoading(config, staged);
+    try {
+      staged.load();
+    } catch (err) {
+      void staged.machine.vm.close();
+      throw err;
+    }
+    machine = staged.machine;
+  }
   let gdb: AttachedGdb | undefined;
   try {
     // The image tells gdb's register layout when options.gdb.arch does not (an ELF64: x86-64).
@@ -102,6 +114,32 @@ export async function startGuest(options: RunGuestOptions): Promise<GuestRun> {
     await handle.result.catch(() => {});
     throw err;
   }
+  return handle;
+}
+
+/**
+ * One vCPU in a worker thread, no BIOS, no debugger: the worker builds the board (~0.2 ms) while
+ * this thread loads the machine, instead of after. The rest start in the order the code reads.
+ */
+function loadsWhileBoardBuilds(config: MachineConfig, staged: StagedMachine): boolean {
+  return config.vcpuThread === 'worker' && staged.machine.vcpus.length === 1 && !staged.throughBios && !config.gdb;
+}
+
+/** The run started with its vCPU held, the machine loaded meanwhile, then the vCPU let go. */
+async function startWhileLoading(config: MachineConfig, staged: StagedMachine): Promise<GuestRun> {
+  const boot = staged.machine.vcpus[0]!;
+  boot.holdStart();
+  const run = new Run(config, staged.machine, undefined);
+  const handle = run.handle();
+  try {
+    staged.load();
+  } catch (err) {
+    // The vCPU thread may hold the vCPU's mapping: the run ends (and closes the VM) first.
+    handle.stop();
+    await handle.result.catch(() => {});
+    throw err;
+  }
+  boot.releaseStart();
   return handle;
 }
 

@@ -100,7 +100,6 @@ async function runSliced(job: VcpuJob, events: VcpuThreadEvents): Promise<VcpuRu
     });
     const { control } = attached;
     const hooks = debugHooks(job, attached);
-    events.onStarted?.();
     const ctx = startLoop(attached.loopVcpu, attached.devices, control, hooks);
     let outcome: VcpuOutcome | undefined;
     // The halt poll (see Vcpu.run) is made here between slices, as often as a worker is asked,

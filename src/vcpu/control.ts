@@ -42,7 +42,11 @@ const COMMAND = 4;
 const WAITING_FOR_SIPI = 5;
 /** vCPU thread → main: bumped each time the deadline is published (the main thread waits on it). */
 const DEADLINE_SEQUENCE = 7;
-const CONTROL_INT32S = 8; // even, so the BigInt64 words after them are 8-byte aligned
+/** vCPU thread → main: its exit loop has begun (what Vcpu.state reads, so no message says it). */
+const STARTED = 8;
+/** Main → vCPU thread: 1 while the machine is still being loaded (the thread waits before its loop). */
+const START_HELD = 9;
+const CONTROL_INT32S = 10; // even, so the BigInt64 words after them are 8-byte aligned
 const THREAD_OFFSET = CONTROL_INT32S * 4;
 /** The next timer deadline (process.hrtime.bigint() ns), NO_DEADLINE when none is armed. */
 const DEADLINE_OFFSET = THREAD_OFFSET + 8;
@@ -97,8 +101,35 @@ export class VcpuControl {
   /** Main thread: make a request and kick the vCPU out of KVM_RUN (if its thread runs) to see it. */
   request(request: VcpuRequest, runAddr: bigint): void {
     Atomics.store(this.words, REQUEST_WORDS[request], 1);
-    if (request === 'stop') this.command('end'); // in case it is paused
+    if (request === 'stop') {
+      this.command('end'); // in case it is paused
+      this.releaseStart(); // in case it waits for the load: it then ends at once
+    }
     this.kick(runAddr);
+  }
+
+  /**
+   * Main thread, before the run: the vCPU thread builds its board, then waits for releaseStart()
+   * before its loop, while this thread still loads the machine (run.ts). Only for a thread that
+   * is not this one.
+   */
+  holdStart(): void {
+    Atomics.store(this.words, START_HELD, 1);
+  }
+
+  /** Main thread: the machine is loaded (its RAM and registers written before this store), the vCPU may run. */
+  releaseStart(): void {
+    Atomics.store(this.words, START_HELD, 0);
+    Atomics.notify(this.words, START_HELD);
+  }
+
+  get startHeld(): boolean {
+    return Atomics.load(this.words, START_HELD) !== 0;
+  }
+
+  /** vCPU thread: waits while the start is held (a stop releases it). */
+  waitForStart(): void {
+    while (Atomics.load(this.words, START_HELD) !== 0) Atomics.wait(this.words, START_HELD, 1);
   }
 
   /**
@@ -234,6 +265,12 @@ export class VcpuControl {
   /** Called by the vCPU thread before it looks at the requests for the first time. */
   publishThread(): void {
     Atomics.store(this.thread, 0, this.threads.self());
+    Atomics.store(this.words, STARTED, 1);
+  }
+
+  /** Either thread: the exit loop has begun (publishThread), whether or not it still runs. */
+  get started(): boolean {
+    return Atomics.load(this.words, STARTED) !== 0;
   }
 
   /** Called by the vCPU thread once it no longer runs this vCPU. */

@@ -43,8 +43,6 @@ export interface VcpuJobDebug {
 
 /** What the vCPU thread tells the main thread (Firecracker's VcpuResponse). */
 export type VcpuThreadReply =
-  /** The exit loop runs (requests made before now have been looked at). */
-  | { type: 'started' }
   /** Paused for the main thread, which must send a command (resume or end). */
   | { type: 'paused'; why: DebugStop }
   /** While paused, asked for its board's device state (snapshots). */
@@ -62,7 +60,6 @@ export interface CloseFdRequest {
 
 /** What the main thread hears while a job runs. */
 export interface VcpuThreadEvents {
-  onStarted?: () => void;
   onPaused?: (why: DebugStop) => void;
   onDevices?: (devices: BoardState) => void;
 }
@@ -149,7 +146,6 @@ export class VcpuThread implements VcpuRunner {
         this.worker.unref();
       };
       const onMessage = (reply: VcpuThreadReply): void => {
-        if (reply.type === 'started') return events.onStarted?.();
         if (reply.type === 'paused') return events.onPaused?.(reply.why);
         if (reply.type === 'devices') return events.onDevices?.(reply.devices);
         if (reply.type === 'closed') return;

@@ -85,6 +85,9 @@ export class Vcpu {
   }
 
   get state(): VcpuState {
+    // The thread's loop says it has begun in the control block, not by a message: a message
+    // would wake this thread once more per run for nothing else.
+    if (this.currentState === 'starting' && this.control.started) this.currentState = 'running';
     return this.currentState;
   }
 
@@ -95,16 +98,15 @@ export class Vcpu {
    */
   async run(serial: readonly (SerialRings | null)[], firmware?: FwCfgConfig, options: VcpuRunOptions = {}): Promise<VcpuRunResult> {
     if (this.running) throw new Error(`vCPU ${this.id} is already running`);
-    this.running = true;
     const control = this.control;
+    const onThisThread = options.thread === 'caller' && CallerThread.suits(options);
+    if (onThisThread && control.startHeld) throw new Error(`vCPU ${this.id} is held (holdStart): it can only run in a worker thread`);
+    this.running = true;
     if (this.currentState === 'created') this.currentState = 'starting';
     const onPaused = (why: DebugStop): void => {
       this.currentState = 'paused';
       for (const resolve of this.pauseWaiters.splice(0)) resolve();
       options.onPaused?.(why);
-    };
-    const onStarted = (): void => {
-      if (this.currentState === 'starting') this.currentState = 'running';
     };
     const onDevices = (devices: BoardState): void => {
       for (const resolve of this.deviceWaiters.splice(0)) resolve(devices);
@@ -113,7 +115,6 @@ export class Vcpu {
     // (on the caller's thread the slices ask: caller-thread.ts, with no host timer to start).
     let thread: VcpuRunner | undefined;
     let poll: ReturnType<typeof setInterval> | undefined;
-    const onThisThread = options.thread === 'caller' && CallerThread.suits(options);
     // The board's timers (HPET, RTC, PM timer) publish their next deadline; a kick delivers it on
     // time to a worker. On this thread the slice timer ends a slice at the deadline instead.
     const unwatch = onThisThread ? () => {} : control.watchDeadlines(this.fd.runAddr);
@@ -140,7 +141,7 @@ export class Vcpu {
         ...(options.snapshot ? { snapshot: options.snapshot } : {}),
         control: control.buffer,
       };
-      return await thread.run(job, { onStarted, onPaused, onDevices });
+      return await thread.run(job, { onPaused, onDevices });
     } finally {
       unwatch();
       clearInterval(poll);
@@ -153,6 +154,20 @@ export class Vcpu {
     }
   }
 
+  /**
+   * Before run(): its worker thread builds the board, then waits for releaseStart() before it
+   * enters KVM_RUN, so that the caller can load the machine meanwhile (a stop releases it too).
+   */
+  holdStart(): void {
+    if (this.currentState !== 'created') throw new Error(`vCPU ${this.id} has already run`);
+    this.control.holdStart();
+  }
+
+  /** The machine is loaded: a held vCPU may run. */
+  releaseStart(): void {
+    this.control.releaseStart();
+  }
+
   /** Ends the run (the run() promise then resolves 'stopped'), whatever the state; a later run() ends at once. */
   stop(): void {
     this.control.request('stop', this.fd.runAddr);
@@ -163,7 +178,7 @@ export class Vcpu {
    * yet started) and resolves once it waits, paused; at once if it is paused or stopped.
    */
   pause(): Promise<void> {
-    if (this.currentState === 'paused' || this.currentState === 'stopped') return Promise.resolve();
+    if (this.state === 'paused' || this.state === 'stopped') return Promise.resolve();
     const paused = new Promise<void>((resolve) => this.pauseWaiters.push(resolve));
     this.control.request('pause', this.fd.runAddr);
     return paused;

@@ -50,7 +50,7 @@ port.on('message', async (job: VcpuJob | CloseFdRequest) => {
   try {
     const attached = await attachJob(job);
     const hooks = loopHooks(job, attached);
-    port.postMessage({ type: 'started' } satisfies VcpuThreadReply);
+    attached.control.waitForStart(); // the main thread may still be loading the machine
     reply = { type: 'result', result: runVcpu(attached.loopVcpu, attached.devices, attached.control, hooks) };
   } catch (err) {
     reply = { type: 'error', error: toErrorMessage(err) };

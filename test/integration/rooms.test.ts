@@ -52,6 +52,32 @@ describeKvm('the machine builder', () => {
   });
 });
 
+describeKvm('a run whose vCPU thread builds the board while the machine loads', () => {
+  it('ends the held run and closes the VM when the load fails, and the next run goes', async () => {
+    assertKvm();
+    await releaseIdleResources();
+    const before = openFds();
+    // Fits in RAM but not above the flat load address: the loader refuses it after the VM and
+    // its vCPU exist, with the job already in a vCPU thread.
+    for (let i = 0; i < 5; i++) {
+      await expect(startGuest({ image: Buffer.alloc(2 ** 20 - 4096), memory: '1M' })).rejects.toThrow(/does not fit/);
+    }
+    const good = await startGuest({ image: guest('hello'), timeoutMs: 30_000 });
+    const r = await good.result;
+    expect([r.reason, r.exitCode, r.serial, r.format]).toEqual(['debug-exit', 42, 'Hello from a tskvm guest!\n', 'flat']);
+    await releaseIdleResources();
+    expect(openFds()).toBe(before);
+  });
+
+  it('pauses and stops a run whose vCPU thread may still be building its board', async () => {
+    const run = await startGuest({ image: guest('spin'), timeoutMs: 30_000 });
+    await run.pause();
+    expect(run.state).toBe('paused');
+    run.stop();
+    expect((await run.result).reason).toBe('stopped');
+  });
+});
+
 describeKvm('the vCPU lifecycle', () => {
   it('tells a UART about input that arrives while the guest is halted waiting for its interrupt', async () => {
     const input = new PassThrough();
