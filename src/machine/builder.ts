@@ -76,7 +76,11 @@ export async function restoredMachine(config: MachineConfig, restore: RestoreCon
 }
 
 export function buildMachine(config: MachineConfig, files: GuestFiles): Machine {
-  const staged = stageMachine(config, files);
+  return loadMachine(stageMachine(config, files));
+}
+
+/** Loads a staged machine that no vCPU thread uses yet; a failure closes its VM. */
+export function loadMachine(staged: StagedMachine): Machine {
   try {
     staged.load();
   } catch (err) {

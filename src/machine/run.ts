@@ -17,7 +17,7 @@ import type { AttachedGdb } from '../gdb/attach.js';
 import type { VcpuRunResult } from '../vcpu/exit-loop.js';
 import type { VcpuJobDebug } from '../vcpu/thread.js';
 import { HALT_POLL_INTERVAL_MS, type Vcpu, type VcpuState } from '../vcpu/vcpu.js';
-import { restoredMachine, stageMachine, type Machine, type StagedMachine } from './builder.js';
+import { loadMachine, restoredMachine, stageMachine, type Machine, type StagedMachine } from './builder.js';
 import { readGuestFiles } from './guest-files.js';
 import { validateRunOptions, type MachineConfig, type RunGuestOptions } from './options.js';
 import { combineVcpuResults, toRunResult, type RunReason, type RunResult } from './result.js';
@@ -84,13 +84,7 @@ export async function startGuest(options: RunGuestOptions): Promise<GuestRun> {
   else {
     const staged = stageMachine(config, files!);
     if (loadsWhileBoardBuilds(config, staged)) return startWhileLoading(config, staged);
-    try {
-      staged.load();
-    } catch (err) {
-      void staged.machine.vm.close();
-      throw err;
-    }
-    machine = staged.machine;
+    machine = loadMachine(staged);
   }
   let gdb: AttachedGdb | undefined;
   try {
