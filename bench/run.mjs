@@ -17,7 +17,8 @@
  *      loop (start-up included), peak RSS of one-vCPU CLI runs.
  *   5. Then bench/density.mjs, in a process of its own: 64 guests in one process against 64 tskvm
  *      and 64 QEMU processes (RSS), KSM merging across 16 VMs, batched create-run-destroy.
- * Options: --rounds N (default 5), --latency-runs N (default 200).
+ * Options: --rounds N (default 5), --pairs N (default 15: tskvm runs of each kind on the
+ * exit path of item 1, each between two C runs), --latency-runs N (default 200).
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -29,8 +30,15 @@ import { buildCLoop, loopBinary } from './c-loop.mjs';
 import { median, percentile } from './stats.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const { values } = parseArgs({ options: { rounds: { type: 'string', default: '5' }, 'latency-runs': { type: 'string', default: '200' } } });
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '5' },
+    pairs: { type: 'string', default: '15' },
+    'latency-runs': { type: 'string', default: '200' },
+  },
+});
 const rounds = Number(values.rounds);
+const pairs = Number(values.pairs);
 const latencyRuns = Number(values['latency-runs']);
 
 const guest = (name) => path.join(root, 'guests', 'build', `${name}.bin`);
@@ -60,6 +68,30 @@ function cLoopExitsPerSecond(image = guest('pioloop')) {
   return { exits: Number(m[1]), perSecond: Number(m[2]) };
 }
 
+/**
+ * Each variant's exit rate against the C loop's at the same moment: C, variant 1, C, variant 2,
+ * C, ... `runs` times over; every tskvm run is divided by the mean of the C runs on either side.
+ * Returns the C median, and per variant the median rate and the median of its paired ratios.
+ */
+async function pairedWithC(image, variants, runs, runGuest, rate) {
+  const c = [cLoopExitsPerSecond(image).perSecond];
+  const out = Object.fromEntries(Object.keys(variants).map((name) => [name, { rates: [], ratios: [] }]));
+  for (let i = 0; i < runs; i++) {
+    for (const [name, options] of Object.entries(variants)) {
+      const r = rate(await runGuest({ image, ...options }));
+      c.push(cLoopExitsPerSecond(image).perSecond);
+      out[name].rates.push(r);
+      out[name].ratios.push(r / ((c.at(-2) + c.at(-1)) / 2));
+    }
+  }
+  const result = { c: median(c) };
+  for (const [name, { rates, ratios }] of Object.entries(out)) result[name] = { rate: median(rates), ratio: median(ratios), ratios };
+  return result;
+}
+
+/** The middle half of a set of ratios, as text. */
+const spread = (ratios) => `quartiles ${percentile(ratios, 25).toFixed(3)}-${percentile(ratios, 75).toFixed(3)}`;
+
 async function main() {
   buildCLoop();
   const { runGuest } = await import(path.join(root, 'dist', 'index.js'));
@@ -68,26 +100,23 @@ async function main() {
   await runGuest({ image: guest('pioloop') });
   cLoopExitsPerSecond();
 
-  const c = [];
-  const ts = [];
-  const caller = [];
   const rate = (r) => Object.values(r.exits).reduce((a, b) => a + b, 0) / (r.durationMs / 1000);
-  // Interleave them so that drift in the host (other load, frequency) hits all alike: the exit
-  // loop in a worker thread (the library's default) and on this thread (what `tskvm run` uses).
-  for (let i = 0; i < rounds; i++) {
-    c.push(cLoopExitsPerSecond().perSecond);
-    ts.push(rate(await runGuest({ image: guest('pioloop') })));
-    caller.push(rate(await runGuest({ image: guest('pioloop'), vcpuThread: 'caller' })));
-  }
-  const cMed = median(c);
-  const tsMed = median(ts);
-  const callerMed = median(caller);
-  console.log('PIO exit path (guests/build/pioloop.bin, 200001 exits per run, median of %d rounds)', rounds);
+  // The exit loop in a worker thread (the library's default) and on this thread (what `tskvm run`
+  // uses), each run between two runs of the C loop and compared with their mean: this host's speed
+  // drifts by several per cent within seconds, so a ratio of medians taken minutes apart measures
+  // the drift as much as tskvm (a plain ratio of the medians is printed too).
+  const threads = { worker: {}, caller: { vcpuThread: 'caller' } };
+  const paired = await pairedWithC(guest('pioloop'), threads, pairs, runGuest, rate);
+  console.log('PIO exit path (guests/build/pioloop.bin, 200001 exits per run, %d runs of each, each between two C runs)', pairs);
+  const cMed = paired.c;
+  const tsMed = paired.worker.rate;
   console.log(`  C loop around KVM_RUN   ${fmt(cMed)} exits/s  (${(1e6 / cMed).toFixed(2)} us/exit)`);
   console.log(`  tskvm (runGuest)        ${fmt(tsMed)} exits/s  (${(1e6 / tsMed).toFixed(2)} us/exit)`);
-  console.log(`  ratio tskvm / C         ${(tsMed / cMed).toFixed(3)}   (goal >= 0.98 in-process)`);
   console.log(
-    `  on the caller's thread  ${fmt(callerMed)} exits/s  (${(1e6 / callerMed).toFixed(2)} us/exit)  ratio to C ${(callerMed / cMed).toFixed(3)}`,
+    `  ratio tskvm / C         ${paired.worker.ratio.toFixed(3)}   (goal >= 0.98 in-process; median of the paired ratios, ${spread(paired.worker.ratios)}; ratio of the medians ${(tsMed / cMed).toFixed(3)})`,
+  );
+  console.log(
+    `  on the caller's thread  ${fmt(paired.caller.rate)} exits/s  (${(1e6 / paired.caller.rate).toFixed(2)} us/exit)  ratio to C ${paired.caller.ratio.toFixed(3)}  (${spread(paired.caller.ratios)}; ratio of the medians ${(paired.caller.rate / cMed).toFixed(3)})`,
   );
 
   // Port 0x80 is decoded by no device, so the addon takes those exits without JavaScript (as the
@@ -96,17 +125,11 @@ async function main() {
   try {
     const rtcImage = pioloopTo(RTC_INDEX_PORT, scratch);
     await runGuest({ image: rtcImage });
-    const device = { c: [], ts: [], caller: [] };
-    for (let i = 0; i < rounds; i++) {
-      device.c.push(cLoopExitsPerSecond(rtcImage).perSecond);
-      device.ts.push(rate(await runGuest({ image: rtcImage })));
-      device.caller.push(rate(await runGuest({ image: rtcImage, vcpuThread: 'caller' })));
-    }
-    const [dc, dts, dcaller] = [median(device.c), median(device.ts), median(device.caller)];
-    console.log(`The same loop to the RTC's index port 0x70 (a TypeScript device: every exit through JavaScript)`);
-    console.log(`  C loop around KVM_RUN   ${fmt(dc)} exits/s  (${(1e6 / dc).toFixed(2)} us/exit)`);
-    console.log(`  tskvm (runGuest)        ${fmt(dts)} exits/s  ratio to C ${(dts / dc).toFixed(3)}`);
-    console.log(`  on the caller's thread  ${fmt(dcaller)} exits/s  ratio to C ${(dcaller / dc).toFixed(3)}`);
+    const device = await pairedWithC(rtcImage, threads, rounds, runGuest, rate);
+    console.log(`The same loop to the RTC's index port 0x70 (a TypeScript device: every exit through JavaScript; ${rounds} runs of each)`);
+    console.log(`  C loop around KVM_RUN   ${fmt(device.c)} exits/s  (${(1e6 / device.c).toFixed(2)} us/exit)`);
+    console.log(`  tskvm (runGuest)        ${fmt(device.worker.rate)} exits/s  ratio to C ${device.worker.ratio.toFixed(3)}`);
+    console.log(`  on the caller's thread  ${fmt(device.caller.rate)} exits/s  ratio to C ${device.caller.ratio.toFixed(3)}`);
 
     // The ffi-rs backend against the addon: each in a process of its own (a process picks its
     // backend once), in turn, so that the load hits both alike. The ffi-rs backend has no native
