@@ -3,6 +3,11 @@
  * Where an exit's time goes beyond the C loop's (issue 17): the same 200,001-exit guest
  * (guests/build/pioloop.bin), interleaved, µs per exit, layer by layer:
  *   c              bench/kvm-loop.c, a process of its own (its own clock, around the loop only)
+ *   cIrqchip       the same with --irqchip: the VM set up as tskvm's builder does (irqchip, PIT,
+ *                  the host's CPUID): what tskvm's VM costs an exit, with no tskvm code
+ *   cInNode        the C loop's own code (bench/build/libkvm-loop.so) called through ffi-rs in a
+ *                  Node process of its own: what Node's process (its threads, its ~300 mappings,
+ *                  its FPU state) costs an exit, with no tskvm code
  *   bare           this process calling the backend's KVM_RUN in a loop, on a VM set up as the C
  *                  loop sets it up (no irqchip): what Node and one call into the addon cost
  *   builtVm        the same bare loop on the VM tskvm's builder makes (irqchip, PIT, CPUID, MSRs)
@@ -15,7 +20,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { boardHere } from './board-here.mjs';
-import { buildCLoop, loopBinary } from './c-loop.mjs';
+import { buildCLoop, buildCLoopLibrary, loopBinary, loopLibrary } from './c-loop.mjs';
 import { median } from './stats.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -102,15 +107,29 @@ async function built(withExitLoop) {
   }
 }
 
-function cLoop() {
-  const r = spawnSync(loopBinary, [image], { encoding: 'utf8' });
+/** µs per exit from the C loop's own report (its clock, around the loop only). */
+function cLoopReport(r) {
   const seconds = /seconds=([\d.]+)/.exec(`${r.stdout}${r.stderr}`);
-  if (r.status !== 0 || !seconds) throw new Error(`kvm-loop failed: ${r.stderr}`);
+  if (r.status !== 0 || !seconds) throw new Error(`kvm-loop failed (status ${r.status}): ${r.stderr}`);
   return (Number(seconds[1]) * 1e6) / EXITS;
 }
 
+const cLoop = (...flags) => cLoopReport(spawnSync(loopBinary, [...flags, image], { encoding: 'utf8' }));
+
+/** The C loop's main, called in a fresh Node process through ffi-rs (its report goes to that process's stderr). */
+const C_IN_NODE = `
+const ffi = require('ffi-rs');
+ffi.open({ library: 'loop', path: process.argv[1] });
+const argv = ['kvm-loop', process.argv[2]];
+process.exitCode = ffi.load({ library: 'loop', funcName: 'kvm_loop_main', retType: ffi.DataType.I32,
+  paramsType: [ffi.DataType.I32, ffi.DataType.StringArray], paramsValue: [argv.length, argv] });
+`;
+const cInNode = () => cLoopReport(spawnSync(process.execPath, ['-e', C_IN_NODE, loopLibrary, image], { cwd: root, encoding: 'utf8' }));
+
 const LAYERS = {
-  c: cLoop,
+  c: () => cLoop(),
+  cIrqchip: () => cLoop('--irqchip'),
+  cInNode,
   bare,
   builtVm: () => built(false),
   exitLoop: () => built(true),
@@ -118,6 +137,7 @@ const LAYERS = {
 };
 
 buildCLoop();
+buildCLoopLibrary();
 for (const layer of Object.values(LAYERS)) await layer(); // warm-up: every path compiled and optimised
 const times = Object.fromEntries(Object.keys(LAYERS).map((name) => [name, []]));
 for (let i = 0; i < rounds; i++) for (const [name, layer] of Object.entries(LAYERS)) times[name].push(await layer());

@@ -2,7 +2,12 @@
  * kvm-loop.c - the smallest useful KVM exit loop: the reference point for tskvm's benchmarks and a
  * way to check the guests in guests/ on real KVM without the TypeScript side.
  *
- *   kvm-loop IMAGE [MEMORY_BYTES]
+ *   kvm-loop [--irqchip] IMAGE [MEMORY_BYTES]
+ *
+ * --irqchip sets the VM up as tskvm's builder does (src/machine/vm.ts), to tell the VM's share of
+ * an exit from tskvm's: KVM_CREATE_IRQCHIP and KVM_CREATE_PIT2 (dummy speaker) before the vCPU,
+ * and the host's KVM_GET_SUPPORTED_CPUID on it (tskvm filters it; its GSI routes and boot MSRs are
+ * left out). HLT then no longer exits: the vCPU sleeps in the kernel, as under tskvm.
  *
  * Machine (the tskvm contract, /work/shared/DESIGN.md): one RAM slot from guest-physical 0
  * (default 16 MiB). A flat image is loaded at 0x10000 and starts in real mode with
@@ -18,7 +23,8 @@
  *   OUT 0xFE to 0x64         the run ends: reset
  *   other IN                 all ones; other OUT: ignored
  *   MMIO                     reads all ones, writes ignored
- *   HLT                      the run ends: halt (no irqchip, so nothing could wake it)
+ *   HLT                      the run ends: halt (without --irqchip, nothing could wake it; with
+ *                            it, HLT does not exit: use guests that end by a port write)
  *   SHUTDOWN                 the run ends: shutdown (triple fault)
  *   INTERNAL_ERROR           the run ends: internal-error-<suberror> (1 = emulation failure)
  *   anything else            the run ends: exit-<reason number>
@@ -58,6 +64,8 @@
 #define LSR_TEMT 0x40
 #define I8042_CMD_PORT 0x64
 #define I8042_CMD_RESET 0xfe
+/* Room for the host's CPUID leaves (KVM_GET_SUPPORTED_CPUID fails with E2BIG on too few). */
+#define MAX_CPUID_ENTRIES 256
 
 static void write_all(int fd, const uint8_t *p, size_t n)
 {
@@ -102,8 +110,14 @@ static uint8_t serial_rbr(void)
 
 int main(int argc, char **argv)
 {
+	int irqchip = argc > 1 && strcmp(argv[1], "--irqchip") == 0;
+	if (irqchip) {
+		argv[1] = argv[0];
+		argv++;
+		argc--;
+	}
 	if (argc < 2 || argc > 3) {
-		fprintf(stderr, "usage: %s IMAGE [MEMORY_BYTES]\n", argv[0]);
+		fprintf(stderr, "usage: %s [--irqchip] IMAGE [MEMORY_BYTES]\n", argv[0]);
 		return 2;
 	}
 	size_t mem_size = DEFAULT_MEMORY;
@@ -167,10 +181,28 @@ int main(int argc, char **argv)
 		memset(image, 0, BOOT_SECTOR_SIZE);
 	}
 
+	if (irqchip) {
+		struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+		if (ioctl(vm, KVM_CREATE_IRQCHIP, 0) < 0)
+			die("KVM_CREATE_IRQCHIP");
+		if (ioctl(vm, KVM_CREATE_PIT2, &pit) < 0)
+			die("KVM_CREATE_PIT2");
+	}
+
 	/* vCPU 0 and its kvm_run page. */
 	int vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
 	if (vcpu < 0)
 		die("KVM_CREATE_VCPU");
+	if (irqchip) {
+		static struct {
+			struct kvm_cpuid2 header;
+			struct kvm_cpuid_entry2 entries[MAX_CPUID_ENTRIES];
+		} cpuid = { .header.nent = MAX_CPUID_ENTRIES };
+		if (ioctl(kvm, KVM_GET_SUPPORTED_CPUID, &cpuid) < 0)
+			die("KVM_GET_SUPPORTED_CPUID");
+		if (ioctl(vcpu, KVM_SET_CPUID2, &cpuid) < 0)
+			die("KVM_SET_CPUID2");
+	}
 	size_t run_size;
 	struct kvm_run *run = map_run(kvm, vcpu, &run_size);
 
