@@ -9,3 +9,6 @@ export const percentile = (xs, p) => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((s.length * p) / 100))];
 };
+
+/** The median with the first and third quartiles: a paired ratio's centre and spread. */
+export const quartiles = (xs) => ({ q1: percentile(xs, 25), median: median(xs), q3: percentile(xs, 75) });
