@@ -8,7 +8,8 @@
  *      start), against bench/launch-floor.cjs (Node running the same guest with the addon and
  *      nothing else: the floor of any VMM in Node) and against bench/kvm-loop.c on the same guest
  *      (a C VMM's launch).
- *   2. `tskvm run pioloop.bin` (200,001 PIO exits) against the C loop, start-up included.
+ *   2. `tskvm run pioloop.bin` (200,001 PIO exits) against the C loop, start-up included: the
+ *      median of each round's own ratio, with its quartiles, beside the ratio of the medians.
  *   3. Peak RSS (ru_maxrss, by /usr/bin/time when it is installed) of one-vCPU runs.
  *   4. Where a one-exit launch goes (bench/launch-stages.cjs, the bin with clocks): Node's own
  *      start-up, loading the bundle, the command itself, and the exit's tail, against `node -e`'s.
@@ -166,8 +167,8 @@ function main() {
     cliOverFloorMs: med.cliOneExit - med.nodeFloor,
     cliOverCRatio: med.cliOneExit / med.cOneExit,
     pioloopSpeedRatio: med.cPioloop / med.cliPioloop,
-    // Each round's own ratio (the two runs minutes apart at most), then their median and
-    // quartiles: the host's drift between rounds cancels out of each pair.
+    // Each round's own ratio (its two runs seconds apart), then their median and quartiles:
+    // the host's drift between rounds cancels out of each pair.
     pioloopSpeedPaired: quartiles(times.cPioloop.map((c, i) => c / times.cliPioloop[i])),
     peakRssKiB: rss,
     stagesMs: stageMs,

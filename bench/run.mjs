@@ -27,7 +27,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildCLoop, loopBinary } from './c-loop.mjs';
-import { median, percentile } from './stats.mjs';
+import { median, percentile, quartiles } from './stats.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values } = parseArgs({
@@ -90,7 +90,10 @@ async function pairedWithC(image, variants, runs, runGuest, rate) {
 }
 
 /** The middle half of a set of ratios, as text. */
-const spread = (ratios) => `quartiles ${percentile(ratios, 25).toFixed(3)}-${percentile(ratios, 75).toFixed(3)}`;
+const spread = (ratios) => {
+  const { q1, q3 } = quartiles(ratios);
+  return `quartiles ${q1.toFixed(3)}-${q3.toFixed(3)}`;
+};
 
 async function main() {
   buildCLoop();
