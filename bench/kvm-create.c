@@ -35,7 +35,6 @@
 
 #define IDENTITY_MAP_ADDR 0xfffbc000ull
 #define MAX_IMAGE (64u << 10)
-#define MAX_CPUID_ENTRIES 256
 #define MAX_RUNS 100000
 
 static double now_ms(void)
@@ -76,11 +75,7 @@ static void one_run(const uint8_t *image, size_t image_size, size_t mem_size)
 	struct kvm_userspace_memory_region region = { .slot = 0, .memory_size = mem_size, .userspace_addr = (uintptr_t)mem };
 	if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &region) < 0)
 		die("KVM_SET_USER_MEMORY_REGION");
-	if (ioctl(vm, KVM_CREATE_IRQCHIP, 0) < 0)
-		die("KVM_CREATE_IRQCHIP");
-	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
-	if (ioctl(vm, KVM_CREATE_PIT2, &pit) < 0)
-		die("KVM_CREATE_PIT2");
+	create_pc_irqchip(vm);
 	memcpy(mem + FLAT_LOAD_ADDR, image, image_size);
 
 	int vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
@@ -144,12 +139,7 @@ int main(int argc, char **argv)
 	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (kvm < 0)
 		die("/dev/kvm");
-	cpuid = calloc(1, sizeof(*cpuid) + MAX_CPUID_ENTRIES * sizeof(struct kvm_cpuid_entry2));
-	if (!cpuid)
-		die("calloc");
-	cpuid->nent = MAX_CPUID_ENTRIES;
-	if (ioctl(kvm, KVM_GET_SUPPORTED_CPUID, cpuid) < 0)
-		die("KVM_GET_SUPPORTED_CPUID");
+	cpuid = host_cpuid(kvm);
 	close(kvm);
 
 	double *ms = calloc((size_t)runs, sizeof(double));

@@ -64,8 +64,6 @@
 #define LSR_TEMT 0x40
 #define I8042_CMD_PORT 0x64
 #define I8042_CMD_RESET 0xfe
-/* Room for the host's CPUID leaves (KVM_GET_SUPPORTED_CPUID fails with E2BIG on too few). */
-#define MAX_CPUID_ENTRIES 256
 
 static void write_all(int fd, const uint8_t *p, size_t n)
 {
@@ -181,28 +179,15 @@ int main(int argc, char **argv)
 		memset(image, 0, BOOT_SECTOR_SIZE);
 	}
 
-	if (irqchip) {
-		struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
-		if (ioctl(vm, KVM_CREATE_IRQCHIP, 0) < 0)
-			die("KVM_CREATE_IRQCHIP");
-		if (ioctl(vm, KVM_CREATE_PIT2, &pit) < 0)
-			die("KVM_CREATE_PIT2");
-	}
+	if (irqchip)
+		create_pc_irqchip(vm);
 
 	/* vCPU 0 and its kvm_run page. */
 	int vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
 	if (vcpu < 0)
 		die("KVM_CREATE_VCPU");
-	if (irqchip) {
-		static struct {
-			struct kvm_cpuid2 header;
-			struct kvm_cpuid_entry2 entries[MAX_CPUID_ENTRIES];
-		} cpuid = { .header.nent = MAX_CPUID_ENTRIES };
-		if (ioctl(kvm, KVM_GET_SUPPORTED_CPUID, &cpuid) < 0)
-			die("KVM_GET_SUPPORTED_CPUID");
-		if (ioctl(vcpu, KVM_SET_CPUID2, &cpuid) < 0)
-			die("KVM_SET_CPUID2");
-	}
+	if (irqchip && ioctl(vcpu, KVM_SET_CPUID2, host_cpuid(kvm)) < 0)
+		die("KVM_SET_CPUID2");
 	size_t run_size;
 	struct kvm_run *run = map_run(kvm, vcpu, &run_size);
 
